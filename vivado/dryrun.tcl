@@ -1,0 +1,50 @@
+# Dry run of the VELCRO Vivado scripts in plain tclsh, without Vivado.
+#
+#   tclsh vivado/dryrun.tcl LOG SCRIPT [SCRIPT ...]          (`make vivado-dryrun`)
+#
+# Every command Tcl does not know (that is, every Vivado command) reaches the `unknown` handler
+# below, which appends the call to LOG as one JSON array of strings per line and returns "".
+# Tcl commands (file, open, puts, ...) run for real, so generated files (constraints, the IP
+# wrapper) are written. tests/test_vivado_flow.py reads LOG to check the flow.
+
+if {$argc < 2} {
+    puts stderr "usage: tclsh vivado/dryrun.tcl LOG SCRIPT \[SCRIPT ...\]"
+    exit 2
+}
+
+namespace eval velcro_dryrun {
+    variable log [open [lindex $argv 0] w]
+    fconfigure $log -encoding utf-8
+}
+
+proc velcro_dryrun::json_string {s} {
+    set out "\""
+    foreach ch [split $s ""] {
+        scan $ch %c code
+        if {$ch eq "\""} {
+            append out "\\\""
+        } elseif {$ch eq "\\"} {
+            append out "\\\\"
+        } elseif {$code < 32} {
+            append out [format "\\u%04x" $code]
+        } else {
+            append out $ch
+        }
+    }
+    return "$out\""
+}
+
+proc unknown {args} {
+    set items {}
+    foreach a $args {
+        lappend items [velcro_dryrun::json_string $a]
+    }
+    puts $velcro_dryrun::log "\[[join $items {, }]\]"
+    flush $velcro_dryrun::log
+    return ""
+}
+
+foreach velcro_dryrun_script [lrange $argv 1 end] {
+    source $velcro_dryrun_script
+}
+close $velcro_dryrun::log
