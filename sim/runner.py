@@ -59,7 +59,7 @@ def run_bench(
     runner = get_runner(sim)
     if sim == "verilator" and VERILATOR_MAKEFLAGS not in os.environ.get("MAKEFLAGS", ""):
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [os.environ.get("MAKEFLAGS"), VERILATOR_MAKEFLAGS]))
-    build_args = VERILATOR_ARGS + (["--trace", "--trace-structs"] if waves else []) if sim == "verilator" else []
+    build_args = VERILATOR_ARGS if sim == "verilator" else []
     runner.build(
         sources=[GENERATED / f"{toplevel}.v"],
         hdl_toplevel=toplevel,
