@@ -1,0 +1,215 @@
+"""`velcro`: statistics, compression / evaluation, threshold search, plots and saving ratio.
+
+    velcro ratio  --model resnet18 --thresholds 34,36,30,... --percent --json
+    velcro stats  --task footwear --out footwear.stats.pt
+    velcro eval   --task footwear --thresholds 0,0.3,0.3,0.3,0.3          (alias: compress)
+    velcro search --task footwear --target 0.4 | --lossless
+    velcro plots  --task footwear --out reports/algorithm/cli
+    (paper setting: --model resnet18 --weights resnet18.pth --data /imagenet/val --task cats)
+
+Errors of use print one line naming the problem and the fix, and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .compress import CompressedModel, compression_masks, parse_thresholds, saving_ratio
+from .data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
+from .errors import VelcroError
+from .evaluate import accuracy
+from .search import ThresholdSearch, family_thresholds
+from .sites import find_sites
+from .stats import ActivationStatistics
+from .zoo import PAPER_MODELS, build_model
+
+
+def _example(args) -> torch.Tensor:
+    if args.model == "default":
+        return torch.zeros(1, 1, 28, 28)
+    return torch.zeros(1, args.input_channels, args.input_size, args.input_size)
+
+
+def _task(args):
+    """(model, task data, split) from the common options."""
+    model = build_model(args.model, args.weights)
+    if args.data == "fashion":
+        if args.model in PAPER_MODELS:
+            raise VelcroError(f"{args.model} is an ImageNet model: give an ImageNet-layout folder with --data")
+        data = fashion_task(args.task)
+    else:
+        data = imagenet_task(args.data, args.task)
+    split = split_task(len(data.labels), prep_fraction=args.prep_fraction, prep_images=args.prep_images, seed=args.seed)
+    return model, data, split
+
+
+def _statistics(model, data, indices, batch_size: int, desc: str) -> ActivationStatistics:
+    stats = ActivationStatistics(model)
+    chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    stats.observe_batches((data.images[c] for c in chunks), progress=True, desc=desc)
+    return stats
+
+
+def _load_or_observe(args, model, data, split) -> ActivationStatistics:
+    if getattr(args, "stats", None):
+        stats = ActivationStatistics(model)
+        path = Path(args.stats)
+        if not path.is_file():
+            raise VelcroError(f"statistics file {path} does not exist; create it with `velcro stats --out {path}`")
+        stats.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return stats
+    return _statistics(model, data, split.prep, args.batch_size, "statistics")
+
+
+def cmd_ratio(args) -> dict:
+    model = build_model(args.model, args.weights)
+    sites, total_macs = find_sites(model, _example(args))
+    thresholds = parse_thresholds(args.thresholds, len(sites), percent=args.percent)
+    return saving_ratio(sites, thresholds, total_macs).to_dict() | {"activation_outputs": len(sites)}
+
+
+def cmd_stats(args) -> dict:
+    model, data, split = _task(args)
+    stats = _statistics(model, data, split.prep, args.batch_size, "statistics")
+    torch.save(stats.state_dict(), args.out)
+    return {"out": str(args.out), "images": stats.count, "activation_outputs": len(stats.sites), "sites": [s.name for s in stats.sites]}
+
+
+def cmd_eval(args) -> dict:
+    model, data, split = _task(args)
+    stats = _load_or_observe(args, model, data, split)
+    thresholds = parse_thresholds(args.thresholds, len(stats.sites), percent=args.percent)
+    compressed = CompressedModel(model, stats, compression_masks(stats, thresholds))
+    val_images, val_labels = data.images[split.val], data.labels[split.val]
+    ratio = saving_ratio(stats.sites, thresholds, stats.total_macs)
+    return {
+        "task": str(args.task),
+        "prep_images": len(split.prep),
+        "val_images": len(split.val),
+        "baseline_accuracy": accuracy(model, val_images, val_labels, progress=True, desc="baseline"),
+        "compressed_accuracy": accuracy(compressed, val_images, val_labels, progress=True, desc="compressed"),
+        "saving_ratio": ratio.saving_ratio,
+        "mac_weighted_ratio": ratio.mac_weighted_ratio,
+        "zero_fraction": compressed.zero_fraction(),
+    }
+
+
+def cmd_search(args) -> dict:
+    model, data, split = _task(args)
+    stats = _load_or_observe(args, model, data, split)
+    prep_images, prep_labels = data.images[split.prep], data.labels[split.prep]
+    search = ThresholdSearch(model, stats, lambda m: accuracy(m, prep_images, prep_labels))
+    if args.target is not None:
+        point, thresholds = search.best_at(args.target)
+    else:
+        point, thresholds = search.largest_lossless()
+    compressed = search.compressed(thresholds)
+    val_images, val_labels = data.images[split.val], data.labels[split.val]
+    return {
+        "baseline_prep_accuracy": search.baseline,
+        "chosen": {
+            "saving_ratio": point.saving_ratio,
+            "family": point.family,
+            "prep_accuracy": point.prep_accuracy,
+            "val_accuracy": accuracy(compressed, val_images, val_labels, progress=True, desc="validation"),
+            "baseline_val_accuracy": accuracy(model, val_images, val_labels, progress=True, desc="baseline"),
+            "thresholds": ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
+        },
+        "explored": search.curve(),
+    }
+
+
+def cmd_plots(args) -> dict:
+    from .analysis import plot_variance_histograms
+
+    model, data, split = _task(args)
+    stats = _load_or_observe(args, model, data, split)
+    reference = {"fashion": lambda: fashion_task("all")}.get(args.data)
+    panels = {str(args.task): stats}
+    if reference is not None:
+        everything = reference()
+        ref_split = split_task(len(everything.labels), prep_images=len(split.prep), seed=args.seed)
+        panels["all classes"] = _statistics(model, everything, ref_split.prep, args.batch_size, "all classes")
+    out = Path(args.out)
+    png = plot_variance_histograms(panels, out / f"variance_{str(args.task).replace(',', '_').replace('/', '-')}.png")
+    return {"png": str(png)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="velcro", description="VELCRO value-locality compression")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p):
+        p.add_argument("--model", default="default", help="default | resnet18 | googlenet | mobilenet_v2 | a torch.save(model) file")
+        p.add_argument("--weights", help="state-dict file for a named model (never downloaded)")
+
+    def task_options(p):
+        model_options(p)
+        p.add_argument("--data", default="fashion", help="fashion (offline default) or an ImageNet-layout folder")
+        p.add_argument("--task", default="footwear", help="task name (footwear, tops, ...; cats, dogs, cars, ...) or comma-separated classes")
+        p.add_argument("--prep-fraction", type=float, default=DEFAULT_PREP_FRACTION)
+        p.add_argument("--prep-images", type=int, help="number of preprocessing images (overrides --prep-fraction)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--batch-size", type=int, default=256)
+
+    def threshold_options(p):
+        p.add_argument("--thresholds", required=True, help="comma-separated tuple, one per activation output or all but the first")
+        p.add_argument("--percent", action="store_true", help="thresholds are percents (the paper's tables)")
+
+    p = sub.add_parser("ratio", help="compression-saving ratio of a threshold tuple (shapes only)")
+    model_options(p)
+    threshold_options(p)
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--input-channels", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_ratio)
+
+    p = sub.add_parser("stats", help="preprocessing statistics of a task, saved to a file")
+    task_options(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(run=cmd_stats)
+
+    for name in ("eval", "compress"):
+        p = sub.add_parser(name, help="top-1 accuracy before and after compression on the validation split")
+        task_options(p)
+        threshold_options(p)
+        p.add_argument("--stats", help="statistics file from `velcro stats` (otherwise computed)")
+        p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("search", help="find a threshold tuple automatically")
+    task_options(p)
+    goal = p.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target", type=float, help="target saving ratio C in [0, 1)")
+    goal.add_argument("--lossless", action="store_true", help="largest C with no accuracy loss on the preprocessing images")
+    p.add_argument("--stats", help="statistics file from `velcro stats`")
+    p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("plots", help="variance histograms, task vs all classes (PNG)")
+    task_options(p)
+    p.add_argument("--stats", help="statistics file from `velcro stats`")
+    p.add_argument("--out", default="reports/algorithm/cli")
+    p.set_defaults(run=cmd_plots)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except VelcroError as err:
+        print(f"velcro {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", True):
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"saving_ratio {result['saving_ratio']:.4f}  mac_weighted_ratio {result['mac_weighted_ratio']:.4f}  "
+              f"({result['activation_outputs']} activation outputs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

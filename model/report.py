@@ -1,0 +1,141 @@
+"""`make algorithm-report`: VELCRO on the offline default, written to reports/algorithm/.
+
+For each specialized task: baseline accuracy, the automatic threshold search on the preprocessing
+images, the accuracy-vs-C curve on the validation images, the largest C with no validation loss,
+the share of compressed elements that are zero (paper Table 4), and variance histograms of the
+task vs all ten classes (paper Figs 3–8). Numbers go to summary.json, prose to summary.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .analysis import plot_accuracy_vs_ratio, plot_variance_histograms
+from .data import DEFAULT_PREP_FRACTION, fashion_task, split_task
+from .default_model import HW_SITE, checkpoint_metadata, load_default_model
+from .evaluate import accuracy
+from .search import ThresholdSearch
+from .stats import ActivationStatistics
+
+CURVE_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def task_report(model, task: str, *, prep_fraction: float, seed: int, out_dir: Path) -> dict:
+    """Everything the report says about one task."""
+    data = fashion_task(task)
+    split = split_task(len(data.labels), prep_fraction=prep_fraction, seed=seed)
+    prep_images, prep_labels = data.images[split.prep], data.labels[split.prep]
+    val_images, val_labels = data.images[split.val], data.labels[split.val]
+    stats = ActivationStatistics(model)
+    stats.observe(prep_images)
+
+    # "all classes" reference with the same number of images, drawn from all ten test classes
+    everything = fashion_task("all")
+    reference = split_task(len(everything.labels), prep_images=len(split.prep), seed=seed)
+    all_stats = ActivationStatistics(model)
+    all_stats.observe(everything.images[reference.prep])
+
+    search = ThresholdSearch(model, stats, lambda m: accuracy(m, prep_images, prep_labels))
+    best, best_thresholds = search.largest_lossless()
+    baseline = accuracy(model, val_images, val_labels)
+    points = []
+    for target in tqdm(sorted(set(CURVE_RATIOS) | {round(best.saving_ratio, 4)}), desc=f"{task} curve", leave=False):
+        point, thresholds = search.best_at(target)
+        compressed = search.compressed(thresholds)
+        points.append(
+            {
+                "saving_ratio": point.saving_ratio,
+                "family": point.family,
+                "prep_accuracy": point.prep_accuracy,
+                "val_accuracy": accuracy(compressed, val_images, val_labels),
+                "zero_fraction": compressed.zero_fraction(),
+                "thresholds": point.thresholds,
+            }
+        )
+    lossless = [p for p in points if p["val_accuracy"] >= baseline]
+    largest = max(lossless, key=lambda p: p["saving_ratio"]) if lossless else None
+    searched = next(p for p in points if abs(p["saving_ratio"] - best.saving_ratio) < 1e-3)
+    histogram = plot_variance_histograms(
+        {task: stats, "all classes": all_stats}, out_dir / f"variance_{task}.png", title=f"variance per layer: {task} vs all classes"
+    )
+    hw_ratio = float(stats.variance(HW_SITE).mean() / all_stats.variance(HW_SITE).mean())
+    return {
+        "task": task,
+        "classes": list(data.classes),
+        "prep_images": len(split.prep),
+        "val_images": len(split.val),
+        "baseline_val_accuracy": baseline,
+        "baseline_prep_accuracy": search.baseline,
+        "search_choice": searched,
+        "largest_lossless_on_validation": largest,
+        "points": points,
+        "explored_on_prep": search.curve(),
+        "hw_layer_variance_ratio_task_vs_all": hw_ratio,
+        "histogram_png": histogram.name,
+    }
+
+
+def write_markdown(summary: dict, out: Path) -> None:
+    lines = [
+        "# VELCRO on the offline default (Fashion-MNIST CNN)",
+        "",
+        f"Model: `model/checkpoints/default_cnn.pt`, test accuracy on all 10 classes "
+        f"{summary['model']['test_accuracy']:.4f}. Preprocessing images: {summary['prep_fraction']:.1%} of each "
+        "task's test images (seeded), validation: the rest. C is the element-weighted saving ratio (Eq. 2); "
+        "the first activation output is never compressed.",
+        "",
+        "| task | prep / val images | baseline val acc | search pick (prep images): C, val acc | largest C with no val loss | zero share of compressed elements |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in summary["tasks"]:
+        pick, big = t["search_choice"], t["largest_lossless_on_validation"]
+        big_text = f"{big['saving_ratio']:.3f} ({big['family']}, acc {big['val_accuracy']:.4f})" if big else "none on the curve"
+        zero = big["zero_fraction"] if big else pick["zero_fraction"]
+        lines.append(
+            f"| {t['task']} | {t['prep_images']} / {t['val_images']} | {t['baseline_val_accuracy']:.4f} | "
+            f"{pick['saving_ratio']:.3f}, {pick['val_accuracy']:.4f} | {big_text} | {zero:.2%} |"
+        )
+    lines += ["", "## Accuracy vs C (validation)", "", "![accuracy vs C](accuracy_vs_ratio.png)", ""]
+    for t in summary["tasks"]:
+        lines += [f"### {t['task']}", "", "| C | family | prep acc | val acc |", "|---|---|---|---|"]
+        for p in t["points"]:
+            lines.append(f"| {p['saving_ratio']:.3f} | {p['family']} | {p['prep_accuracy']:.4f} | {p['val_accuracy']:.4f} |")
+        lines += [
+            "",
+            f"Variance per layer, {t['task']} vs all classes (hardware layer: mean variance ratio "
+            f"{t['hw_layer_variance_ratio_task_vs_all']:.3f}):",
+            "",
+            f"![variance {t['task']}]({t['histogram_png']})",
+            "",
+        ]
+    out.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("reports/algorithm"))
+    parser.add_argument("--tasks", default="footwear,tops")
+    parser.add_argument("--prep-fraction", type=float, default=DEFAULT_PREP_FRACTION)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    model = load_default_model()
+    args.out.mkdir(parents=True, exist_ok=True)
+    tasks = [task_report(model, t.strip(), prep_fraction=args.prep_fraction, seed=args.seed, out_dir=args.out) for t in args.tasks.split(",")]
+    summary = {"model": checkpoint_metadata(), "prep_fraction": args.prep_fraction, "seed": args.seed, "tasks": tasks}
+    plot_accuracy_vs_ratio({t["task"]: t for t in tasks}, args.out / "accuracy_vs_ratio.png")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_markdown(summary, args.out / "summary.md")
+    print(f"wrote {args.out}/summary.md in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
