@@ -329,7 +329,8 @@ class VelcroConv2d(wiring.Component):
         pending_last = Signal()
         pending_lane = Signal(2)
         credit = out_fifo.level + read_pending < OUTPUT_FIFO_DEPTH
-        drain_read = obuf_ready.bit_select(drain_slot, 1) & credit
+        drain_read = Signal()  # one OFMAP word, one mask word and two AVG words read this cycle
+        m.d.comb += drain_read.eq(obuf_ready.bit_select(drain_slot, 1) & credit)
         m.d.comb += [
             obuf_rd.addr.eq(Cat(drain_beat, drain_slot)),
             obuf_rd.en.eq(drain_read),

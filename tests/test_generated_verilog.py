@@ -20,6 +20,12 @@ CORE_PORTS = {
     "s_axil_arready": ("output", 1), "s_axil_rdata": ("output", 32), "s_axil_rresp": ("output", 2),
     "s_axil_rvalid": ("output", 1), "s_axil_rready": ("input", 1),
 }  # fmt: skip
+# velcro_top: the 16 instances' streams concatenated, a 17-bit AXI4-Lite address.
+TOP_PORTS = {
+    **CORE_PORTS,
+    **{name: (direction, 16 * width) for name, (direction, width) in CORE_PORTS.items() if "_axis_" in name},
+    "s_axil_awaddr": ("input", 17), "s_axil_araddr": ("input", 17),
+}  # fmt: skip
 
 
 def top_module_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
@@ -45,6 +51,11 @@ def test_committed_verilog_is_fresh(module):
 def test_conv2d_ports_match_design():
     text = (GENERATED_DIR / "velcro_conv2d.v").read_text()
     assert top_module_ports(text, "velcro_conv2d") == CORE_PORTS
+
+
+def test_top_ports_match_design():
+    text = (GENERATED_DIR / "velcro_top.v").read_text()
+    assert top_module_ports(text, "velcro_top") == TOP_PORTS
 
 
 @pytest.mark.parametrize("module", sorted(designs()))
