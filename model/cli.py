@@ -5,6 +5,7 @@
     velcro eval   --task footwear --thresholds 0,0.3,0.3,0.3,0.3          (alias: compress)
     velcro search --task footwear --target 0.4 | --lossless
     velcro plots  --task footwear --out reports/algorithm/cli
+    velcro export --task footwear --threshold 0.3 [--allocation balanced] --out hw_layer.npz
     (paper setting: --model resnet18 --weights resnet18.pth --data /imagenet/val --task cats)
 
 Errors of use print one line naming the problem and the fix, and exit with status 2.
@@ -139,6 +140,28 @@ def cmd_plots(args) -> dict:
     return {"png": str(png)}
 
 
+def cmd_export(args) -> dict:
+    from .default_model import load_default_model
+    from .export import export_layer, save_export
+
+    model = load_default_model(args.checkpoint)
+    threshold = args.threshold
+    if args.percent:
+        threshold = float(threshold) / 100
+    export = export_layer(
+        args.task,
+        threshold,
+        allocation=args.allocation,
+        model=model,
+        n_prep=args.prep_images,
+        seed=args.seed,
+        input_calibration=args.input_calibration,
+        error_images=args.error_images,
+    )
+    path = save_export(export, args.out)
+    return {"out": str(path)} | export.meta()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="velcro", description="VELCRO value-locality compression")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +216,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", help="statistics file from `velcro stats`")
     p.add_argument("--out", default="reports/algorithm/cli")
     p.set_defaults(run=cmd_plots)
+
+    p = sub.add_parser("export", help="the default CNN's hardware layer as 16 conv2d configurations (.npz)")
+    p.add_argument("--task", default="footwear", help="Fashion-MNIST task whose statistics and calibration are used")
+    p.add_argument("--threshold", default="0.3", help="T as a fraction in [0, 1) (or percent with --percent)")
+    p.add_argument("--percent", action="store_true", help="--threshold is a percent")
+    p.add_argument("--allocation", choices=("per-layer", "balanced"), default="per-layer",
+                   help="per-layer: the ⌊T·65536⌋ lowest-variance elements of the layer (VELCRO); balanced: ⌊T·4096⌋ per channel")
+    p.add_argument("--prep-images", type=int, help="preprocessing / calibration images (default 1.5 %% of the task)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-calibration", default="max", help="input scale from the calibration inputs' max, or a percentile like p99.99")
+    p.add_argument("--error-images", type=int, default=64, help="validation images for the float-vs-int8 error (0: skip)")
+    p.add_argument("--checkpoint", help="default-CNN checkpoint (default: the committed one)")
+    p.add_argument("--out", type=Path, required=True, help="export file (.npz)")
+    p.set_defaults(run=cmd_export)
     return parser
 
 
