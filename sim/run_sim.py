@@ -1,8 +1,12 @@
-"""`make sim`: regenerate the RTL, run the instance bench per mask density, print and save the table.
+"""`make sim`: regenerate the RTL, then measure everything the reports show, on open simulators.
 
-For each density the cocotb bench (sim/tb_conv2d.py) checks every output bit against the golden
-model and LAST_CYCLES / the steady-state interval against the cycle model, and records what it
-measured; this script turns those records into reports/conv2d_sim.{md,json}.
+1. per mask density, the instance bench (sim/tb_conv2d.py): every output bit against the golden
+   model, LAST_CYCLES and the steady-state interval against the cycle model
+   -> reports/conv2d_sim.{md,json};
+2. the C sweep (sim/sweep.py): throughput of one instance and of the 16-instance top, energy
+   proxy and toggles -> reports/summary.md, sweep.json and PNG plots;
+3. the open Yosys resource estimate (sim/resources.py) and, when a Vivado run left one,
+   build/vivado/summary.json, appended to reports/summary.md.
 """
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ from tqdm import tqdm
 
 from model.golden import N_OUTPUTS
 from rtl.generate import GENERATED_DIR, designs, verilog_text
+from sim import report, resources
 from sim.runner import ROOT, SIMULATORS, SimulatorMissing, run_bench
+from sim.sweep import SweepSettings, run_sweep
 
 DENSITIES = (0.0, 0.3, 0.5, 0.75, 0.9, 1.0)
 REPORTS = ROOT / "reports"
@@ -64,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim", choices=SIMULATORS, default="icarus")
     parser.add_argument("--waves", action="store_true", help="leave a waveform (FST on Icarus, VCD on Verilator)")
     parser.add_argument("--frames", type=int, default=3, help="back-to-back frames per density (>= 3)")
+    parser.add_argument("--clock-mhz", type=float, default=300.0, help="clock for throughput figures (default 300)")
+    parser.add_argument("--masks", choices=("velcro", "synthetic"), default="velcro",
+                        help="sweep masks from VELCRO statistics (default) or a synthetic low-variance pattern")
     args = parser.parse_args(argv)
     if args.frames < 3:
         parser.error("--frames must be at least 3 to measure a steady-state interval")
@@ -72,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     regenerate_rtl()
     try:
         rows = run_density_sweep(args.sim, args.waves, args.frames)
+        sweep = run_sweep(SweepSettings(sim=args.sim, clock_mhz=args.clock_mhz, masks=args.masks))
     except SimulatorMissing as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -85,9 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     (REPORTS / "conv2d_sim.md").write_text(header + text + "\n")
     (REPORTS / "conv2d_sim.json").write_text(json.dumps({"simulator": args.sim, "rows": rows}, indent=2))
     print(text)
+    print("[sim] open resource estimate (Yosys synth_xilinx -family xcup; cached by RTL hash)")
+    estimates = [resources.estimate(name) for name in designs()]
+    sections = ["## Open resource estimate (Yosys, not Vivado)\n", resources.markdown_table(estimates), ""]
+    vivado_summary = ROOT / "build" / "vivado" / "summary.json"
+    if vivado_summary.is_file():
+        sections += ["## Vivado (from build/vivado/summary.json)\n", "```json", vivado_summary.read_text(), "```"]
+    else:
+        sections += ["Vivado results: none here (run `make vivado` where Vivado is installed).\n"]
+    report.write_reports(REPORTS, sweep, sections)
+    print((REPORTS / "summary.md").read_text())
     if args.waves:
         print(f"[sim] waveforms: {ROOT / 'sim_build' / f'make-sim-{args.sim}'} (open with gtkwave)")
-    print(f"[sim] wrote reports/conv2d_sim.md and .json in {time.monotonic() - start:.0f} s")
+    print(f"[sim] wrote reports/ (summary.md, sweep.json, PNGs, conv2d_sim.md) in {time.monotonic() - start:.0f} s")
     return 0
 
 

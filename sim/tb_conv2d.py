@@ -17,6 +17,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from model import cycles, golden
@@ -54,6 +55,7 @@ class Conv2dTB:
         self.cycle = 0
         self.input_first_beats: list[int] = []  # cycle of each input frame's first handshake
         self.output_last_beats: list[int] = []  # cycle of each output frame's last handshake
+        self.output_last_times_ps: list[int] = []  # and its simulation time, for waveform windows
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self) -> None:
@@ -72,6 +74,7 @@ class Conv2dTB:
                 input_beat = 0 if int(dut.s_axis_tlast.value) else input_beat + 1
             if int(dut.m_axis_tvalid.value) and int(dut.m_axis_tready.value) and int(dut.m_axis_tlast.value):
                 self.output_last_beats.append(self.cycle)
+                self.output_last_times_ps.append(int(get_sim_time("ps")))
 
     async def reset(self) -> None:
         self.dut.rst.value = 1
@@ -80,6 +83,7 @@ class Conv2dTB:
         await ClockCycles(self.dut.clk, 2)
         self.input_first_beats.clear()
         self.output_last_beats.clear()
+        self.output_last_times_ps.clear()
 
     def set_stalls(self, seed: int) -> None:
         """Random idle cycles on the input and backpressure on the output (about 1 in 3)."""
@@ -338,3 +342,33 @@ async def test_write_during_frame(dut):
     assert (await tb.read("STATUS")) & 1 == 0
     await tb.run_frames(new, [random_ifmap(rng)])
     await tb.check_counters(new)
+
+
+def load_configs(path: str) -> tuple[list[ConvConfig], list[np.ndarray]]:
+    """Per-instance configurations and the IFMAPs saved by sim.sweep.save_point."""
+    data = np.load(path)
+    configs = [
+        ConvConfig(data["weights"][i], int(data["bias"][i]), int(data["mult"][i]), int(data["shift"][i]),
+                   data["mask"][i].astype(bool), data["avg"][i])
+        for i in range(len(data["bias"]))
+    ]  # fmt: skip
+    return configs, list(data["ifmaps"])
+
+
+@cocotb.test()
+async def test_sweep_point(dut):
+    """One point of the C sweep: back-to-back frames from VELCRO_CONFIG, checked bit-exact, with the
+    steady-state interval and the simulation times of each frame's end recorded for the reports."""
+    configs, ifmaps = load_configs(os.environ["VELCRO_CONFIG"])
+    cfg = configs[0]
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    await tb.configure(cfg)
+    tb.output_last_beats.clear()
+    tb.output_last_times_ps.clear()
+    await tb.run_frames(cfg, ifmaps)
+    counters = await tb.check_counters(cfg)
+    gaps = np.diff(tb.output_last_beats).tolist()
+    assert gaps[-1] == cycles.frame_interval(cfg.computed_outputs), (gaps, cfg.computed_outputs)
+    record({"computed": cfg.computed_outputs, "interval": gaps[-1], "intervals": gaps, **counters,
+            "frame_end_ps": tb.output_last_times_ps, "clock_ps": CLOCK_NS * 1000})  # fmt: skip

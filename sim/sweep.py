@@ -1,0 +1,191 @@
+"""The C sweep behind `make sim`: throughput, energy proxy and toggles versus the saving ratio C.
+
+For every C the masks compress, per channel of the offline default CNN's 16-channel depthwise
+layer (the hardware layer), the ⌊C·4096⌋ lowest-variance outputs of that channel, using VELCRO
+statistics over the footwear task's preprocessing images (`--masks synthetic` uses a documented
+low-variance pattern instead). Each channel's mask is exactly at C, so every instance has equal
+work. Weights, requantization and the IFMAPs are random (seeded): cycles and events do not depend
+on them, and random data gives the toggle proxy a worst-case activity.
+
+Per C, two simulations run:
+* one `velcro_conv2d` with a waveform dump: steady-state interval, and from the dump the events
+  and toggles of one steady-state frame (sim/activity.py) -> energy proxy (model/energy.py);
+* the 16-instance `velcro_top` with all instances busy: its steady-state interval.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model import cycles, golden
+from model.energy import EnergyTable
+from model.golden import H, N_OUTPUTS, W
+from sim.activity import Waveform
+from sim.runner import ROOT, run_bench
+
+SWEEP_C = (0.0, 0.1, 0.135, 0.2, 0.2773, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # 0..0.8 and the paper's points
+OPS_PER_FRAME = 2 * 9 * N_OUTPUTS  # the uncompressed layer's multiply-adds, counted as 2 ops
+INSTANCES = 16
+# Back-to-back frames per point. The frame between the 2nd and 3rd output ends is in steady state in
+# every stage: the load of frame 5 (two IFMAP slots ahead) and the compute and drain of the next
+# frames all fall inside it.
+SWEEP_FRAMES = 5
+TOP_FRAMES = 3  # enough for a steady gap between the 2nd and 3rd frame on every instance
+TASK = "footwear"
+
+
+@dataclass
+class SweepSettings:
+    sim: str = "icarus"
+    clock_mhz: float = 300.0
+    masks: str = "velcro"
+    seed: int = 2021
+    energy_table: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "model" / "energy_table.toml")
+
+
+def channel_variances(source: str, seed: int) -> tuple[np.ndarray, str]:
+    """(16, 64, 64) variance per output element and a sentence saying where it came from."""
+    if source == "velcro":
+        from model.hw import hw_layer_statistics  # torch only when asked for
+
+        _, variance = hw_layer_statistics(TASK, seed=seed)
+        return variance.numpy(), (
+            f"VELCRO statistics of the default CNN's depthwise layer (hw_dw + ReLU) over the "
+            f"'{TASK}' task's preprocessing images; per channel, the lowest-variance outputs"
+        )
+    if source == "synthetic":
+        rng = np.random.default_rng(seed)
+        yy, xx = np.mgrid[0:H, 0:W]
+        radius = np.hypot(yy - (H - 1) / 2, xx - (W - 1) / 2)
+        # Border pixels of a centred object vary least (background), the centre most.
+        variance = np.exp(-((radius / 20.0) ** 2))[None] + 0.05 * rng.random((INSTANCES, H, W))
+        return variance, "synthetic pattern: variance exp(-(r/20)^2) + 5% uniform noise (low at the borders)"
+    raise ValueError(f"unknown mask source {source!r}: use 'velcro' or 'synthetic'")
+
+
+def lowest_variance_mask(variance: np.ndarray, ratio: float) -> np.ndarray:
+    """Exactly ⌊ratio·n⌋ lowest-variance elements; ties go to the lower index (stable sort)."""
+    flat = variance.reshape(-1)
+    count = math.floor(ratio * flat.size + 1e-9)
+    mask = np.zeros(flat.size, bool)
+    mask[np.argsort(flat, kind="stable")[:count]] = True
+    return mask.reshape(variance.shape)
+
+
+def instance_configs(variances: np.ndarray, ratio: float, seed: int) -> list[golden.ConvConfig]:
+    rng = np.random.default_rng(seed)
+    configs = []
+    for channel_variance in variances:
+        base = golden.random_config(rng, 0.0)
+        mask = lowest_variance_mask(channel_variance, ratio)
+        configs.append(golden.ConvConfig(base.weights, base.bias, base.mult, base.shift, mask, base.avg))
+    return configs
+
+
+def save_point(path: Path, configs: list[golden.ConvConfig], ifmaps: np.ndarray) -> None:
+    """The npz the benches read (VELCRO_CONFIG): settings stacked over instances, and the IFMAPs."""
+    np.savez(
+        path,
+        weights=np.stack([c.weights for c in configs]),
+        bias=np.array([c.bias for c in configs]),
+        mult=np.array([c.mult for c in configs]),
+        shift=np.array([c.shift for c in configs]),
+        mask=np.stack([c.mask for c in configs]),
+        avg=np.stack([c.avg for c in configs]),
+        ifmaps=ifmaps,
+    )
+
+
+def run_instance_point(settings: SweepSettings, cfg: golden.ConvConfig, ifmaps: np.ndarray, work: Path) -> dict:
+    """One instance at one point, with a waveform: interval, and events and toggles of a frame."""
+    work.mkdir(parents=True, exist_ok=True)
+    config_file, results = work / "point.npz", work / "measured.jsonl"
+    save_point(config_file, [cfg], ifmaps)
+    results.unlink(missing_ok=True)
+    tests, failed = run_bench(
+        settings.sim, "velcro_conv2d", "sim.tb_conv2d", ROOT / "sim_build" / f"sweep-conv2d-{settings.sim}",
+        testcase="test_sweep_point", waves=True,
+        env={"VELCRO_CONFIG": str(config_file), "VELCRO_RESULTS": str(results)},
+    )  # fmt: skip
+    if failed or not tests:
+        raise RuntimeError(f"velcro_conv2d sweep point failed on {settings.sim} (computed={cfg.computed_outputs})")
+    measured = json.loads(results.read_text().splitlines()[-1])
+    dump_dir = ROOT / "sim_build" / f"sweep-conv2d-{settings.sim}"
+    dump = dump_dir / ("velcro_conv2d.fst" if settings.sim == "icarus" else "dump.vcd")
+    ends = measured["frame_end_ps"]
+    activity = Waveform(dump).frame_activity("velcro_conv2d", ends[1], ends[2], measured["clock_ps"])
+    if activity.events["mac"] != 9 * cfg.computed_outputs or activity.events["ifmap_write"] != 512:
+        raise RuntimeError(f"the measured frame is not in steady state: events {activity.events}")
+    return {**measured, "events": activity.events, "toggles_mac": activity.toggles_mac,
+            "toggles_rest": activity.toggles_rest}  # fmt: skip
+
+
+def run_top_points(settings: SweepSettings, points_configs: list[list[golden.ConvConfig]], ifmaps: np.ndarray,
+                   work: Path) -> list[dict]:
+    """All sweep points on the 16-instance top in one simulation (only MASK changes between points)."""
+    work.mkdir(parents=True, exist_ok=True)
+    first = points_configs[0]
+    config_file, results = work / "top_points.npz", work / "top_measured.json"
+    np.savez(
+        config_file,
+        weights=np.stack([c.weights for c in first]), bias=np.array([c.bias for c in first]),
+        mult=np.array([c.mult for c in first]), shift=np.array([c.shift for c in first]),
+        avg=np.stack([c.avg for c in first]), ifmaps=ifmaps[:TOP_FRAMES],
+        masks=np.stack([np.stack([c.mask for c in configs]) for configs in points_configs]),
+    )  # fmt: skip
+    tests, failed = run_bench(
+        settings.sim, "velcro_top", "sim.tb_top", ROOT / "sim_build" / f"sweep-top-{settings.sim}",
+        testcase="test_sweep", env={"VELCRO_CONFIG": str(config_file), "VELCRO_RESULTS": str(results)},
+    )
+    if failed or not tests:
+        raise RuntimeError(f"velcro_top sweep failed on {settings.sim}: see the log above")
+    return json.loads(results.read_text())
+
+
+def run_sweep(settings: SweepSettings, points=SWEEP_C, *, with_top: bool = True) -> dict:
+    variances, mask_source = channel_variances(settings.masks, settings.seed)
+    table = EnergyTable.load(settings.energy_table)
+    rng = np.random.default_rng(settings.seed)
+    ifmaps = rng.integers(0, 256, (SWEEP_FRAMES, H, W), dtype=np.uint8)
+    work_root = ROOT / "sim_build" / f"sweep-{settings.sim}"
+    points_configs = [instance_configs(variances, ratio, settings.seed) for ratio in points]
+    rows = []
+    for ratio, configs in zip(tqdm(points, desc=f"C sweep, one instance with waveform ({settings.sim})",
+                                   unit="point"), points_configs):  # fmt: skip
+        one = run_instance_point(settings, configs[0], ifmaps, work_root / f"c{ratio:.4f}")
+        computed = configs[0].computed_outputs
+        rows.append({
+            "C_target": ratio,
+            "C": 1 - computed / N_OUTPUTS,
+            "computed": computed,
+            "instance_interval": one["interval"],
+            "model_interval": cycles.frame_interval(computed),
+            "events": one["events"],
+            "toggles_mac": one["toggles_mac"],
+            "toggles_rest": one["toggles_rest"],
+            "energy_pj": table.frame_energy_pj(one["events"], one["interval"], settings.clock_mhz),
+        })  # fmt: skip
+    if with_top:
+        print(f"[sweep] velcro_top: {len(points)} points, {INSTANCES} instances busy at once ({settings.sim})")
+        for row, top in zip(rows, run_top_points(settings, points_configs, ifmaps, work_root)):
+            row["top_interval"] = top["interval"]
+            row["top_instance_computed"] = top["computed"]
+    for row in rows:
+        for scope, key, count in (("instance", "instance_interval", 1), ("top", "top_interval", INSTANCES)):
+            if key in row:
+                fps = count * settings.clock_mhz * 1e6 / row[key]
+                row[f"{scope}_frames_per_s"] = fps
+                row[f"{scope}_gops"] = fps * OPS_PER_FRAME / 1e9
+    return {
+        "settings": {"simulator": settings.sim, "clock_mhz": settings.clock_mhz, "mask_source": mask_source,
+                     "seed": settings.seed, "frames_per_point": SWEEP_FRAMES, "top_frames_per_point": TOP_FRAMES,
+                     "instances": INSTANCES, "energy_table": str(settings.energy_table),
+                     "energy_table_version": table.version, "technology": table.technology,
+                     "ops_per_frame": OPS_PER_FRAME},
+        "rows": rows,
+    }  # fmt: skip
