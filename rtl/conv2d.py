@@ -160,32 +160,17 @@ class VelcroConv2d(wiring.Component):
         with m.Elif(rd_addr[9:12] == MASK_BASE >> 9):
             m.d.comb += bus.rd_data.eq(mask_rd_bus.data)
         with m.Elif(rd_addr[9:12] == 0):
+            readable = {
+                REG_ID: ID_VALUE, REG_GEOMETRY: GEOMETRY_VALUE, REG_CONTROL: skip_en,
+                REG_STATUS: Cat(busy, frame_error), REG_FRAMES: frames, REG_LAST_CYCLES: last_cycles,
+                REG_LAST_MACS: last_macs, REG_LAST_COMPUTED: last_computed,
+                **{REG_W0 + i: w.as_signed() for i, w in enumerate(weights)},  # reads sign-extend
+                REG_BIAS: bias, REG_MULT: mult, REG_SHIFT: shift,
+            }  # fmt: skip
             with m.Switch(rd_addr[2:9]):
-                with m.Case(REG_ID):
-                    m.d.comb += bus.rd_data.eq(ID_VALUE)
-                with m.Case(REG_GEOMETRY):
-                    m.d.comb += bus.rd_data.eq(GEOMETRY_VALUE)
-                with m.Case(REG_CONTROL):
-                    m.d.comb += bus.rd_data.eq(skip_en)
-                with m.Case(REG_STATUS):
-                    m.d.comb += bus.rd_data.eq(Cat(busy, frame_error))
-                with m.Case(REG_FRAMES):
-                    m.d.comb += bus.rd_data.eq(frames)
-                with m.Case(REG_LAST_CYCLES):
-                    m.d.comb += bus.rd_data.eq(last_cycles)
-                with m.Case(REG_LAST_MACS):
-                    m.d.comb += bus.rd_data.eq(last_macs)
-                with m.Case(REG_LAST_COMPUTED):
-                    m.d.comb += bus.rd_data.eq(last_computed)
-                for i in range(TAPS):
-                    with m.Case(REG_W0 + i):
-                        m.d.comb += bus.rd_data.eq(weights[i].as_signed())
-                with m.Case(REG_BIAS):
-                    m.d.comb += bus.rd_data.eq(bias)
-                with m.Case(REG_MULT):
-                    m.d.comb += bus.rd_data.eq(mult)
-                with m.Case(REG_SHIFT):
-                    m.d.comb += bus.rd_data.eq(shift)
+                for word, value in readable.items():
+                    with m.Case(word):
+                        m.d.comb += bus.rd_data.eq(value)
 
         # ------------------------------------------------------------ frame bookkeeping
         # Start times travel from the load stage to the last output beat; computed-output counts

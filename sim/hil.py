@@ -2,7 +2,7 @@
 
 Channel c of the exported layer runs on instance c and every image is a frame. Runs that differ
 only in their masks (thresholds, allocations) share one simulation: the top is configured once
-and only MASK is rewritten between runs. The bench (sim/tb_top.py::test_layer_frames) checks every
+and only MASK is rewritten between runs. The bench (sim/tb_top.py::test_runs_from_file) checks every
 output against the golden model, and `model.e2e.run_paths` checks them once more on its own.
 """
 from __future__ import annotations
@@ -12,37 +12,27 @@ from pathlib import Path
 import numpy as np
 
 from model.golden import ConvConfig
+from sim.bench_files import write_runs
 from sim.runner import ROOT, run_bench
 
 
-def run_layer(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: Path | None = None):
+def run_layer(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: Path | None = None, *,
+              saif: bool = False, env: dict[str, str] | None = None):
     """OFMAPs (R, 16, K, 64, 64) and measured steady intervals (R, 16) of R mask sets of one layer.
 
     Every run must share weights, bias, M, S and averages; only the masks may differ.
     """
-    shared = ("weights", "bias", "mult", "shift", "avg")
-    for run in runs[1:]:
-        for a, b in zip(runs[0], run):
-            if any(not np.array_equal(getattr(a, f), getattr(b, f)) for f in shared):
-                raise ValueError("runs of one simulation may differ only in their masks; simulate the others apart")
     work = work if work is not None else ROOT / "sim_build" / f"hil-{sim}"
     work.mkdir(parents=True, exist_ok=True)
-    config_file, output_file = work / "layer.npz", work / "ofmaps.npz"
+    config_file, output_file = work / "runs.npz", work / "ofmaps.npz"
     output_file.unlink(missing_ok=True)
-    first = runs[0]
-    np.savez(
-        config_file,
-        weights=np.stack([c.weights for c in first]), bias=np.array([c.bias for c in first]),
-        mult=np.array([c.mult for c in first]), shift=np.array([c.shift for c in first]),
-        avg=np.stack([c.avg for c in first]), ifmaps=ifmaps,
-        masks=np.stack([np.stack([c.mask for c in run]) for run in runs]),
-    )  # fmt: skip
+    write_runs(config_file, runs, ifmaps)
     tests, failed = run_bench(
-        sim, "velcro_top", "sim.tb_top", work / "build", testcase="test_layer_frames", quiet=True,
-        env={"VELCRO_CONFIG": str(config_file), "VELCRO_OUTPUT": str(output_file)},
+        sim, "velcro_top", "sim.tb_top", work / "build", testcase="test_runs_from_file", quiet=True, saif=saif,
+        env={"VELCRO_CONFIG": str(config_file), "VELCRO_OUTPUT": str(output_file), **(env or {})},
     )  # fmt: skip
     if failed or not tests:
-        raise RuntimeError(f"velcro_top layer run failed on {sim}: see the simulator log above")
+        raise RuntimeError(f"velcro_top run failed on {sim}: see the simulator log above")
     result = np.load(output_file)
     return result["ofmaps"], result["intervals"]
 

@@ -29,7 +29,7 @@ QUIET_ENV = {
 }
 
 
-_BUILT: set[tuple] = set()
+_BUILT: dict[tuple, object] = {}  # built runners, reused within one process
 
 
 class SimulatorMissing(RuntimeError):
@@ -69,15 +69,16 @@ def run_bench(
     Returns (tests run, tests failed).
     """
     check_simulator(sim)
-    runner = get_runner(sim)
-    if sim == "verilator" and VERILATOR_MAKEFLAGS not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = " ".join(filter(None, [os.environ.get("MAKEFLAGS"), VERILATOR_MAKEFLAGS]))
     if saif and sim != "verilator":
         raise ValueError("SAIF switching activity comes from Verilator (--trace-saif): use sim='verilator'")
-    build_args = VERILATOR_ARGS + (["--trace-saif"] if saif else []) if sim == "verilator" else []
     build_key = (sim, toplevel, str(build_dir), waves, saif)
-    if build_key not in _BUILT:  # one build per process and directory: re-running Verilator costs
-        runner.build(  # seconds to minutes even when nothing changed
+    runner = _BUILT.get(build_key)
+    if runner is None:  # one build per process and directory: re-running Verilator costs
+        runner = get_runner(sim)  # seconds to minutes even when nothing changed
+        if sim == "verilator" and VERILATOR_MAKEFLAGS not in os.environ.get("MAKEFLAGS", ""):
+            os.environ["MAKEFLAGS"] = " ".join(filter(None, [os.environ.get("MAKEFLAGS"), VERILATOR_MAKEFLAGS]))
+        build_args = VERILATOR_ARGS + (["--trace-saif"] if saif else []) if sim == "verilator" else []
+        runner.build(
             sources=[GENERATED / f"{toplevel}.v"],
             hdl_toplevel=toplevel,
             build_dir=build_dir,
@@ -85,7 +86,7 @@ def run_bench(
             timescale=("1ns", "1ps"),
             waves=waves and not saif,  # the runner's waves mean VCD; --trace-saif replaces it
         )
-        _BUILT.add(build_key)
+        _BUILT[build_key] = runner
     test_env = {
         # Rewrite asserts only in the bench modules, not in numpy and friends (slow imports).
         "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py",

@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from model.golden import ConvConfig, H, W
-from sim.runner import ROOT, run_bench
+from sim.hil import run_layer
+from sim.runner import ROOT
 from sim.sweep import SweepSettings, channel_variances, instance_configs
 
 SAIF_DIR = ROOT / "build" / "saif"
@@ -30,26 +31,13 @@ def write_saif(ratio: float, settings: SweepSettings) -> str:
     configs = [ConvConfig(c.weights, c.bias, c.mult, c.shift, c.mask, np.zeros((H, W), np.uint8))
                for c in instance_configs(variances, ratio, settings.seed)]  # fmt: skip
     work = ROOT / "sim_build" / "saif-verilator"
-    work.mkdir(parents=True, exist_ok=True)
-    config_file = work / "point.npz"
     rng = np.random.default_rng(settings.seed)
-    np.savez(
-        config_file,
-        weights=np.stack([c.weights for c in configs]), bias=np.array([c.bias for c in configs]),
-        mult=np.array([c.mult for c in configs]), shift=np.array([c.shift for c in configs]),
-        mask=np.stack([c.mask for c in configs]), avg=np.stack([c.avg for c in configs]),
-        ifmaps=rng.integers(0, 256, (len(configs), SAIF_FRAMES, H, W), dtype=np.uint8),
-    )  # fmt: skip
-    tests, failed = run_bench(
-        "verilator", "velcro_top", "sim.tb_top", work, testcase="test_layer_frames", saif=True, quiet=True,
-        env={"VELCRO_CONFIG": str(config_file), "VELCRO_OUTPUT": str(work / "ofmaps.npz"),
-             "VELCRO_CLOCK_PS": str(SAIF_CLOCK_PS), "VELCRO_SKIP_AVG": "1"},
-    )  # fmt: skip
-    if failed or not tests:
-        raise RuntimeError(f"SAIF run at C={ratio} failed: see the simulator log above")
+    ifmaps = rng.integers(0, 256, (len(configs), SAIF_FRAMES, H, W), dtype=np.uint8)
+    run_layer("verilator", [configs], ifmaps, work, saif=True,
+              env={"VELCRO_CLOCK_PS": str(SAIF_CLOCK_PS), "VELCRO_SKIP_AVG": "1"})
     SAIF_DIR.mkdir(parents=True, exist_ok=True)
     target = SAIF_DIR / f"velcro_top_c{ratio:.2f}.saif"
-    shutil.copyfile(work / "dump.saif", target)
+    shutil.copyfile(work / "build" / "dump.saif", target)
     return str(target.relative_to(ROOT))
 
 

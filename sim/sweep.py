@@ -26,6 +26,8 @@ from model import cycles, golden
 from model.energy import EnergyTable, frame_events
 from model.golden import H, N_OUTPUTS, W
 from sim.activity import Waveform
+from sim.bench_files import write_runs
+from sim.hil import run_layer
 from sim.runner import ROOT, run_bench
 
 SWEEP_C = (0.0, 0.1, 0.135, 0.2, 0.2773, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # 0..0.8 and the paper's points
@@ -87,25 +89,11 @@ def instance_configs(variances: np.ndarray, ratio: float, seed: int) -> list[gol
     return configs
 
 
-def save_point(path: Path, configs: list[golden.ConvConfig], ifmaps: np.ndarray) -> None:
-    """The npz the benches read (VELCRO_CONFIG): settings stacked over instances, and the IFMAPs."""
-    np.savez(
-        path,
-        weights=np.stack([c.weights for c in configs]),
-        bias=np.array([c.bias for c in configs]),
-        mult=np.array([c.mult for c in configs]),
-        shift=np.array([c.shift for c in configs]),
-        mask=np.stack([c.mask for c in configs]),
-        avg=np.stack([c.avg for c in configs]),
-        ifmaps=ifmaps,
-    )
-
-
 def run_instance_point(settings: SweepSettings, cfg: golden.ConvConfig, ifmaps: np.ndarray, work: Path) -> dict:
     """One instance at one point, with a waveform: interval, and events and toggles of a frame."""
     work.mkdir(parents=True, exist_ok=True)
     config_file, results = work / "point.npz", work / "measured.jsonl"
-    save_point(config_file, [cfg], ifmaps)
+    write_runs(config_file, [[cfg]], ifmaps[None])
     results.unlink(missing_ok=True)
     tests, failed = run_bench(
         settings.sim, "velcro_conv2d", "sim.tb_conv2d", ROOT / "sim_build" / f"sweep-conv2d-{settings.sim}",
@@ -128,25 +116,11 @@ def run_instance_point(settings: SweepSettings, cfg: golden.ConvConfig, ifmaps: 
 
 
 def run_top_points(settings: SweepSettings, points_configs: list[list[golden.ConvConfig]], ifmaps: np.ndarray,
-                   work: Path) -> list[dict]:
-    """All sweep points on the 16-instance top in one simulation (only MASK changes between points)."""
-    work.mkdir(parents=True, exist_ok=True)
-    first = points_configs[0]
-    config_file, results = work / "top_points.npz", work / "top_measured.json"
-    np.savez(
-        config_file,
-        weights=np.stack([c.weights for c in first]), bias=np.array([c.bias for c in first]),
-        mult=np.array([c.mult for c in first]), shift=np.array([c.shift for c in first]),
-        avg=np.stack([c.avg for c in first]), ifmaps=ifmaps[:TOP_FRAMES],
-        masks=np.stack([np.stack([c.mask for c in configs]) for configs in points_configs]),
-    )  # fmt: skip
-    tests, failed = run_bench(
-        settings.sim, "velcro_top", "sim.tb_top", ROOT / "sim_build" / f"sweep-top-{settings.sim}",
-        testcase="test_sweep", quiet=True, env={"VELCRO_CONFIG": str(config_file), "VELCRO_RESULTS": str(results)},
-    )
-    if failed or not tests:
-        raise RuntimeError(f"velcro_top sweep failed on {settings.sim}: see the log above")
-    return json.loads(results.read_text())
+                   work: Path) -> list[int]:
+    """The top's steady-state interval (its slowest instance) at every point, in one simulation."""
+    frames = np.broadcast_to(ifmaps[:TOP_FRAMES], (INSTANCES, TOP_FRAMES, H, W))
+    _, intervals = run_layer(settings.sim, points_configs, np.ascontiguousarray(frames), work / "top")
+    return [max(point) for point in intervals.tolist()]
 
 
 def run_sweep(settings: SweepSettings, points=SWEEP_C, *, with_top: bool = True) -> dict:
@@ -174,9 +148,8 @@ def run_sweep(settings: SweepSettings, points=SWEEP_C, *, with_top: bool = True)
         })  # fmt: skip
     if with_top:
         print(f"[sweep] velcro_top: {len(points)} points, {INSTANCES} instances busy at once ({settings.sim})")
-        for row, top in zip(rows, run_top_points(settings, points_configs, ifmaps, work_root)):
-            row["top_interval"] = top["interval"]
-            row["top_instance_computed"] = top["computed"]
+        for row, interval in zip(rows, run_top_points(settings, points_configs, ifmaps, work_root)):
+            row["top_interval"] = interval
     for row in rows:
         for scope, key, count in (("instance", "instance_interval", 1), ("top", "top_interval", INSTANCES)):
             if key in row:

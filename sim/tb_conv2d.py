@@ -344,23 +344,14 @@ async def test_write_during_frame(dut):
     await tb.check_counters(new)
 
 
-def load_configs(path: str) -> tuple[list[ConvConfig], list[np.ndarray]]:
-    """Per-instance configurations and the IFMAPs saved by sim.sweep.save_point."""
-    data = np.load(path)
-    configs = [
-        ConvConfig(data["weights"][i], int(data["bias"][i]), int(data["mult"][i]), int(data["shift"][i]),
-                   data["mask"][i].astype(bool), data["avg"][i])
-        for i in range(len(data["bias"]))
-    ]  # fmt: skip
-    return configs, list(data["ifmaps"])
-
-
 @cocotb.test()
 async def test_sweep_point(dut):
     """One point of the C sweep: back-to-back frames from VELCRO_CONFIG, checked bit-exact, with the
     steady-state interval and the simulation times of each frame's end recorded for the reports."""
-    configs, ifmaps = load_configs(os.environ["VELCRO_CONFIG"])
-    cfg = configs[0]
+    from sim.bench_files import read_runs
+
+    runs, ifmaps = read_runs(os.environ["VELCRO_CONFIG"])
+    cfg, ifmaps = runs[0][0], list(ifmaps[0])
     tb = Conv2dTB(dut)
     await tb.reset()
     await tb.configure(cfg)

@@ -213,58 +213,20 @@ async def run_frames(tb: TopTB, dut, ifmaps: list[list[np.ndarray]]) -> StreamSl
 
 
 @cocotb.test()
-async def test_sweep(dut):
-    """The top's part of the C sweep (sim/sweep.py). VELCRO_CONFIG holds, per point, the 16 masks;
-    weights, requantization and averages stay, so a point rewrites only MASK. Every output is
-    checked bit-exact; the steady-state interval of each instance is recorded."""
-    import json
+async def test_runs_from_file(dut):
+    """Runs described by VELCRO_CONFIG (sim/bench_files.py), for the C sweep and hardware in the
+    loop: configure once, then per run rewrite MASK and let every instance process its IFMAPs.
+    Every output is checked against the golden model; OFMAPs (R, 16, K, 64, 64) and each run's
+    steady-state interval per instance (R, 16) go to VELCRO_OUTPUT."""
     import os
 
-    data = np.load(os.environ["VELCRO_CONFIG"])
+    from sim.bench_files import read_runs
+
+    runs, ifmaps = read_runs(os.environ["VELCRO_CONFIG"])
     tb = TopTB(dut)
     await tb.reset()
-    results = []
-    for point, masks in enumerate(data["masks"]):
-        configs = [ConvConfig(data["weights"][i], int(data["bias"][i]), int(data["mult"][i]), int(data["shift"][i]),
-                              masks[i].astype(bool), data["avg"][i]) for i in range(tb.n)]  # fmt: skip
-        for i, cfg in enumerate(configs):
-            if point == 0:
-                await tb.configure(i, cfg)
-            else:
-                mask_bytes = b"".join(w.to_bytes(4, "little") for w in golden.mask_words(cfg.mask))
-                await tb.axil.write(tb.addr(i, "MASK"), mask_bytes)
-        frames = list(data["ifmaps"])
-        streams = await run_frames(tb, dut, [frames] * tb.n)
-        intervals = []
-        for i, cfg in enumerate(configs):
-            for n, x in enumerate(frames):
-                assert np.array_equal(streams.frames[i][n], golden.conv2d(x, cfg)), f"point {point}, instance {i}, frame {n}"
-            gaps = np.diff(streams.last_out[i]).tolist()
-            assert gaps[-1] == cycles.frame_interval(cfg.computed_outputs), (point, i, gaps)
-            intervals.append(gaps[-1])
-        results.append({"point": point, "computed": [c.computed_outputs for c in configs], "intervals": intervals,
-                        "interval": max(intervals)})  # fmt: skip
-    with open(os.environ["VELCRO_RESULTS"], "w") as f:
-        json.dump(results, f)
-
-
-@cocotb.test()
-async def test_layer_frames(dut):
-    """Hardware in the loop (sim/hil.py): VELCRO_CONFIG holds the 16 exported configurations of
-    one layer, R sets of masks (one per threshold/allocation run; everything else is shared) and,
-    per instance, K IFMAPs. For each set the MASKs are rewritten and every instance runs its K
-    frames; OFMAPs (R, 16, K, 64, 64) and steady intervals (R, 16) go to VELCRO_OUTPUT. Every
-    output is also checked against the golden model here."""
-    import os
-
-    data = np.load(os.environ["VELCRO_CONFIG"])
-    tb = TopTB(dut)
-    await tb.reset()
-    ifmaps = data["ifmaps"]  # (16, K, 64, 64)
     outputs, intervals = [], []
-    for run, masks in enumerate(data["masks"]):
-        configs = [ConvConfig(data["weights"][i], int(data["bias"][i]), int(data["mult"][i]), int(data["shift"][i]),
-                              masks[i].astype(bool), data["avg"][i]) for i in range(tb.n)]  # fmt: skip
+    for run, configs in enumerate(runs):
         for i, cfg in enumerate(configs):
             if run == 0:
                 await tb.configure(i, cfg, averages=not os.environ.get("VELCRO_SKIP_AVG"))
@@ -275,7 +237,7 @@ async def test_layer_frames(dut):
         ofmaps = np.stack([np.stack(streams.frames[i]) for i in range(tb.n)])
         for i, cfg in enumerate(configs):
             for n, x in enumerate(ifmaps[i]):
-                assert np.array_equal(ofmaps[i, n], golden.conv2d(x, cfg)), f"run {run}, instance {i}, image {n}"
+                assert np.array_equal(ofmaps[i, n], golden.conv2d(x, cfg)), f"run {run}, instance {i}, frame {n}"
         outputs.append(ofmaps)
         intervals.append([int(np.diff(streams.last_out[i])[-1]) for i in range(tb.n)])
     np.savez(os.environ["VELCRO_OUTPUT"], ofmaps=np.stack(outputs), intervals=np.array(intervals))
