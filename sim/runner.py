@@ -84,7 +84,7 @@ def run_bench(
             build_dir=build_dir,
             build_args=build_args,
             timescale=("1ns", "1ps"),
-            waves=waves and not saif,  # the runner's waves mean VCD; --trace-saif replaces it
+            waves=waves or saif,  # tracing on; with --trace-saif Verilator writes SAIF instead of VCD
         )
         _BUILT[build_key] = runner
     test_env = {
