@@ -23,7 +23,7 @@ from .compress import CompressedModel, compression_masks, parse_thresholds, savi
 from .data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
 from .errors import VelcroError
 from .evaluate import accuracy
-from .search import ThresholdSearch, family_thresholds
+from .search import ThresholdSearch
 from .sites import find_sites
 from .stats import ActivationStatistics
 from .zoo import PAPER_MODELS, build_model

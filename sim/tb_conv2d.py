@@ -21,7 +21,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from model import cycles, golden
-from model.golden import BEATS_PER_FRAME, H, W, ConvConfig
+from model.golden import H, W, ConvConfig
 
 REG = {
     "ID": 0x00, "GEOMETRY": 0x04, "CONTROL": 0x08, "STATUS": 0x0C, "FRAMES": 0x10,

@@ -1,8 +1,6 @@
 """VELCRO statistics: every activation call site found, float64 moments equal to brute force."""
 from __future__ import annotations
 
-import os
-import tempfile
 
 import pytest
 import torch
