@@ -5,6 +5,8 @@ address, data and byte strobes; a read is one `rd_stb` cycle and the data must b
 `rd_data` in the following cycle (one cycle of latency, so block-RAM read ports fit behind it).
 AW and W may arrive in either order or together; every address answers OKAY, so nothing hangs.
 """
+from types import SimpleNamespace
+
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -33,6 +35,25 @@ def axil_slave_members(addr_width: int) -> dict:
     }
 
 
+def hold_write_request(m: Module, port, addr_width: int) -> SimpleNamespace:
+    """Take AW and W in either order or together and hold them until the caller has used both.
+
+    `port` carries the s_axil_* signals. The caller clears `aw_full` and `w_full` when it consumes
+    the write and raises BVALID; BVALID drops here on its handshake.
+    """
+    held = SimpleNamespace(aw_full=Signal(name="aw_full"), w_full=Signal(name="w_full"),
+                           addr=Signal(addr_width, name="aw_addr"), data=Signal(32, name="w_data"),
+                           strb=Signal(4, name="w_strb"))  # fmt: skip
+    m.d.comb += [port.s_axil_awready.eq(~held.aw_full), port.s_axil_wready.eq(~held.w_full)]
+    with m.If(port.s_axil_awvalid & ~held.aw_full):
+        m.d.sync += [held.aw_full.eq(1), held.addr.eq(port.s_axil_awaddr)]
+    with m.If(port.s_axil_wvalid & ~held.w_full):
+        m.d.sync += [held.w_full.eq(1), held.data.eq(port.s_axil_wdata), held.strb.eq(port.s_axil_wstrb)]
+    with m.If(port.s_axil_bvalid & port.s_axil_bready):
+        m.d.sync += port.s_axil_bvalid.eq(0)
+    return held
+
+
 class AxiLiteRegisterBus(wiring.Component):
     """AXI4-Lite slave front end; see the module docstring for the register-side protocol."""
 
@@ -56,29 +77,17 @@ class AxiLiteRegisterBus(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # Write: hold AW and W independently until both are present, then strobe once.
-        aw_full = Signal()
-        w_full = Signal()
-        aw_addr = Signal(self.addr_width)
-        w_data = Signal(32)
-        w_strb = Signal(4)
+        # Write: hold AW and W until both are present, then strobe once.
+        held = hold_write_request(m, self, self.addr_width)
         m.d.comb += [
-            self.s_axil_awready.eq(~aw_full),
-            self.s_axil_wready.eq(~w_full),
             self.s_axil_bresp.eq(0),
-            self.wr_addr.eq(aw_addr),
-            self.wr_data.eq(w_data),
-            self.wr_strb.eq(w_strb),
+            self.wr_addr.eq(held.addr),
+            self.wr_data.eq(held.data),
+            self.wr_strb.eq(held.strb),
         ]
-        with m.If(self.s_axil_awvalid & ~aw_full):
-            m.d.sync += [aw_full.eq(1), aw_addr.eq(self.s_axil_awaddr)]
-        with m.If(self.s_axil_wvalid & ~w_full):
-            m.d.sync += [w_full.eq(1), w_data.eq(self.s_axil_wdata), w_strb.eq(self.s_axil_wstrb)]
-        with m.If(self.s_axil_bvalid & self.s_axil_bready):
-            m.d.sync += self.s_axil_bvalid.eq(0)
-        with m.If(aw_full & w_full & ~self.s_axil_bvalid):
+        with m.If(held.aw_full & held.w_full & ~self.s_axil_bvalid):
             m.d.comb += self.wr_stb.eq(1)
-            m.d.sync += [aw_full.eq(0), w_full.eq(0), self.s_axil_bvalid.eq(1)]
+            m.d.sync += [held.aw_full.eq(0), held.w_full.eq(0), self.s_axil_bvalid.eq(1)]
 
         # Read: strobe on the AR handshake, capture the data one cycle later, hold it until taken.
         capture = Signal()

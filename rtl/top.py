@@ -19,7 +19,7 @@ from amaranth import Cat, ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from rtl.axil import axil_slave_members
+from rtl.axil import axil_slave_members, hold_write_request
 from rtl.conv2d import ADDR_WIDTH, stream_members
 
 MAX_INSTANCES = 16
@@ -70,21 +70,13 @@ class VelcroTop(wiring.Component):
                     m.d.comb += inner.eq(outer) if inward != (suffix == "tready") else outer.eq(inner)
 
         # ------------------------------------------------------------ write bridge
-        aw_full, w_full = Signal(), Signal()
-        aw_addr = Signal(TOP_ADDR_WIDTH)
-        w_data, w_strb = Signal(32), Signal(4)
-        aw_sent, w_sent = Signal(), Signal()  # already handed to the instance
-        m.d.comb += [self.s_axil_awready.eq(~aw_full), self.s_axil_wready.eq(~w_full)]
-        with m.If(self.s_axil_awvalid & ~aw_full):
-            m.d.sync += [aw_full.eq(1), aw_addr.eq(self.s_axil_awaddr)]
-        with m.If(self.s_axil_wvalid & ~w_full):
-            m.d.sync += [w_full.eq(1), w_data.eq(self.s_axil_wdata), w_strb.eq(self.s_axil_wstrb)]
-        with m.If(self.s_axil_bvalid & self.s_axil_bready):
-            m.d.sync += self.s_axil_bvalid.eq(0)
+        held = hold_write_request(m, self, TOP_ADDR_WIDTH)
+        aw_full, w_full, aw_addr, w_data, w_strb = held.aw_full, held.w_full, held.addr, held.data, held.strb
+        aw_sent, w_sent = Signal(name="aw_sent"), Signal(name="w_sent")  # already handed to the instance
         writing = aw_full & w_full & ~self.s_axil_bvalid
 
         # ------------------------------------------------------------ read bridge
-        ar_full, ar_sent = Signal(), Signal()
+        ar_full, ar_sent = Signal(name="ar_full"), Signal(name="ar_sent")
         ar_addr = Signal(TOP_ADDR_WIDTH)
         m.d.comb += self.s_axil_arready.eq(~ar_full)
         with m.If(self.s_axil_arvalid & ~ar_full):
