@@ -109,6 +109,11 @@ def mask_words(mask: np.ndarray) -> list[int]:
     return [int(v) for v in packed.view("<u4")]
 
 
+def mask_bytes(mask: np.ndarray) -> bytes:
+    """The MASK region as the bytes an AXI4-Lite master writes from 0x400 on (little-endian words)."""
+    return np.packbits(np.asarray(mask, dtype=bool).reshape(-1), bitorder="little").tobytes()
+
+
 def avg_words(avg: np.ndarray) -> list[int]:
     """AVG[w] register values: byte k of word w is output index 4w + k."""
     flat = np.ascontiguousarray(np.asarray(avg, dtype=np.uint8).reshape(-1))

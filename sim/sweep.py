@@ -15,16 +15,18 @@ Per C, two simulations run:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from model import cycles, golden
+from model.e2e import balanced_masks
 from model.energy import EnergyTable, frame_events
 from model.golden import H, N_OUTPUTS, W
+from model.hw import hw_layer_statistics
 from sim.activity import Waveform
 from sim.bench_files import write_runs
 from sim.hil import run_layer
@@ -53,8 +55,6 @@ class SweepSettings:
 def channel_variances(source: str, seed: int) -> tuple[np.ndarray, str]:
     """(16, 64, 64) variance per output element and a sentence saying where it came from."""
     if source == "velcro":
-        from model.hw import hw_layer_statistics  # torch only when asked for
-
         _, variance = hw_layer_statistics(TASK, seed=seed)
         return variance.numpy(), (
             f"VELCRO statistics of the default CNN's depthwise layer (hw_dw + ReLU) over the "
@@ -70,21 +70,12 @@ def channel_variances(source: str, seed: int) -> tuple[np.ndarray, str]:
     raise ValueError(f"unknown mask source {source!r}: use 'velcro' or 'synthetic'")
 
 
-def lowest_variance_mask(variance: np.ndarray, ratio: float) -> np.ndarray:
-    """Exactly ⌊ratio·n⌋ lowest-variance elements; ties go to the lower index (stable sort)."""
-    flat = variance.reshape(-1)
-    count = math.floor(ratio * flat.size + 1e-9)
-    mask = np.zeros(flat.size, bool)
-    mask[np.argsort(flat, kind="stable")[:count]] = True
-    return mask.reshape(variance.shape)
-
-
 def instance_configs(variances: np.ndarray, ratio: float, seed: int) -> list[golden.ConvConfig]:
     rng = np.random.default_rng(seed)
     configs = []
-    for channel_variance in variances:
+    masks = balanced_masks(torch.from_numpy(variances), ratio).numpy()  # ⌊C·4096⌋ per channel
+    for mask in masks:
         base = golden.random_config(rng, 0.0)
-        mask = lowest_variance_mask(channel_variance, ratio)
         configs.append(golden.ConvConfig(base.weights, base.bias, base.mult, base.shift, mask, base.avg))
     return configs
 

@@ -106,9 +106,8 @@ class Conv2dTB:
         await self.write("BIAS", int(cfg.bias))
         await self.write("MULT", int(cfg.mult))
         await self.write("SHIFT", int(cfg.shift))
-        mask_bytes = b"".join(w.to_bytes(4, "little") for w in golden.mask_words(cfg.mask))
         avg_bytes = np.asarray(cfg.avg, dtype=np.uint8).tobytes()
-        await self.axil.write(REG["MASK"], mask_bytes)
+        await self.axil.write(REG["MASK"], golden.mask_bytes(cfg.mask))
         await self.axil.write(REG["AVG"], avg_bytes)
 
     async def send(self, ifmap: np.ndarray) -> None:

@@ -129,6 +129,9 @@ class TopTB:
     async def write(self, i: int, reg, value: int) -> None:
         await self.axil.write_dword(self.addr(i, reg), value & 0xFFFFFFFF)
 
+    async def write_mask(self, i: int, mask: np.ndarray) -> None:
+        await self.axil.write(self.addr(i, "MASK"), golden.mask_bytes(mask))  # one call per region: pipelined
+
     async def configure(self, i: int, cfg: ConvConfig, *, averages: bool = True) -> None:
         """Write instance i's registers, MASK and (unless told otherwise: they reset to 0) AVG."""
         await self.write(i, "CONTROL", int(cfg.skip_en))
@@ -136,8 +139,7 @@ class TopTB:
             await self.write(i, REG["W0"] + 4 * k, int(w))
         for reg, value in (("BIAS", cfg.bias), ("MULT", cfg.mult), ("SHIFT", cfg.shift)):
             await self.write(i, reg, int(value))
-        mask_bytes = b"".join(w.to_bytes(4, "little") for w in golden.mask_words(cfg.mask))
-        await self.axil.write(self.addr(i, "MASK"), mask_bytes)  # one call per region: pipelined
+        await self.write_mask(i, cfg.mask)
         if averages:
             await self.axil.write(self.addr(i, "AVG"), np.asarray(cfg.avg, dtype=np.uint8).tobytes())
 
@@ -231,8 +233,7 @@ async def test_runs_from_file(dut):
             if run == 0:
                 await tb.configure(i, cfg, averages=not os.environ.get("VELCRO_SKIP_AVG"))
             else:
-                mask_bytes = b"".join(w.to_bytes(4, "little") for w in golden.mask_words(cfg.mask))
-                await tb.axil.write(tb.addr(i, "MASK"), mask_bytes)
+                await tb.write_mask(i, cfg.mask)
         streams = await run_frames(tb, dut, [list(frames) for frames in ifmaps])
         ofmaps = np.stack([np.stack(streams.frames[i]) for i in range(tb.n)])
         for i, cfg in enumerate(configs):

@@ -45,6 +45,7 @@ def test_packing_round_trips_and_layout():
     mask = np.zeros((H, W), bool)
     mask[0, 33] = True  # output index 33 -> MASK[1] bit 1
     assert golden.mask_words(mask)[1] == 0b10 and sum(golden.mask_words(mask)) == 2
+    assert golden.mask_bytes(mask) == b"".join(w.to_bytes(4, "little") for w in golden.mask_words(mask))
     avg = np.zeros((H, W), np.uint8)
     avg[0, 6] = 0xAB  # output index 6 -> AVG[1] byte 2
     assert golden.avg_words(avg)[1] == 0xAB << 16

@@ -7,7 +7,7 @@ import pytest
 from model.energy import EnergyTable, frame_events
 from model.golden import H, W
 from sim import report
-from sim.sweep import SweepSettings, lowest_variance_mask, run_sweep
+from sim.sweep import SweepSettings, instance_configs, run_sweep
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +43,12 @@ def test_linear_fit_recovers_a_line():
     assert slope == pytest.approx(2.15, abs=0.01) and 0.99 < r2 < 1
 
 
-def test_lowest_variance_mask_is_exact_and_deterministic():
-    variance = np.zeros((H, W))  # all ties: the lowest indices win
-    mask = lowest_variance_mask(variance, 0.3)
-    assert mask.sum() == int(0.3 * H * W)
-    assert mask.reshape(-1)[: mask.sum()].all()
+def test_sweep_masks_are_exact_and_deterministic():
+    variance = np.zeros((16, H, W))  # all ties: the lowest indices win
+    for cfg in instance_configs(variance, 0.3, seed=1):
+        mask = cfg.mask
+        assert mask.sum() == int(0.3 * H * W)
+        assert mask.reshape(-1)[: mask.sum()].all()
 
 
 def test_frame_events_of_an_empty_and_a_full_mask():
