@@ -57,18 +57,18 @@ $(STAMP): pyproject.toml
 
 # ---------------------------------------------------------------- hardware
 rtl: setup
-	$(PY) -m rtl.generate
+	$(PY) -m rtl.tools.generate
 
 lint: setup
-	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.lint
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m rtl.tools.lint
 
 sim: setup
-	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.run_sim --sim $(SIM) --hil-sim $(HIL_SIM) $(if $(filter 1,$(WAVES)),--waves,)
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.run_sim --sim $(SIM) --hil-sim $(HIL_SIM) $(if $(filter 1,$(WAVES)),--waves,)
 
 # Switching activity of velcro_top per C as SAIF for Vivado (build/saif/): make saif SAIF_C="0 0.3"
 SAIF_C ?= 0 0.3
 saif: setup
-	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.saif $(SAIF_C)
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.saif $(SAIF_C)
 
 test: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 tests
@@ -79,13 +79,13 @@ clean:
 # ---------------------------------------------------------------- algorithm (issue 3)
 .PHONY: algorithm-train algorithm-train-check algorithm-bench algorithm-report algorithm-test
 
-# Retrain the default Fashion-MNIST CNN (deterministic, a few minutes on 2 cores) into model/checkpoints/.
+# Retrain the default Fashion-MNIST CNN (deterministic, a few minutes on 2 cores) into model/nets/checkpoints/.
 algorithm-train: setup
-	$(PY) -m model.train_default
+	$(PY) -m model.nets.train_default
 
 # Retrain in memory and check the committed checkpoint is reproduced bit for bit.
 algorithm-train-check: setup
-	$(PY) -m model.train_default --check
+	$(PY) -m model.nets.train_default --check
 
 # Statistics cost vs plain inference on the default CNN, measured in one run.
 algorithm-bench: setup

@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from .data import load_fashion_mnist
-from .default_model import load_default_model
-from .stats import ActivationStatistics
+from model.nets.data import load_fashion_mnist
+from model.nets.default_model import load_default_model
+from model.velcro.stats import ActivationStatistics
 
 
 def main(argv: list[str] | None = None) -> int:

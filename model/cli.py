@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-from .compress import CompressedModel, compression_masks, parse_thresholds, saving_ratio
-from .data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
-from .errors import VelcroError
-from .evaluate import accuracy
-from .search import ThresholdSearch
-from .sites import find_sites
-from .stats import ActivationStatistics
-from .zoo import PAPER_MODELS, build_model
+from model.velcro.compress import CompressedModel, compression_masks, parse_thresholds, saving_ratio
+from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
+from model.errors import VelcroError
+from model.velcro.evaluate import accuracy
+from model.velcro.search import ThresholdSearch
+from model.velcro.sites import find_sites
+from model.velcro.stats import ActivationStatistics
+from model.nets.zoo import PAPER_MODELS, build_model
 
 
 def _example(args) -> torch.Tensor:
@@ -125,7 +125,7 @@ def cmd_search(args) -> dict:
 
 
 def cmd_plots(args) -> dict:
-    from .analysis import plot_variance_histograms
+    from model.velcro.analysis import plot_variance_histograms
 
     model, data, split = _task(args)
     stats = _load_or_observe(args, model, data, split)
@@ -141,8 +141,8 @@ def cmd_plots(args) -> dict:
 
 
 def cmd_export(args) -> dict:
-    from .default_model import load_default_model
-    from .export import export_layer, save_export
+    from model.nets.default_model import load_default_model
+    from model.deploy.export import export_layer, save_export
 
     model = load_default_model(args.checkpoint)
     threshold = args.threshold

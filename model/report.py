@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .analysis import plot_accuracy_vs_ratio, plot_variance_histograms
-from .data import DEFAULT_PREP_FRACTION, fashion_task, split_task
-from .default_model import HW_SITE, checkpoint_metadata, load_default_model
-from .evaluate import accuracy
-from .search import ThresholdSearch
-from .stats import ActivationStatistics
+from model.velcro.analysis import plot_accuracy_vs_ratio, plot_variance_histograms
+from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, split_task
+from model.nets.default_model import HW_SITE, checkpoint_metadata, load_default_model
+from model.velcro.evaluate import accuracy
+from model.velcro.search import ThresholdSearch
+from model.velcro.stats import ActivationStatistics
 
 CURVE_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -85,7 +85,7 @@ def write_markdown(summary: dict, out: Path) -> None:
     lines = [
         "# VELCRO on the offline default (Fashion-MNIST CNN)",
         "",
-        f"Model: `model/checkpoints/default_cnn.pt`, test accuracy on all 10 classes "
+        f"Model: `model/nets/checkpoints/default_cnn.pt`, test accuracy on all 10 classes "
         f"{summary['model']['test_accuracy']:.4f}. Preprocessing images: {summary['prep_fraction']:.1%} of each "
         "task's test images (seeded), validation: the rest. C is the element-weighted saving ratio (Eq. 2); "
         "the first activation output is never compressed.",

@@ -8,7 +8,7 @@ Three stages run concurrently on consecutive frames (two IFMAP slots, three OFMA
 
 Only computed outputs enter the compute stage, one per cycle; compressed outputs take their value
 from the AVG memory while the frame drains, so they cost neither cycles nor MACs. The cycle model
-of this micro-architecture is `model.cycles`; the arithmetic is `model.golden`. Register map,
+of this micro-architecture is `model.hw.cycles`; the arithmetic is `model.hw.golden`. Register map,
 ports and frame rules: DESIGN §4 and the README's hardware section.
 """
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -17,7 +17,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.golden import BEATS_PER_FRAME, H, K, MACS_PER_OUTPUT, PIXELS_PER_BEAT, W
+from model.hw.golden import BEATS_PER_FRAME, H, K, MACS_PER_OUTPUT, PIXELS_PER_BEAT, W
 from rtl.axil import AxiLiteRegisterBus, axil_slave_members
 from rtl.ifmap_buffer import IfmapWindowBuffer
 from rtl.mac_requant import TAPS, MacRequant

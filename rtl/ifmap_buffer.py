@@ -13,7 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.golden import H, PIXELS_PER_BEAT, W
+from model.hw.golden import H, PIXELS_PER_BEAT, W
 
 ROW_BANKS = 4
 WORDS_PER_ROW = W // PIXELS_PER_BEAT  # 8

@@ -18,7 +18,7 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from model.golden import N_OUTPUTS, PIXELS_PER_BEAT
+from model.hw.golden import N_OUTPUTS, PIXELS_PER_BEAT
 
 GROUPS = N_OUTPUTS // PIXELS_PER_BEAT  # 512 groups of 8 outputs = mask bytes
 

@@ -51,7 +51,7 @@ class VelcroTop(wiring.Component):
         cores = []
         for i in range(self.instances):
             # One port signal per core port; the core itself is the `velcro_conv2d` module, which
-            # rtl.generate puts once into the same file (16 inlined copies would be 16x the Verilog).
+            # rtl.tools.generate puts once into the same file (16 inlined copies would be 16x the Verilog).
             core = SimpleNamespace(**{name: Signal(member.shape, name=f"conv{i}_{name}")
                                       for name, member in CORE_PORTS.items()})  # fmt: skip
             cores.append(core)

@@ -1,0 +1,431 @@
+"""End-to-end check of the hardware layer: float, float-compressed, int8 golden and RTL paths (issue 6).
+
+For K validation images of a specialized task the network runs four ways, differing only in the
+hardware layer (`hw_dw` + ReLU, 16 channels of 64×64):
+
+* ``float``            the float layer;
+* ``float_compressed`` the float layer with VELCRO: masked elements replaced by their float
+                       preprocessing mean;
+* ``int8_golden``      the exported integer configuration run by `model.hw.golden.conv2d` per channel
+                       and image (input quantized with s_x, output dequantized with s_y, mask and
+                       uint8 averages applied by the golden model), the rest of the net in PyTorch;
+* ``rtl``              the same, with the layer computed by a caller-supplied
+                       ``layer_runner(configs, ifmaps (16, K, 64, 64) uint8) -> (16, K, 64, 64) uint8``
+                       (default: the golden runner itself, so everything runs without a simulator).
+
+The RTL outputs must equal the golden outputs for every channel and image (else `VelcroError`),
+and so must the predictions.
+
+Mask allocation (beyond the paper). VELCRO's threshold is per layer: the ⌊T·65536⌋ lowest-variance
+elements of the whole 16×4096 layer (`per_layer_masks`), so channels get different densities and a
+16-instance top, whose frame interval is that of its slowest instance, gains less than the average
+density suggests. `balanced_masks` gives every channel exactly ⌊T·4096⌋ of its own lowest-variance
+elements (16·⌊T·4096⌋ ≤ ⌊T·65536⌋, short by at most 15 elements), so all instances do equal work.
+`top_speedup` compares the two with the cycle model `model.hw.cycles.frame_interval`.
+
+Saving ratios. Layer C = compressed elements / (16·64·64). Model C (DESIGN §7 element-weighted,
+with only this layer compressed) = compressed elements / all activation-output elements of the
+model's compressible layers, i.e. of every activation output that follows a convolution
+(`model.velcro.sites.find_sites`: the stem, the hardware layer and stages 1–3); the same ratio without the
+first activation output (left alone by default in §7) and the saved fraction of all model MACs
+(9 per compressed element) are reported beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from model.velcro.compress import _to_fraction, lowest_variance_mask
+from model.hw.cycles import frame_interval
+from model.nets.default_model import HW_CHANNELS, HW_SITE, HW_SIZE, DefaultCNN, load_default_model
+from model.errors import VelcroError
+from model.deploy.export import (
+    LayerExport,
+    LayerQuantization,
+    calibrate,
+    dequantize_output,
+    float_layer_sha256,
+    layer_error,
+    make_configs,
+    quantize_input,
+)
+from model.hw.golden import N_OUTPUTS, ConvConfig, conv2d
+from model.deploy.hw_layer import hw_layer_input, hw_layer_statistics, run_from_hw_output
+
+LayerRunner = Callable[[list[ConvConfig], np.ndarray], np.ndarray]
+LAYER_ELEMENTS = HW_CHANNELS * N_OUTPUTS  # 65536
+PATHS = ("float", "float_compressed", "int8_golden", "rtl")
+
+__all__ = [
+    "LayerRunner",
+    "PATHS",
+    "golden_runner",
+    "per_layer_masks",
+    "balanced_masks",
+    "top_speedup",
+    "model_saving_ratio",
+    "run_paths",
+    "E2EContext",
+    "prepare",
+    "largest_lossless",
+    "report",
+]
+
+
+# ---------------------------------------------------------------------- runners
+def golden_runner(configs: list[ConvConfig], ifmaps: np.ndarray) -> np.ndarray:
+    """The reference layer runner: `model.hw.golden.conv2d` for every channel and image."""
+    _check_ifmaps(configs, ifmaps)
+    out = np.empty(ifmaps.shape, dtype=np.uint8)
+    for c, cfg in enumerate(configs):
+        for i in range(ifmaps.shape[1]):
+            out[c, i] = conv2d(ifmaps[c, i], cfg)
+    return out
+
+
+def _check_ifmaps(configs: list[ConvConfig], ifmaps: np.ndarray) -> None:
+    if len(configs) != HW_CHANNELS or not all(isinstance(c, ConvConfig) for c in configs):
+        raise VelcroError(f"give 16 ConvConfig objects, one per channel (got {len(configs)})")
+    if not isinstance(ifmaps, np.ndarray) or ifmaps.dtype != np.uint8 or ifmaps.ndim != 4 or ifmaps.shape[0] != HW_CHANNELS or ifmaps.shape[2:] != (HW_SIZE, HW_SIZE):
+        got = f"{ifmaps.shape} {ifmaps.dtype}" if isinstance(ifmaps, np.ndarray) else type(ifmaps).__name__
+        raise VelcroError(f"IFMAPs must be a uint8 array of shape (16, K, 64, 64), got {got}")
+
+
+# ---------------------------------------------------------------------- masks and load balance
+def _variance(var) -> torch.Tensor:
+    v = torch.as_tensor(np.asarray(var) if not isinstance(var, torch.Tensor) else var)
+    if tuple(v.shape) != (HW_CHANNELS, HW_SIZE, HW_SIZE):
+        raise VelcroError(f"variance must have the layer's shape (16, 64, 64), got {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()):
+        raise VelcroError("variance contains NaN or infinite values; recompute the statistics")
+    return v.to(torch.float64)
+
+
+def _threshold(T) -> Fraction:
+    t = _to_fraction(T)
+    if not 0 <= t < 1:
+        raise VelcroError(f"threshold {float(t):g} must be a fraction in [0, 1) (e.g. 0.3 for 30 %)")
+    return t
+
+
+def per_layer_masks(var, T) -> torch.Tensor:
+    """(16, 64, 64) bool: the ⌊T·65536⌋ lowest-variance elements of the whole layer (VELCRO's per-layer T)."""
+    v = _variance(var)
+    return lowest_variance_mask(v, math.floor(_threshold(T) * LAYER_ELEMENTS))
+
+
+def balanced_masks(var, T) -> torch.Tensor:
+    """(16, 64, 64) bool: each channel's own ⌊T·4096⌋ lowest-variance elements (equal work per instance)."""
+    v = _variance(var)
+    count = math.floor(_threshold(T) * N_OUTPUTS)
+    return torch.stack([lowest_variance_mask(v[c], count) for c in range(HW_CHANNELS)])
+
+
+def top_speedup(computed: Sequence[int]) -> dict:
+    """Frame-interval speedup of a 16-instance top over no compression, from per-channel computed outputs.
+
+    achieved: interval(4096) / max_c interval(computed_c) (the top waits for its slowest instance);
+    ideal:    interval(4096) / interval(⌈Σ computed / 16⌉) (the same work spread evenly).
+    """
+    computed = [int(c) for c in computed]
+    if len(computed) != HW_CHANNELS:
+        raise VelcroError(f"give 16 computed-output counts, one per instance (got {len(computed)})")
+    if any(not 0 <= c <= N_OUTPUTS for c in computed):
+        raise VelcroError(f"computed outputs per instance must lie in [0, {N_OUTPUTS}]")
+    base = frame_interval(N_OUTPUTS)
+    intervals = [frame_interval(c) for c in computed]
+    even = frame_interval(math.ceil(sum(computed) / HW_CHANNELS))
+    achieved, ideal = base / max(intervals), base / even
+    return {
+        "computed": computed,
+        "intervals": intervals,
+        "baseline_interval": base,
+        "top_interval": max(intervals),
+        "ideal_interval": even,
+        "achieved_speedup": achieved,
+        "ideal_speedup": ideal,
+        "efficiency": achieved / ideal,
+    }
+
+
+def model_saving_ratio(model: DefaultCNN, compressed_elements: int) -> dict:
+    """Model-level C with only the hardware layer compressed (see the module docstring)."""
+    from model.velcro.sites import find_sites
+
+    sites, total_macs = find_sites(model, torch.zeros(1, 1, 28, 28))
+    if sites[HW_SITE].shape != (HW_CHANNELS, HW_SIZE, HW_SIZE):
+        raise VelcroError("the model's activation output 1 is not the hardware layer; is this the default CNN?")
+    all_elements = sum(s.numel for s in sites)
+    without_first = sum(s.numel for s in sites[1:])
+    macs_per_element = sites[HW_SITE].macs / sites[HW_SITE].numel
+    return {
+        "model_saving_ratio": compressed_elements / all_elements,
+        "model_saving_ratio_without_first": compressed_elements / without_first,
+        "model_mac_fraction": compressed_elements * macs_per_element / total_macs,
+        "activation_elements": all_elements,
+    }
+
+
+# ---------------------------------------------------------------------- the four paths
+def _labels_images(images, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise VelcroError(f"images must be a Fashion-MNIST tensor of shape (K, 1, 28, 28), got {shape}")
+    if not bool(torch.isfinite(images).all()):
+        raise VelcroError("images contain NaN or infinite values; pass the task's images in [0, 1]")
+    labels = torch.as_tensor(labels)
+    if labels.shape != (len(images),):
+        raise VelcroError(f"labels must have shape ({len(images)},) to match the images, got {tuple(labels.shape)}")
+    if len(images) == 0:
+        raise VelcroError("no images: give at least one")
+    return images, labels
+
+
+def _compare(golden: np.ndarray, other, name: str) -> None:
+    if not isinstance(other, np.ndarray) or other.shape != golden.shape or other.dtype != np.uint8:
+        got = f"{other.shape} {other.dtype}" if isinstance(other, np.ndarray) else type(other).__name__
+        raise VelcroError(
+            f"{name} returned {got}, expected a uint8 array of shape {golden.shape} "
+            "(16 channels × K images × 64 × 64, channel-major like its input): fix the runner's output"
+        )
+    differ = other != golden
+    if differ.any():
+        frames = np.argwhere(differ.any(axis=(2, 3)))
+        c, i = (int(v) for v in frames[0])
+        y, x = (int(v) for v in np.argwhere(differ[c, i])[0])
+        raise VelcroError(
+            f"{name} differs from the golden model in {int(differ.sum())} pixel(s) of {len(frames)} "
+            f"(channel, image) frame(s); first: channel {c}, image {i}, pixel (y={y}, x={x}): got "
+            f"{int(other[c, i, y, x])}, golden {int(golden[c, i, y, x])}. The hardware (or its driver) "
+            "does not implement DESIGN §3 for this configuration: debug it with that frame"
+        )
+
+
+def run_paths(
+    export: LayerExport,
+    images: torch.Tensor,
+    labels,
+    *,
+    model: DefaultCNN | None = None,
+    layer_runner: LayerRunner | None = None,
+) -> dict:
+    """Top-1 accuracy and predictions of the four paths on `images` (K, 1, 28, 28) with `labels` (K,)."""
+    model = model if model is not None else load_default_model()
+    images, labels = _labels_images(images, labels)
+    if export.float_sha256 != float_layer_sha256(model):
+        raise VelcroError("the export was made from a different float layer than this model's; re-run `velcro export`")
+    runner = layer_runner if layer_runner is not None else golden_runner
+    mask = torch.from_numpy(export.masks)
+    mean = torch.from_numpy(np.asarray(export.float_mean)).to(torch.float32)
+    with torch.no_grad():
+        x = hw_layer_input(model, images)
+        y_float = model.hw_layer(x)
+        y_comp = torch.where(mask, mean, y_float)
+        ifmaps = quantize_input(x, export.input_scale)
+        golden = golden_runner(export.configs, ifmaps)
+        rtl = golden if runner is golden_runner else runner(export.configs, ifmaps.copy())
+        if runner is not golden_runner:
+            _compare(golden, rtl, "layer_runner")
+        y_int = dequantize_output(golden, export.output_scale)
+        logits = {
+            "float": model.from_hw_output(y_float),
+            "float_compressed": model.from_hw_output(y_comp),
+            "int8_golden": run_from_hw_output(model, y_int),
+            "rtl": run_from_hw_output(model, dequantize_output(rtl, export.output_scale)),
+        }
+    predictions = {k: v.argmax(1) for k, v in logits.items()}
+    if not torch.equal(predictions["rtl"], predictions["int8_golden"]):
+        raise VelcroError("RTL-path predictions differ from the int8-golden predictions although the layer outputs match")
+    masks = export.masks
+    compressed = int(masks.sum())
+    diff = y_int.to(torch.float64) - y_comp.to(torch.float64)
+    return {
+        "images": len(images),
+        "accuracy": {k: float((p == labels).float().mean()) for k, p in predictions.items()},
+        "predictions": {k: p.tolist() for k, p in predictions.items()},
+        "labels": labels.tolist(),
+        "threshold": export.threshold,
+        "allocation": export.allocation,
+        "layer_saving_ratio": compressed / LAYER_ELEMENTS,
+        **model_saving_ratio(model, compressed),
+        "channel_densities": [float(m.mean()) for m in masks],
+        "speedup": top_speedup([N_OUTPUTS - int(m.sum()) for m in masks]),
+        "float_vs_int8_error": export.error,  # no compression, from the export
+        "compressed_int8_vs_float_error": {"max_abs": float(diff.abs().max()), "rms": float(diff.pow(2).mean().sqrt())},
+    }
+
+
+# ---------------------------------------------------------------------- task-level evaluation
+@dataclass
+class E2EContext:
+    """Model, statistics, calibration and K validation images of one task, computed once."""
+
+    model: DefaultCNN
+    task: str
+    seed: int
+    mean: torch.Tensor
+    var: torch.Tensor
+    quant: LayerQuantization
+    images: torch.Tensor
+    labels: torch.Tensor
+    error: dict
+
+    def export(self, threshold, allocation: str = "per-layer") -> LayerExport:
+        if allocation not in ("per-layer", "balanced"):
+            raise VelcroError(f"allocation {allocation!r}: use per-layer or balanced")
+        t = _threshold(threshold)
+        mask = (per_layer_masks if allocation == "per-layer" else balanced_masks)(self.var, t)
+        q = self.quant
+        return LayerExport(
+            configs=make_configs(q, mask, self.mean),
+            input_scale=q.input_scale,
+            output_scale=q.output_scale,
+            weight_scales=q.weight_scales,
+            float_mean=self.mean.numpy().astype(np.float64),
+            task=self.task,
+            threshold=float(t),
+            allocation=allocation,
+            channel_thresholds=[float(m.float().mean()) for m in mask],
+            float_sha256=q.float_sha256,
+            input_calibration=q.input_calibration,
+            calibration_images=q.calibration_images,
+            seed=self.seed,
+            error=self.error,
+        )
+
+
+def prepare(task: str = "footwear", k: int = 32, *, seed: int = 0, model: DefaultCNN | None = None, n_prep: int | None = None, input_calibration: str = "max", error_images: int = 64) -> E2EContext:
+    """Statistics and calibration on the task's preprocessing split; the first `k` validation images."""
+    from model.deploy.export import _prep_and_val
+
+    if k < 1:
+        raise VelcroError(f"K = {k}: evaluate at least one validation image")
+    model = model if model is not None else load_default_model()
+    data, split = _prep_and_val(task, n_prep, seed)
+    if k > len(split.val):
+        raise VelcroError(f"K = {k} but task {task!r} has only {len(split.val)} validation images; lower K")
+    mean, var = hw_layer_statistics(task, len(split.prep), seed=seed, model=model)
+    quant = calibrate(model, data.images[split.prep], input_calibration=input_calibration)
+    error = layer_error(model, quant, data.images[split.val[:error_images]])
+    val = split.val[:k]
+    return E2EContext(model, str(task), seed, mean, var, quant, data.images[val], data.labels[val], error)
+
+
+def _int8_accuracy(ctx: E2EContext, export: LayerExport, ifmaps: np.ndarray) -> float:
+    out = golden_runner(export.configs, ifmaps)
+    with torch.no_grad():
+        pred = run_from_hw_output(ctx.model, dequantize_output(out, export.output_scale)).argmax(1)
+    return float((pred == ctx.labels).float().mean())
+
+
+def largest_lossless(ctx: E2EContext, *, step: float = 0.05, allocation: str = "per-layer") -> dict:
+    """Scan T = 0, step, 2·step, … < 1 with the int8-golden path; pick the largest lossless T.
+
+    Lossless = int8-golden accuracy on the K images ≥ the float (uncompressed) accuracy. The chosen
+    T is the largest grid point such that it and every smaller grid point are lossless (a single
+    lucky point above a loss is reported as `largest_any_lossless`, not chosen).
+    """
+    if not 0 < step < 1:
+        raise VelcroError(f"step {step} must lie in (0, 1)")
+    with torch.no_grad():
+        x = hw_layer_input(ctx.model, ctx.images)
+        base = float((ctx.model.from_hw_output(ctx.model.hw_layer(x)).argmax(1) == ctx.labels).float().mean())
+    ifmaps = quantize_input(x, ctx.quant.input_scale)
+    steps = Fraction(str(step))
+    grid = [n * steps for n in range(math.ceil(1 / steps)) if n * steps < 1]
+    curve, chosen, any_best, broken = [], None, None, False
+    for t in grid:
+        export = ctx.export(t, allocation)
+        acc = _int8_accuracy(ctx, export, ifmaps)
+        ok = acc >= base
+        curve.append({"threshold": float(t), "layer_saving_ratio": export.saving_ratio, "int8_golden_accuracy": acc, "lossless": ok})
+        if ok:
+            any_best = float(t)
+            if not broken:
+                chosen = float(t)
+        else:
+            broken = True
+    return {"float_accuracy": base, "allocation": allocation, "chosen_threshold": chosen, "largest_any_lossless": any_best, "curve": curve}
+
+
+def report(
+    task: str = "footwear",
+    k: int = 32,
+    thresholds: Sequence[float] = (0.3, 0.5, 0.7),
+    *,
+    layer_runner: LayerRunner | None = None,
+    seed: int = 0,
+    step: float = 0.05,
+    ctx: E2EContext | None = None,
+) -> dict:
+    """The issue-6 measurements: error, four accuracies per threshold and allocation, balance, lossless C."""
+    ctx = ctx if ctx is not None else prepare(task, k, seed=seed)
+    scan = largest_lossless(ctx, step=step)
+    chosen = [] if scan["chosen_threshold"] is None else [scan["chosen_threshold"]]
+    rows = []
+    for t in sorted({float(t) for t in thresholds} | set(chosen)):
+        for allocation in ("per-layer", "balanced"):
+            result = run_paths(ctx.export(t, allocation), ctx.images, ctx.labels, model=ctx.model, layer_runner=layer_runner)
+            rows.append({k: v for k, v in result.items() if k not in ("predictions", "labels")} | {"predictions": result["predictions"]})
+    q = ctx.quant
+    return {
+        "task": ctx.task,
+        "k": len(ctx.labels),
+        "runner": "golden" if layer_runner is None else getattr(layer_runner, "__name__", "custom"),
+        "scales": {
+            "input_scale": q.input_scale,
+            "output_scale": q.output_scale,
+            "weight_scales": q.weight_scales.tolist(),
+            "mult": q.mult.tolist(),
+            "shift": q.shift.tolist(),
+            "input_calibration": q.input_calibration,
+        },
+        "float_vs_int8_error": ctx.error,
+        "lossless_scan": scan,
+        "results": rows,
+    }
+
+
+def _summary(rep: dict) -> str:
+    lines = [f"task {rep['task']}  K={rep['k']}  runner={rep['runner']}",
+             "float-vs-int8 layer error (no compression, {images} val images): max_abs {max_abs:.4f} ({max_abs_lsb:.2f} LSB)  rms {rms:.4f} ({rms_lsb:.3f} LSB)".format(**rep["float_vs_int8_error"]),
+             f"largest lossless per-layer T (grid): {rep['lossless_scan']['chosen_threshold']}  (largest any: {rep['lossless_scan']['largest_any_lossless']})",
+             f"{'T':>5} {'alloc':>9} {'C_layer':>7} {'C_model':>7} {'float':>6} {'f_comp':>6} {'int8':>6} {'rtl':>6} {'dens min/max':>13} {'speedup ach/ideal':>17}"]
+    for r in rep["results"]:
+        a, s, d = r["accuracy"], r["speedup"], r["channel_densities"]
+        lines.append(f"{r['threshold']:5.2f} {r['allocation']:>9} {r['layer_saving_ratio']:7.4f} {r['model_saving_ratio']:7.4f} "
+                     f"{a['float']:6.3f} {a['float_compressed']:6.3f} {a['int8_golden']:6.3f} {a['rtl']:6.3f} "
+                     f"{min(d):6.3f}/{max(d):6.3f} {s['achieved_speedup']:8.3f}/{s['ideal_speedup']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model.deploy.e2e", description="issue-6 end-to-end report with the golden runner as RTL stand-in")
+    p.add_argument("--task", default="footwear")
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--thresholds", default="0.3,0.5,0.7")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the full report (with predictions) to this file")
+    args = p.parse_args(argv)
+    try:
+        rep = report(args.task, args.k, [float(t) for t in args.thresholds.split(",")], seed=args.seed)
+    except VelcroError as err:
+        print(f"model.deploy.e2e: error: {err}", file=sys.stderr)
+        return 2
+    print(_summary(rep))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rep, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

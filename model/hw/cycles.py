@@ -1,0 +1,74 @@
+"""Cycle model of the `velcro_conv2d` micro-architecture (DESIGN §5).
+
+A frame passes three stages that run concurrently on consecutive frames:
+
+* load:    512 input beats into one of two IFMAP slots;
+* compute: the mask scanner starts STARTUP cycles after the slot is full and then issues the
+           c computed outputs on c consecutive cycles (a frame with c = 0 still takes one
+           cycle to close), so the stage is busy max(c, 1) + STARTUP cycles per frame;
+* drain:   the last result reaches the OFMAP buffer PIPELINE cycles after its issue, the drain
+           starts on the next cycle and the output FIFO shows the first beat OUTPUT_LATENCY
+           cycles after the drain starts; 512 beats follow.
+
+Isolated frame (input always valid, output always ready), counted as LAST_CYCLES is, from the
+handshake of the first input beat to that of the last output beat:
+
+    latency(c)  = 511 + 1 + STARTUP + max(c, 1) - 1 + PIPELINE + 1 + OUTPUT_LATENCY + 511
+                = 1034 + max(c, 1)
+
+Back-to-back frames: each stage has its own buffers (two IFMAP slots, three OFMAP slots), so the
+steady-state interval is the slowest stage:
+
+    interval(c) = max(512, max(c, 1) + STARTUP) = max(512, max(c, 1) + 3)
+
+The constants are the micro-architecture's; `rtl/` imports nothing from here and the benches
+compare simulation against these formulas.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from model.hw.golden import BEATS_PER_FRAME, N_OUTPUTS
+
+STARTUP = 3  # start pulse -> first issued index (rtl.mask_scan.MaskScanner.STARTUP)
+PIPELINE = 6  # issue -> OFMAP buffer write: window read (2) + MAC/requant (4)
+OUTPUT_LATENCY = 2  # drain read -> memory data -> output FIFO -> first m_axis beat
+
+
+def computed_outputs(mask: np.ndarray | None, skip_en: bool = True) -> int:
+    """Outputs the core computes: all of them without a mask or with the skip disabled."""
+    if mask is None or not skip_en:
+        return N_OUTPUTS
+    return int(N_OUTPUTS - np.count_nonzero(mask))
+
+
+def compute_stage_cycles(computed: int) -> int:
+    _check(computed)
+    return max(computed, 1) + STARTUP
+
+
+def frame_latency(computed: int) -> int:
+    """LAST_CYCLES of an isolated frame with `computed` outputs and no stalls."""
+    _check(computed)
+    return (
+        BEATS_PER_FRAME  # input beats 0..511, the slot is full the cycle after the last
+        + STARTUP
+        + max(computed, 1)
+        - 1  # the last index issues on the last compute cycle
+        + PIPELINE
+        + 1  # the drain sees the finished slot one cycle after the last write
+        + OUTPUT_LATENCY
+        + BEATS_PER_FRAME
+        - 1  # beats 0..511 of the output
+    )
+
+
+def frame_interval(computed: int) -> int:
+    """Steady-state cycles per frame for back-to-back frames with no stalls."""
+    _check(computed)
+    return max(BEATS_PER_FRAME, compute_stage_cycles(computed))
+
+
+def _check(computed: int) -> None:
+    if not 0 <= computed <= N_OUTPUTS:
+        raise ValueError(f"computed outputs must lie in [0, {N_OUTPUTS}], got {computed}")

@@ -1,0 +1,196 @@
+"""VELCRO compression (Algorithm 1 steps 6–7) and the compression-saving ratio (Eq. 2).
+
+A threshold tuple holds one T_k per activation output. The paper's tables give percents and, for
+ResNet-18 and GoogLeNet, leave the first activation out; both forms are accepted here and no other,
+so a tuple is never silently misaligned. Thresholds are kept as exact fractions: ⌊T_k·n_k⌋ of
+0.29 × 100 elements is 29, not the 28 that binary floating point gives.
+
+In layer k exactly ⌊T_k·n_k⌋ elements with the lowest variance are replaced by their mean B; among
+equal variances (post-ReLU elements that are always zero tie at 0) the lower flat index (C, H, W
+order) goes first, so masks are reproducible.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from model.errors import VelcroError
+from model.velcro.sites import SiteInfo, intercept
+from model.velcro.stats import ActivationStatistics
+
+Threshold = Fraction | None  # None: the site is left alone (not compressed, not in the ratio)
+
+
+def _to_fraction(value) -> Fraction:
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise VelcroError(f"threshold {value} is not a number; give values like 0.3 (or 30 with --percent)")
+        return Fraction(repr(value))  # the decimal the user wrote, exactly
+    try:
+        return Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        raise VelcroError(f"threshold {value!r} is not a number; give values like 0.3 (or 30 with --percent)") from None
+
+
+def parse_thresholds(values: str | Sequence, n_sites: int, *, percent: bool = False) -> list[Threshold]:
+    """Align a threshold tuple with a model's `n_sites` activation outputs.
+
+    `values` is a sequence or a comma-separated string ("40,40,36" or "(40, 40, 36)"). With
+    `percent` the values are the paper's percents in [0, 100), otherwise fractions in [0, 1).
+    A tuple of `n_sites` entries covers every output; one of `n_sites - 1` leaves the first alone.
+    """
+    if isinstance(values, str):
+        text = values.strip().strip("()[]")
+        items = [v for v in (p.strip() for p in text.split(",")) if v]
+    else:
+        items = list(values)
+    fractions = [_to_fraction(v) for v in items]
+    if len(fractions) not in (n_sites, n_sites - 1):
+        raise VelcroError(
+            f"the threshold tuple has {len(fractions)} entries but the model has {n_sites} activation "
+            f"outputs: give {n_sites} (one per activation output) or {n_sites - 1} (all but the first, "
+            "as in the paper's ResNet-18 and GoogLeNet tables)"
+        )
+    scale = Fraction(100) if percent else Fraction(1)
+    unit = "percent in [0, 100)" if percent else "fractions in [0, 1)"
+    for position, value in enumerate(fractions):
+        if not 0 <= value < scale:
+            hint = " (they look like percents: add --percent / percent=True)" if not percent and 1 <= value < 100 else ""
+            raise VelcroError(
+                f"threshold {position} is {float(value):g}, outside the accepted range: thresholds are "
+                f"{unit}{hint}"
+            )
+    result: list[Threshold] = [v / scale for v in fractions]
+    return [None] + result if len(result) == n_sites - 1 else result
+
+
+@dataclass(frozen=True)
+class LayerRatio:
+    """One activation output's share of the saving."""
+
+    name: str
+    shape: tuple[int, ...]
+    elements: int
+    threshold: float | None
+    compressed: int  # ⌊T·n⌋
+    macs: int  # per image, of the convolutions producing this output
+
+
+@dataclass(frozen=True)
+class SavingRatio:
+    """Eq. 2 over the compressed layers, element-weighted and MAC-weighted."""
+
+    saving_ratio: float  # Σ T_k n_k / Σ n_k over the layers with a threshold
+    mac_weighted_ratio: float  # Σ T_k M_k / Σ M_k over the same layers
+    model_mac_fraction: float  # MACs saved per image / all convolution and linear MACs per image
+    layers: list[LayerRatio]
+
+    def to_dict(self) -> dict:
+        return {
+            "saving_ratio": self.saving_ratio,
+            "mac_weighted_ratio": self.mac_weighted_ratio,
+            "model_mac_fraction": self.model_mac_fraction,
+            "layers": [
+                {
+                    "name": l.name,
+                    "shape": list(l.shape),
+                    "elements": l.elements,
+                    "threshold": l.threshold,
+                    "compressed_elements": l.compressed,
+                    "macs": l.macs,
+                }
+                for l in self.layers
+            ],
+        }
+
+
+def saving_ratio(sites: Sequence[SiteInfo], thresholds: Sequence[Threshold], total_macs: int) -> SavingRatio:
+    """Compression-saving ratio C of a threshold tuple (already aligned by `parse_thresholds`)."""
+    if len(thresholds) != len(sites):
+        raise VelcroError(f"{len(thresholds)} thresholds for {len(sites)} activation outputs; align them with parse_thresholds")
+    layers = [
+        LayerRatio(s.name, s.shape, s.numel, None if t is None else float(t), 0 if t is None else math.floor(t * s.numel), s.macs)
+        for s, t in zip(sites, thresholds)
+    ]
+    covered = [(s, t) for s, t in zip(sites, thresholds) if t is not None]
+    elements = sum(s.numel for s, _ in covered)
+    macs = sum(s.macs for s, _ in covered)
+    saved_macs = sum(t * s.macs for s, t in covered)
+    return SavingRatio(
+        saving_ratio=float(sum(t * s.numel for s, t in covered) / elements) if elements else 0.0,
+        mac_weighted_ratio=float(saved_macs / macs) if macs else 0.0,
+        model_mac_fraction=float(saved_macs / total_macs) if total_macs else 0.0,
+        layers=layers,
+    )
+
+
+def lowest_variance_mask(variance: torch.Tensor, count: int) -> torch.Tensor:
+    """Boolean mask of the `count` lowest-variance elements, ties to the lower flat index."""
+    flat = variance.reshape(-1)
+    order = torch.sort(flat, stable=True).indices[:count]
+    mask = torch.zeros(flat.numel(), dtype=torch.bool)
+    mask[order] = True
+    return mask.view(variance.shape)
+
+
+def compression_masks(stats: ActivationStatistics, thresholds: Sequence[Threshold]) -> list[torch.Tensor | None]:
+    """Step 6: per site, the mask of elements replaced by their mean (None: site left alone)."""
+    if len(thresholds) != len(stats.sites):
+        raise VelcroError(f"{len(thresholds)} thresholds for {len(stats.sites)} activation outputs; align them with parse_thresholds")
+    masks: list[torch.Tensor | None] = []
+    for k, (site, t) in enumerate(zip(stats.sites, thresholds)):
+        masks.append(None if t is None else lowest_variance_mask(stats.variance(k), math.floor(t * site.numel)))
+    return masks
+
+
+class CompressedModel(nn.Module):
+    """Step 7: the model with every masked activation element replaced by its preprocessing mean."""
+
+    def __init__(self, model: nn.Module, stats: ActivationStatistics, masks: Sequence[torch.Tensor | None]) -> None:
+        super().__init__()
+        if len(masks) != len(stats.sites):
+            raise VelcroError(f"{len(masks)} masks for {len(stats.sites)} activation outputs")
+        self.model = model
+        self.n_sites = len(stats.sites)
+        self.compressed_sites = [k for k, m in enumerate(masks) if m is not None]
+        for k in self.compressed_sites:
+            self.register_buffer(f"mask_{k}", masks[k].clone())
+            self.register_buffer(f"mean_{k}", stats.mean(k).to(torch.float32))
+
+    def _replace(self, index: int, _name: str, _function: str, out: torch.Tensor, _macs: int) -> torch.Tensor:
+        mask = getattr(self, f"mask_{index}", None)
+        if mask is None:
+            return out
+        return torch.where(mask, getattr(self, f"mean_{index}").to(out.dtype), out)
+
+    def forward(self, *args, **kwargs):
+        with intercept(self.model, self._replace) as mode:
+            result = self.model(*args, **kwargs)
+        if mode.index != self.n_sites:
+            raise VelcroError(
+                f"the model produced {mode.index} activation outputs but was compressed for {self.n_sites}; "
+                "run it with the input size used for the statistics"
+            )
+        return result
+
+    def zero_fraction(self) -> float:
+        """Share of compressed elements whose replacement value is exactly zero (paper Table 4)."""
+        total = zeros = 0
+        for k in self.compressed_sites:
+            mask = getattr(self, f"mask_{k}")
+            total += int(mask.sum())
+            zeros += int((getattr(self, f"mean_{k}")[mask] == 0).sum())
+        return zeros / total if total else 0.0
+
+
+def compress(model: nn.Module, stats: ActivationStatistics, thresholds: str | Sequence, *, percent: bool = False) -> CompressedModel:
+    """Convenience: align `thresholds`, build the masks and return the compressed model."""
+    aligned = parse_thresholds(thresholds, len(stats.sites), percent=percent)
+    return CompressedModel(model, stats, compression_masks(stats, aligned))

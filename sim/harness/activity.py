@@ -1,0 +1,114 @@
+"""Activity of one frame read back from the simulator's waveform (FST from Icarus, VCD from Verilator).
+
+Two independent energy proxies come out of the same dump (DESIGN §6):
+
+* events: cycles in which the datapath and buffer enables are high, mapped to the events of
+  model/hw/energy_table.toml (MACs, window reads, buffer reads and writes, mask and average reads);
+* toggles: bit flips of every signal in the design, split into the MAC datapath (the `mac`
+  instance: products, accumulator, scaled product, result and their pipeline valids) and the rest.
+  The clock is left out; aliases of one net are counted once.
+
+pywellen reads both formats, so no FST->VCD conversion is needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pywellen
+
+# Event name -> (enable signal under the instance scope, events per high cycle).
+EVENT_ENABLES = {
+    "mac": [("mac.in_valid", 9)],
+    "requant": [("mac.in_valid", 1)],
+    "ifmap_write": [("ifmap.wr_en", 1)],
+    "window_read": [("ifmap.rd_en", 1)],
+    "ofmap_write": [("mac.out_valid", 1)],
+    "ofmap_read": [("drain_read", 1)],
+    "mask_read": [("drain_read", 1), ("scanner.mask_en", 1)],
+    "avg_read": [("drain_read", 2)],
+}
+MAC_SCOPE = "mac"
+
+
+@dataclass
+class FrameActivity:
+    events: dict[str, int]
+    toggles_mac: int
+    toggles_rest: int
+
+    @property
+    def toggles_total(self) -> int:
+        return self.toggles_mac + self.toggles_rest
+
+
+def _as_int(value) -> int:
+    """Waveform values are ints, or strings when they hold x/z: count those bits as 0."""
+    if isinstance(value, int):
+        return value
+    return int("".join(c if c in "01" else "0" for c in str(value)) or "0", 2)
+
+
+class Waveform:
+    """A dump of one simulation, with times converted to picoseconds."""
+
+    def __init__(self, path: Path):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"waveform {path} not found: run the bench with waves enabled")
+        self.wave = pywellen.Waveform(str(path))
+        ts = self.wave.timescale
+        unit_ps = {"fs": 1e-3, "ps": 1, "ns": 1e3, "us": 1e6, "ms": 1e9, "s": 1e12}
+        self.ps_per_step = ts.factor * unit_ps[str(ts.unit).split(".")[-1].lower()]
+        self.vars = {v.full_name: v for v in self.wave.all_vars()}
+
+    def _changes(self, var, start_ps: int, end_ps: int):
+        """(time_ps, value) changes inside [start, end), preceded by the value at `start`."""
+        before = 0
+        inside = []
+        for time, value in var.tv:
+            t = time * self.ps_per_step
+            if t <= start_ps:
+                before = value
+            elif t < end_ps:
+                inside.append((t, value))
+            else:
+                break
+        return before, inside
+
+    def high_cycles(self, name: str, start_ps: int, end_ps: int, clock_ps: int) -> int:
+        var = self.vars.get(name)
+        if var is None:
+            raise KeyError(f"signal {name} not in the waveform (known e.g.: {sorted(self.vars)[:5]})")
+        value, changes = self._changes(var, start_ps, end_ps)
+        high, last = 0, start_ps
+        for t, new in changes:
+            high += (t - last) if _as_int(value) else 0
+            value, last = new, t
+        high += (end_ps - last) if _as_int(value) else 0
+        return round(high / clock_ps)
+
+    def frame_activity(self, scope: str, start_ps: int, end_ps: int, clock_ps: int) -> FrameActivity:
+        """Events and toggles of the instance at `scope` (e.g. 'velcro_conv2d') in [start, end)."""
+        events = {
+            event: sum(per * self.high_cycles(f"{scope}.{sig}", start_ps, end_ps, clock_ps) for sig, per in enables)
+            for event, enables in EVENT_ENABLES.items()
+        }
+        counted = set()
+        toggles = {"mac": 0, "rest": 0}
+        for name, var in sorted(self.vars.items()):
+            if not name.startswith(scope + ".") or name.rsplit(".", 1)[-1] == "clk":
+                continue
+            ref = var.signal_ref
+            if ref in counted:
+                continue
+            counted.add(ref)
+            aliases_in_mac = name.startswith(f"{scope}.{MAC_SCOPE}.")
+            value, changes = self._changes(var, start_ps, end_ps)
+            flips = 0
+            previous = _as_int(value)
+            for _, new in changes:
+                current = _as_int(new)
+                flips += bin(previous ^ current).count("1")
+                previous = current
+            toggles["mac" if aliases_in_mac else "rest"] += flips
+        return FrameActivity(events, toggles["mac"], toggles["rest"])

@@ -1,0 +1,52 @@
+"""Hardware in the loop: the default CNN's depthwise layer computed by `velcro_top` in simulation.
+
+Channel c of the exported layer runs on instance c and every image is a frame. Runs that differ
+only in their masks (thresholds, allocations) share one simulation: the top is configured once
+and only MASK is rewritten between runs. The bench (sim/benches/tb_top.py::test_runs_from_file) checks every
+output against the golden model, and `model.deploy.e2e.run_paths` checks them once more on its own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from model.hw.golden import ConvConfig
+from sim.harness.bench_files import write_runs
+from sim.harness.runner import ROOT, run_bench
+
+
+def run_layer(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: Path | None = None, *,
+              saif: bool = False, env: dict[str, str] | None = None):
+    """OFMAPs (R, 16, K, 64, 64) and measured steady intervals (R, 16) of R mask sets of one layer.
+
+    Every run must share weights, bias, M, S and averages; only the masks may differ.
+    """
+    work = work if work is not None else ROOT / "sim_build" / f"hil-{sim}"
+    work.mkdir(parents=True, exist_ok=True)
+    config_file, output_file = work / "runs.npz", work / "ofmaps.npz"
+    output_file.unlink(missing_ok=True)
+    write_runs(config_file, runs, ifmaps)
+    tests, failed = run_bench(
+        sim, "velcro_top", "sim.benches.tb_top", work / "build", testcase="test_runs_from_file", quiet=True, saif=saif,
+        env={"VELCRO_CONFIG": str(config_file), "VELCRO_OUTPUT": str(output_file), **(env or {})},
+    )  # fmt: skip
+    if failed or not tests:
+        raise RuntimeError(f"velcro_top run failed on {sim}: see the simulator log above")
+    result = np.load(output_file)
+    return result["ofmaps"], result["intervals"]
+
+
+def replay_runner(runs: list[list[ConvConfig]], simulated_ifmaps: np.ndarray, ofmaps: np.ndarray, name: str):
+    """A model.deploy.e2e LayerRunner that hands back the simulated OFMAPs of the run whose masks match."""
+
+    def rtl(configs: list[ConvConfig], ifmaps: np.ndarray) -> np.ndarray:
+        if not np.array_equal(ifmaps, simulated_ifmaps):
+            raise ValueError("these IFMAPs were not the ones simulated")
+        for run, outputs in zip(runs, ofmaps):
+            if all(np.array_equal(a.mask, b.mask) for a, b in zip(run, configs)):
+                return outputs
+        raise KeyError("no simulated run has these masks")
+
+    rtl.__name__ = name
+    return rtl

@@ -1,0 +1,77 @@
+"""The golden model against an independent formulation (scipy correlate2d + Python integers)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import correlate2d
+
+from model.hw import cycles, golden
+from model.hw.golden import H, W, ConvConfig
+
+
+def reference_output(x, cfg: ConvConfig) -> np.ndarray:
+    """Written from DESIGN §3 without the golden model's helpers."""
+    corr = correlate2d(x.astype(np.int64), np.asarray(cfg.weights, np.int64), mode="same", fillvalue=0)
+    out = np.zeros((H, W), np.uint8)
+    for y in range(H):
+        for xx in range(W):
+            acc = (int(corr[y, xx]) + int(cfg.bias)) & 0xFFFFFFFF
+            acc = acc - (1 << 32) if acc >= 1 << 31 else acc  # int32 wrap
+            r = 1 << (cfg.shift - 1) if cfg.shift else 0
+            v = (acc * cfg.mult + r) // (1 << cfg.shift)  # floor division == arithmetic shift
+            out[y, xx] = min(max(v, 0), 255)
+            if cfg.mask[y, xx] and cfg.skip_en:
+                out[y, xx] = cfg.avg[y, xx]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_golden_matches_independent_formulation(seed):
+    rng = np.random.default_rng(seed)
+    cfg = golden.random_config(rng, density=[0.0, 0.3, 0.75, 1.0, 0.5, 0.1][seed], skip_en=seed != 4)
+    if seed == 5:  # extremes: near-overflow bias, M = 65535, S = 0 and 31
+        cfg = ConvConfig(cfg.weights, 2**31 - 5000, 65535, 31, cfg.mask, cfg.avg)
+    x = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    np.testing.assert_array_equal(golden.conv2d(x, cfg), reference_output(x, cfg))
+
+
+def test_packing_round_trips_and_layout():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    beats = golden.frame_to_beats(frame)
+    assert len(beats) == 512
+    assert beats[1] & 0xFF == frame[0, 8] and (beats[1] >> 56) == frame[0, 15]
+    np.testing.assert_array_equal(golden.beats_to_frame(beats), frame)
+    mask = np.zeros((H, W), bool)
+    mask[0, 33] = True  # output index 33 -> MASK[1] bit 1
+    assert golden.mask_words(mask)[1] == 0b10 and sum(golden.mask_words(mask)) == 2
+    assert golden.mask_bytes(mask) == b"".join(w.to_bytes(4, "little") for w in golden.mask_words(mask))
+    avg = np.zeros((H, W), np.uint8)
+    avg[0, 6] = 0xAB  # output index 6 -> AVG[1] byte 2
+    assert golden.avg_words(avg)[1] == 0xAB << 16
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(weights=np.zeros((3, 2))), "3x3"),
+        (dict(bias=2**31), "int32"),
+        (dict(mult=65536), "16-bit"),
+        (dict(shift=32), r"\[0, 31\]"),
+        (dict(mask=np.zeros((4, 4))), "shape"),
+    ],
+)
+def test_config_validation(kwargs, message):
+    base = dict(weights=np.zeros((3, 3)), bias=0, mult=1, shift=0, mask=np.zeros((H, W)), avg=np.zeros((H, W)))
+    with pytest.raises(ValueError, match=message):
+        ConvConfig(**{**base, **kwargs})
+
+
+def test_cycle_model_shape():
+    assert cycles.frame_interval(4096) <= 4112, "C = 0 must stay within 16 cycles of one output per cycle"
+    assert cycles.frame_interval(0) == 512
+    for c in range(0, 4097, 97):
+        assert cycles.frame_interval(c) <= max(512, c) + 16
+        assert cycles.frame_latency(c) == 1034 + max(c, 1)
+    with pytest.raises(ValueError):
+        cycles.frame_latency(4097)
