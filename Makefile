@@ -20,16 +20,20 @@ export XDG_CACHE_HOME ?= $(abspath .cache)
 # tclsh for the Vivado scripts' dry run.
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup .system-packages-ok sim saif test rtl lint clean
+.PHONY: help setup .system-packages-ok sim saif test test-fast test-cocotb rtl lint clean
 
 help:
-	@echo "make sim    generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
-	@echo "make test   the whole pytest suite (unit + cocotb on Icarus and Verilator)"
-	@echo "make rtl    regenerate rtl/generated/*.v from the Amaranth sources"
-	@echo "make lint   Verilator lint of the generated Verilog"
-	@echo "make saif   velcro_top switching activity per C as SAIF for Vivado (SAIF_C=\"0 0.3\")"
-	@echo "make vivado U280 synthesis + implementation (needs Vivado on PATH); vivado-ip, vivado-power,"
-	@echo "            vivado-dryrun: see vivado/README.md"
+	@echo "make sim          generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
+	@echo "make test         the whole pytest suite: unit + cocotb on Icarus and Verilator + the slow flows"
+	@echo "make test-fast    the unit tier (no simulator, nothing over ~20 s): about 2-3 minutes on 2 cores"
+	@echo "make test-cocotb  the velcro_conv2d cocotb benches on Icarus and Verilator (not the slow ones)"
+	@echo "make rtl          regenerate rtl/generated/*.v from the Amaranth sources"
+	@echo "make lint         Verilator lint of the generated Verilog"
+	@echo "make saif         velcro_top switching activity per C as SAIF for Vivado (SAIF_C=\"0 0.3\")"
+	@echo "make algorithm-report | algorithm-bench | algorithm-train | algorithm-train-check | algorithm-test"
+	@echo "                  the PyTorch side: reports/algorithm/, statistics cost, checkpoint, its tests"
+	@echo "make vivado       U280 synthesis + implementation (needs Vivado on PATH); vivado-ip, vivado-power,"
+	@echo "                  vivado-dryrun: see vivado/README.md"
 
 # ---------------------------------------------------------------- set-up (idempotent)
 setup: $(STAMP) .system-packages-ok
@@ -70,13 +74,20 @@ SAIF_C ?= 0 0.3
 saif: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.saif $(SAIF_C)
 
+# Tiers (markers assigned in tests/conftest.py): test = everything, with no skips.
 test: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 tests
+
+test-fast: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 -m "not cocotb and not slow" tests
+
+test-cocotb: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 -m "cocotb and not slow" tests
 
 clean:
 	rm -rf build sim_build .pytest_cache
 
-# ---------------------------------------------------------------- algorithm (issue 3)
+# ---------------------------------------------------------------- algorithm
 .PHONY: algorithm-train algorithm-train-check algorithm-bench algorithm-report algorithm-test
 
 # Retrain the default Fashion-MNIST CNN (deterministic, a few minutes on 2 cores) into model/nets/checkpoints/.
@@ -95,10 +106,11 @@ algorithm-bench: setup
 algorithm-report: setup
 	$(PY) -m model.report --out reports/algorithm
 
+# The algorithm's tests: VELCRO itself, the networks, the deployment to the hardware layer.
 algorithm-test: setup
-	$(PY) -m pytest -n 2 tests/test_algo_*.py
+	$(PY) -m pytest -n 2 tests/velcro tests/nets tests/deploy
 
-# ---------------------------------------------------------------- vivado (issue 5)
+# ---------------------------------------------------------------- vivado
 # U280 flow, vivado/README.md. Settings reach the TCL scripts as environment variables (defaults
 # also in vivado/settings.tcl): make vivado VELCRO_TOP=velcro_conv2d VELCRO_CLOCK_MHZ=250 ...
 VIVADO ?= vivado

@@ -19,14 +19,17 @@ from pathlib import Path
 
 import torch
 
-from model.velcro.compress import CompressedModel, compression_masks, parse_thresholds, saving_ratio
-from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
+from model.deploy.export import export_layer, save_export
+from model.deploy.masks import ALLOCATIONS
 from model.errors import VelcroError
+from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
+from model.nets.default_model import load_default_model
+from model.nets.zoo import PAPER_MODELS, build_model
+from model.velcro.compress import CompressedModel, compression_masks, parse_threshold, parse_thresholds, saving_ratio
 from model.velcro.evaluate import accuracy
 from model.velcro.search import ThresholdSearch
 from model.velcro.sites import find_sites
 from model.velcro.stats import ActivationStatistics
-from model.nets.zoo import PAPER_MODELS, build_model
 
 
 def _example(args) -> torch.Tensor:
@@ -125,7 +128,7 @@ def cmd_search(args) -> dict:
 
 
 def cmd_plots(args) -> dict:
-    from model.velcro.analysis import plot_variance_histograms
+    from model.velcro.analysis import plot_variance_histograms  # matplotlib is loaded only for plots
 
     model, data, split = _task(args)
     stats = _load_or_observe(args, model, data, split)
@@ -141,16 +144,10 @@ def cmd_plots(args) -> dict:
 
 
 def cmd_export(args) -> dict:
-    from model.nets.default_model import load_default_model
-    from model.deploy.export import export_layer, save_export
-
     model = load_default_model(args.checkpoint)
-    threshold = args.threshold
-    if args.percent:
-        threshold = float(threshold) / 100
     export = export_layer(
         args.task,
-        threshold,
+        parse_threshold(args.threshold, percent=args.percent),
         allocation=args.allocation,
         model=model,
         n_prep=args.prep_images,
@@ -221,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="footwear", help="Fashion-MNIST task whose statistics and calibration are used")
     p.add_argument("--threshold", default="0.3", help="T as a fraction in [0, 1) (or percent with --percent)")
     p.add_argument("--percent", action="store_true", help="--threshold is a percent")
-    p.add_argument("--allocation", choices=("per-layer", "balanced"), default="per-layer",
+    p.add_argument("--allocation", choices=ALLOCATIONS, default="per-layer",
                    help="per-layer: the ⌊T·65536⌋ lowest-variance elements of the layer (VELCRO); balanced: ⌊T·4096⌋ per channel")
     p.add_argument("--prep-images", type=int, help="preprocessing / calibration images (default 1.5 %% of the task)")
     p.add_argument("--seed", type=int, default=0)

@@ -7,33 +7,28 @@ Three stages run concurrently on consecutive frames (two IFMAP slots, three OFMA
     drain   (512 beats)  OFMAP buffer slot, mask and averages -> output FIFO -> m_axis
 
 Only computed outputs enter the compute stage, one per cycle; compressed outputs take their value
-from the AVG memory while the frame drains, so they cost neither cycles nor MACs. The cycle model
-of this micro-architecture is `model.hw.cycles`; the arithmetic is `model.hw.golden`. Register map,
-ports and frame rules: DESIGN §4 and the README's hardware section.
+from the AVG memory while the frame drains, so they cost neither cycles nor MACs. Geometry, register
+map and latencies come from `model.hw.spec`; the cycle model of this micro-architecture is
+`model.hw.cycles`, the arithmetic `model.hw.golden`. Ports, registers and frame rules: rtl/README.md.
 """
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
-from model.hw.golden import BEATS_PER_FRAME, H, K, MACS_PER_OUTPUT, PIXELS_PER_BEAT, W
-from rtl.axil import AxiLiteRegisterBus, axil_slave_members
+from model.hw import spec
+from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, N_OUTPUTS, PIXELS_PER_BEAT, REG, TAPS, W
+from rtl import registers
+from rtl.axil import AxiLiteRegisterBus
 from rtl.ifmap_buffer import IfmapWindowBuffer
-from rtl.mac_requant import TAPS, MacRequant
+from rtl.interfaces import AxiLiteSignature, AxiStreamSignature, FlatPortsComponent
+from rtl.mac_requant import MacRequant
 from rtl.mask_scan import GROUPS, MaskScanner
 
-ADDR_WIDTH = 13
-ID_VALUE = 0x56454C43  # "VELC"
-GEOMETRY_VALUE = H | (W << 8) | (K << 16) | (PIXELS_PER_BEAT << 24)
-
-# Word indices (byte address >> 2) of the registers of DESIGN §4.
-REG_ID, REG_GEOMETRY, REG_CONTROL, REG_STATUS = 0, 1, 2, 3
-REG_FRAMES, REG_LAST_CYCLES, REG_LAST_MACS, REG_LAST_COMPUTED = 4, 5, 6, 7
-REG_W0, REG_BIAS, REG_MULT, REG_SHIFT = 8, 17, 18, 19
-MASK_BASE, MASK_WORDS = 0x400, 128
-AVG_BASE, AVG_WORDS = 0x1000, 1024
-
+INDEX_BITS = (N_OUTPUTS - 1).bit_length()  # output index = 64·y + x
+X_BITS = (W - 1).bit_length()
+LANE_BITS = (PIXELS_PER_BEAT - 1).bit_length()  # pixel position inside a beat
+GROUPS_PER_MASK_WORD = 32 // PIXELS_PER_BEAT  # a MASK word covers 4 beats (mask bytes)
 OUTPUT_FIFO_DEPTH = 4
 # An OFMAP slot is held from compute start to the end of its drain (about c + 520 cycles). With three
 # slots that occupancy never limits the frame interval below max(512, c + 3); with two it would
@@ -42,142 +37,128 @@ OBUF_SLOTS = 3
 FRAME_QUEUE_DEPTH = 8  # frames accepted but not yet emitted: at most 2 + 3 + 1
 
 
-def stream_members(prefix: str, direction, count: int = 1) -> dict:
-    """AXI4-Stream ports (tdata/tvalid/tready/tlast), `count` instances concatenated."""
-    forward, backward = (In, Out) if direction == "sink" else (Out, In)
+def core_interfaces(lanes: int = 1, addr_width: int = spec.CORE_ADDR_WIDTH) -> dict:
+    """The port groups of velcro_conv2d (lanes = 1) and velcro_top (lanes = instances)."""
     return {
-        f"{prefix}_tdata": forward(64 * count),
-        f"{prefix}_tvalid": forward(count),
-        f"{prefix}_tready": backward(count),
-        f"{prefix}_tlast": forward(count),
+        "s_axis": AxiStreamSignature(lanes=lanes).flip(),
+        "m_axis": AxiStreamSignature(lanes=lanes),
+        "s_axil": AxiLiteSignature(addr_width).flip(),
     }
 
 
-class VelcroConv2d(wiring.Component):
-    """One conv2d instance; ports and registers of DESIGN §4 (module `velcro_conv2d`)."""
+class VelcroConv2d(FlatPortsComponent):
+    """One conv2d instance (module `velcro_conv2d`); ports and registers in rtl/README.md."""
+
+    # Names this design gives the parts the energy proxy watches. `elaborate` uses them, and
+    # `ACTIVITY_PROBES` is built from them, so a rename happens here and nowhere else.
+    MAC, IFMAP, SCANNER = "mac", "ifmap", "scanner"  # submodule instance names
+    DRAIN_READ = "drain_read"  # high in a cycle the drain reads one OFMAP, one MASK and two AVG words
+    # Energy event -> [(signal path under the instance, events per cycle the signal is high)]; the
+    # events are those of model/hw/energy_table.toml and model.hw.energy.frame_events.
+    ACTIVITY_PROBES = {
+        "mac": [(f"{MAC}.in_valid", MACS_PER_OUTPUT)],
+        "requant": [(f"{MAC}.in_valid", 1)],
+        "ifmap_write": [(f"{IFMAP}.wr_en", 1)],
+        "window_read": [(f"{IFMAP}.rd_en", 1)],
+        "ofmap_write": [(f"{MAC}.out_valid", 1)],
+        "ofmap_read": [(DRAIN_READ, 1)],
+        "mask_read": [(DRAIN_READ, 1), (f"{SCANNER}.mask_en", 1)],
+        "avg_read": [(DRAIN_READ, 2)],
+    }
+    MAC_SCOPE = MAC  # toggles of signals under this scope count as the MAC datapath
 
     def __init__(self):
-        super().__init__(
-            {
-                **stream_members("s_axis", "sink"),
-                **stream_members("m_axis", "source"),
-                **axil_slave_members(ADDR_WIDTH),
-            }
-        )
+        super().__init__(core_interfaces())
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.axil = bus = AxiLiteRegisterBus(ADDR_WIDTH)
-        for name, member in axil_slave_members(ADDR_WIDTH).items():
-            port, inner = getattr(self, name), getattr(bus, name)
-            m.d.comb += inner.eq(port) if member.flow == wiring.In else port.eq(inner)
+        m.submodules.axil = bus = AxiLiteRegisterBus(spec.CORE_ADDR_WIDTH)
+        wiring.connect(m, wiring.flipped(self.s_axil), bus.axil)
 
         cycle = Signal(32)
         m.d.sync += cycle.eq(cycle + 1)
 
-        # ------------------------------------------------------------ configuration registers
-        skip_en = Signal(init=1)
-        weights = [Signal(signed(8), name=f"w{i}") for i in range(TAPS)]
-        bias = Signal(signed(32))
-        mult = Signal(unsigned(16))
-        shift = Signal(unsigned(5))
-        frame_error = Signal()
-        frames = Signal(32)
-        last_cycles = Signal(32)
-        last_macs = Signal(32)
-        last_computed = Signal(32)
-        busy = Signal()
+        # ------------------------------------------------------------ registers (model.hw.spec)
+        flops = {r.name: registers.storage(r) for r in spec.REGISTERS if r.writable and not r.is_memory}
+        skip_en = flops["CONTROL"][0][REG["CONTROL"].field("SKIP_EN").lsb]
+        weights = flops["W"]
+        (bias,), (mult,), (shift,) = flops["BIAS"], flops["MULT"], flops["SHIFT"]
+        busy, frame_error = Signal(), Signal()
+        status = Signal(REG["STATUS"].width)
+        m.d.comb += [
+            status[REG["STATUS"].field("BUSY").lsb].eq(busy),
+            status[REG["STATUS"].field("FRAME_ERROR").lsb].eq(frame_error),
+        ]
+        counters = {name: Signal(32, name=name.lower()) for name in ("FRAMES", "LAST_CYCLES", "LAST_MACS", "LAST_COMPUTED")}
+        frames, last_cycles, last_macs, last_computed = counters.values()
+        readonly = {"ID": spec.ID_VALUE, "GEOMETRY": spec.GEOMETRY_VALUE, "STATUS": status, **counters}
         nonempty = Signal(GROUPS, init=(1 << GROUPS) - 1)  # per mask byte: has a computed output
 
-        m.submodules.mask_mem = mask_mem = Memory(shape=unsigned(32), depth=MASK_WORDS, init=[])
+        # Reads: memories are addressed on the strobe, registers muxed from the latched address.
+        rd_addr = Signal(spec.CORE_ADDR_WIDTH)
+        with m.If(bus.rd_stb):
+            m.d.sync += rd_addr.eq(bus.rd_addr)
+        register_value, clears = registers.decode(m, bus, rd_addr, flops, readonly)
+        with m.If(clears["STATUS.FRAME_ERROR"]):  # a frame error in the same cycle sets it again below
+            m.d.sync += frame_error.eq(0)
+
+        # MASK: one memory of 32-bit words; AVG: even and odd words in two memories, so the drain
+        # reads the 8 averages of one beat per cycle.
+        mask_reg, avg_reg = REG["MASK"], REG["AVG"]
+        m.submodules.mask_mem = mask_mem = Memory(shape=unsigned(32), depth=mask_reg.count, init=[])
         mask_wr = mask_mem.write_port(granularity=8)
         mask_rd_bus, mask_rd_scan, mask_rd_drain = (mask_mem.read_port() for _ in range(3))
         avg_wr, avg_rd_bus, avg_rd_drain = [], [], []
-        for half in range(2):  # even and odd AVG words, so the drain reads 8 averages per cycle
-            mem = Memory(shape=unsigned(32), depth=AVG_WORDS // 2, init=[])
+        for half in range(2):
+            mem = Memory(shape=unsigned(32), depth=avg_reg.count // 2, init=[])
             m.submodules[f"avg_mem{half}"] = mem
             avg_wr.append(mem.write_port(granularity=8))
             avg_rd_bus.append(mem.read_port())
             avg_rd_drain.append(mem.read_port())
 
-        # Writes.
-        wr_word = bus.wr_addr[2:ADDR_WIDTH]
         strobe = bus.wr_strb
-
-        def write_bytes(reg, width: int):
-            """Honour wstrb per byte for a register of `width` bits."""
-            for k in range((width + 7) // 8):
-                lo, hi = 8 * k, min(8 * k + 8, width)
-                with m.If(strobe[k]):
-                    m.d.sync += reg[lo:hi].eq(bus.wr_data[lo:hi])
-
-        with m.If(bus.wr_stb):
-            with m.Switch(wr_word):
-                with m.Case(REG_CONTROL):
-                    write_bytes(skip_en, 1)
-                with m.Case(REG_STATUS):
-                    with m.If(strobe[0] & bus.wr_data[1]):
-                        m.d.sync += frame_error.eq(0)
-                for i in range(TAPS):
-                    with m.Case(REG_W0 + i):
-                        write_bytes(weights[i], 8)
-                with m.Case(REG_BIAS):
-                    write_bytes(bias, 32)
-                with m.Case(REG_MULT):
-                    write_bytes(mult, 16)
-                with m.Case(REG_SHIFT):
-                    write_bytes(shift, 5)
-        mask_write = bus.wr_stb & (bus.wr_addr[9:ADDR_WIDTH] == MASK_BASE >> 9)
-        mask_word = bus.wr_addr[2:9]
+        mask_hit, mask_word = registers.region(bus.wr_addr, mask_reg)
+        mask_write = bus.wr_stb & mask_hit
         m.d.comb += [
             mask_wr.addr.eq(mask_word),
             mask_wr.data.eq(bus.wr_data),
             mask_wr.en.eq(Mux(mask_write, strobe, 0)),
         ]
         with m.If(mask_write):
-            old_flags = nonempty.word_select(mask_word, 4)
+            old_flags = nonempty.word_select(mask_word, GROUPS_PER_MASK_WORD)
             new_flags = Cat(
-                Mux(strobe[k], bus.wr_data[8 * k : 8 * k + 8] != 0xFF, old_flags[k]) for k in range(4)
+                Mux(strobe[k], bus.wr_data[8 * k : 8 * k + 8] != 0xFF, old_flags[k])
+                for k in range(GROUPS_PER_MASK_WORD)
             )
-            m.d.sync += nonempty.word_select(mask_word, 4).eq(new_flags)
-        avg_write = bus.wr_stb & bus.wr_addr[12]
+            m.d.sync += nonempty.word_select(mask_word, GROUPS_PER_MASK_WORD).eq(new_flags)
+        avg_hit, avg_word = registers.region(bus.wr_addr, avg_reg)
         for half in range(2):
             m.d.comb += [
-                avg_wr[half].addr.eq(bus.wr_addr[3:12]),
+                avg_wr[half].addr.eq(avg_word[1:]),
                 avg_wr[half].data.eq(bus.wr_data),
-                avg_wr[half].en.eq(Mux(avg_write & (bus.wr_addr[2] == half), strobe, 0)),
+                avg_wr[half].en.eq(Mux(bus.wr_stb & avg_hit & (avg_word[0] == half), strobe, 0)),
             ]
 
-        # Reads: memories are addressed on the strobe, registers muxed from the latched address.
-        rd_addr = Signal(ADDR_WIDTH)
-        with m.If(bus.rd_stb):
-            m.d.sync += rd_addr.eq(bus.rd_addr)
-        m.d.comb += [mask_rd_bus.addr.eq(bus.rd_addr[2:9]), mask_rd_bus.en.eq(bus.rd_stb)]
+        _, mask_rd_word = registers.region(bus.rd_addr, mask_reg)
+        _, avg_rd_word = registers.region(bus.rd_addr, avg_reg)
+        m.d.comb += [mask_rd_bus.addr.eq(mask_rd_word), mask_rd_bus.en.eq(bus.rd_stb)]
         for half in range(2):
-            m.d.comb += [avg_rd_bus[half].addr.eq(bus.rd_addr[3:12]), avg_rd_bus[half].en.eq(bus.rd_stb)]
-        with m.If(rd_addr[12]):
-            m.d.comb += bus.rd_data.eq(Mux(rd_addr[2], avg_rd_bus[1].data, avg_rd_bus[0].data))
-        with m.Elif(rd_addr[9:12] == MASK_BASE >> 9):
+            m.d.comb += [avg_rd_bus[half].addr.eq(avg_rd_word[1:]), avg_rd_bus[half].en.eq(bus.rd_stb)]
+        avg_was_hit, avg_was_word = registers.region(rd_addr, avg_reg)
+        mask_was_hit, _ = registers.region(rd_addr, mask_reg)
+        with m.If(avg_was_hit):
+            m.d.comb += bus.rd_data.eq(Mux(avg_was_word[0], avg_rd_bus[1].data, avg_rd_bus[0].data))
+        with m.Elif(mask_was_hit):
             m.d.comb += bus.rd_data.eq(mask_rd_bus.data)
-        with m.Elif(rd_addr[9:12] == 0):
-            readable = {
-                REG_ID: ID_VALUE, REG_GEOMETRY: GEOMETRY_VALUE, REG_CONTROL: skip_en,
-                REG_STATUS: Cat(busy, frame_error), REG_FRAMES: frames, REG_LAST_CYCLES: last_cycles,
-                REG_LAST_MACS: last_macs, REG_LAST_COMPUTED: last_computed,
-                **{REG_W0 + i: w.as_signed() for i, w in enumerate(weights)},  # reads sign-extend
-                REG_BIAS: bias, REG_MULT: mult, REG_SHIFT: shift,
-            }  # fmt: skip
-            with m.Switch(rd_addr[2:9]):
-                for word, value in readable.items():
-                    with m.Case(word):
-                        m.d.comb += bus.rd_data.eq(value)
+        with m.Else():
+            m.d.comb += bus.rd_data.eq(register_value)
 
         # ------------------------------------------------------------ frame bookkeeping
         # Start times travel from the load stage to the last output beat; computed-output counts
         # from the compute stage. Both queues are popped by a frame's last OFMAP handshake.
         m.submodules.start_queue = start_queue = SyncFIFO(width=32, depth=FRAME_QUEUE_DEPTH)
-        m.submodules.count_queue = count_queue = SyncFIFO(width=13, depth=FRAME_QUEUE_DEPTH)
-        in_flight = Signal(4)
+        m.submodules.count_queue = count_queue = SyncFIFO(width=N_OUTPUTS.bit_length(), depth=FRAME_QUEUE_DEPTH)
+        in_flight = Signal(range(FRAME_QUEUE_DEPTH + 1))
         frame_started = Signal()
         frame_dropped = Signal()
         frame_emitted = Signal()
@@ -189,9 +170,9 @@ class VelcroConv2d(wiring.Component):
         obuf_ready = Signal(OBUF_SLOTS)  # slot holds a finished OFMAP waiting for / in the drain
 
         # ------------------------------------------------------------ load stage
-        m.submodules.ifmap = ifmap = IfmapWindowBuffer()
+        m.submodules[self.IFMAP] = ifmap = IfmapWindowBuffer()
         load_slot = Signal()
-        load_beat = Signal(9)
+        load_beat = Signal(range(BEATS_PER_FRAME))
         discard = Signal()  # dropping beats up to the next tlast after a missing one
         first_beat_time = Signal(32)
         in_take = Signal()
@@ -226,12 +207,13 @@ class VelcroConv2d(wiring.Component):
                 m.d.sync += load_beat.eq(load_beat + 1)
 
         # ------------------------------------------------------------ compute stage
-        m.submodules.scanner = scanner = MaskScanner()
-        m.submodules.mac = mac = MacRequant(tag_width=14)
+        m.submodules[self.SCANNER] = scanner = MaskScanner()
+        tag_bits = INDEX_BITS + (OBUF_SLOTS - 1).bit_length()  # output index and OFMAP slot
+        m.submodules[self.MAC] = mac = MacRequant(tag_width=tag_bits)
         compute_slot = Signal()  # IFMAP slot being computed
         compute_obuf = Signal(range(OBUF_SLOTS))  # OFMAP slot it writes
         computing = Signal()
-        computed_count = Signal(13)
+        computed_count = Signal(range(N_OUTPUTS + 1))
         m.d.comb += [
             scanner.nonempty.eq(nonempty | (~skip_en).replicate(GROUPS)),
             scanner.skip_en.eq(skip_en),
@@ -255,8 +237,8 @@ class VelcroConv2d(wiring.Component):
         m.d.comb += [
             ifmap.rd_en.eq(issue),
             ifmap.rd_slot.eq(compute_slot),
-            ifmap.rd_y.eq(scanner.index[6:12]),
-            ifmap.rd_x.eq(scanner.index[0:6]),
+            ifmap.rd_y.eq(scanner.index[X_BITS:INDEX_BITS]),
+            ifmap.rd_x.eq(scanner.index[0:X_BITS]),
         ]
         with m.If(issue):
             m.d.sync += computed_count.eq(computed_count + 1)
@@ -275,7 +257,7 @@ class VelcroConv2d(wiring.Component):
         issue_tag = Cat(scanner.index, compute_obuf)
         tag_valid, tag = issue, issue_tag
         for stage in range(IfmapWindowBuffer.LATENCY):
-            next_valid, next_tag = Signal(name=f"win_valid{stage}"), Signal(14, name=f"win_tag{stage}")
+            next_valid, next_tag = Signal(name=f"win_valid{stage}"), Signal(tag_bits, name=f"win_tag{stage}")
             m.d.sync += next_valid.eq(tag_valid)
             with m.If(tag_valid):
                 m.d.sync += next_tag.eq(tag)
@@ -286,14 +268,15 @@ class VelcroConv2d(wiring.Component):
         m.d.comb += [mac.weights[i].eq(weights[i]) for i in range(TAPS)]
 
         # OFMAP buffer: 3 slots x 512 words of 8 pixels, written one byte lane per result.
-        m.submodules.obuf = obuf = Memory(shape=unsigned(64), depth=OBUF_SLOTS * BEATS_PER_FRAME, init=[])
+        obuf = Memory(shape=unsigned(spec.BEAT_BITS), depth=OBUF_SLOTS * BEATS_PER_FRAME, init=[])
+        m.submodules.obuf = obuf
         obuf_wr = obuf.write_port(granularity=8)
         obuf_rd = obuf.read_port()
-        out_index, out_slot = mac.out_tag[0:12], mac.out_tag[12:14]
+        out_index, out_slot = mac.out_tag[:INDEX_BITS], mac.out_tag[INDEX_BITS:]
         m.d.comb += [
-            obuf_wr.addr.eq(Cat(out_index[3:12], out_slot)),
+            obuf_wr.addr.eq(Cat(out_index[LANE_BITS:], out_slot)),
             obuf_wr.data.eq(mac.out_pixel.replicate(PIXELS_PER_BEAT)),
-            obuf_wr.en.eq(Mux(mac.out_valid, Const(1, 8) << out_index[0:3], 0)),
+            obuf_wr.en.eq(Mux(mac.out_valid, Const(1, PIXELS_PER_BEAT) << out_index[:LANE_BITS], 0)),
         ]
         # A frame's OFMAP is complete when its last result is written: the end-of-frame marker
         # follows the last index through the same number of pipeline stages.
@@ -307,26 +290,26 @@ class VelcroConv2d(wiring.Component):
             m.d.sync += obuf_ready.bit_select(marker_slot, 1).eq(1)
 
         # ------------------------------------------------------------ drain stage
-        m.submodules.out_fifo = out_fifo = SyncFIFO(width=65, depth=OUTPUT_FIFO_DEPTH)
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=spec.BEAT_BITS + 1, depth=OUTPUT_FIFO_DEPTH)
         drain_slot = Signal(range(OBUF_SLOTS))
-        drain_beat = Signal(9)
+        drain_beat = Signal(range(BEATS_PER_FRAME))
         read_pending = Signal()  # a beat's memories were read last cycle: push it now
         pending_last = Signal()
-        pending_lane = Signal(2)
+        pending_lane = Signal(range(GROUPS_PER_MASK_WORD))  # mask byte of the beat in its MASK word
         credit = out_fifo.level + read_pending < OUTPUT_FIFO_DEPTH
-        drain_read = Signal()  # one OFMAP word, one mask word and two AVG words read this cycle
+        drain_read = Signal(name=self.DRAIN_READ)  # one OFMAP word, one MASK word, two AVG words
         m.d.comb += drain_read.eq(obuf_ready.bit_select(drain_slot, 1) & credit)
         m.d.comb += [
             obuf_rd.addr.eq(Cat(drain_beat, drain_slot)),
             obuf_rd.en.eq(drain_read),
-            mask_rd_drain.addr.eq(drain_beat[2:9]),
+            mask_rd_drain.addr.eq(drain_beat[len(pending_lane):]),
             mask_rd_drain.en.eq(drain_read),
         ]
         for half in range(2):
             m.d.comb += [avg_rd_drain[half].addr.eq(drain_beat), avg_rd_drain[half].en.eq(drain_read)]
         m.d.sync += read_pending.eq(drain_read)
         with m.If(drain_read):
-            m.d.sync += [pending_last.eq(drain_beat == BEATS_PER_FRAME - 1), pending_lane.eq(drain_beat[0:2])]
+            m.d.sync += [pending_last.eq(drain_beat == BEATS_PER_FRAME - 1), pending_lane.eq(drain_beat[: len(pending_lane)])]
             with m.If(drain_beat == BEATS_PER_FRAME - 1):
                 m.d.sync += [
                     drain_beat.eq(0),
@@ -345,8 +328,8 @@ class VelcroConv2d(wiring.Component):
         m.d.comb += [out_fifo.w_en.eq(read_pending), out_fifo.w_data.eq(Cat(*pixels, pending_last))]
         m.d.comb += [
             self.m_axis_tvalid.eq(out_fifo.r_rdy),
-            self.m_axis_tdata.eq(out_fifo.r_data[0:64]),
-            self.m_axis_tlast.eq(out_fifo.r_data[64]),
+            self.m_axis_tdata.eq(out_fifo.r_data[: spec.BEAT_BITS]),
+            self.m_axis_tlast.eq(out_fifo.r_data[spec.BEAT_BITS]),
             out_fifo.r_en.eq(self.m_axis_tready),
         ]
         with m.If(self.m_axis_tvalid & self.m_axis_tready & self.m_axis_tlast):
@@ -358,7 +341,6 @@ class VelcroConv2d(wiring.Component):
                 last_macs.eq(count_queue.r_data * MACS_PER_OUTPUT),
             ]
         return m
-
 
 
 def _next_slot(slot):

@@ -5,15 +5,17 @@ row mod 4 (the three window rows always fall in three different banks) times wor
 window's columns x-1..x+1 span at most two neighbouring words, one even and one odd). Each bank
 holds both frame slots, so one frame loads while the previous one is being computed.
 
-Latency: `rd_en` at cycle t -> `window` valid (registered) at t+2. The window register is
-loaded only when a read was issued, so idle cycles leave it unchanged.
+Latency: `rd_en` at cycle t -> `window` valid (registered) at t + LATENCY, LATENCY = 2 =
+`spec.WINDOW_READ_LATENCY` (bank read, then strip select into the window register). The window
+register is loaded only when a read was issued, so idle cycles leave it unchanged.
 """
 from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.hw.golden import H, PIXELS_PER_BEAT, W
+from model.hw import spec
+from model.hw.spec import BEATS_PER_FRAME, H, K, PIXELS_PER_BEAT, TAPS, W
 
 ROW_BANKS = 4
 WORDS_PER_ROW = W // PIXELS_PER_BEAT  # 8
@@ -21,20 +23,26 @@ BANK_DEPTH = 2 * (H // ROW_BANKS) * (WORDS_PER_ROW // 2)  # 2 slots x 16 rows x 
 
 
 class IfmapWindowBuffer(wiring.Component):
-    LATENCY = 2
+    LATENCY = spec.WINDOW_READ_LATENCY
+    _STAGES = 2  # what elaborate builds: bank read, then strip select into the window register
 
     def __init__(self):
+        if self.LATENCY != self._STAGES:
+            raise ValueError(f"the contract's WINDOW_READ_LATENCY is {self.LATENCY}; this buffer has {self._STAGES}")
+        if (H, W, K, PIXELS_PER_BEAT) != (64, 64, 3, 8):  # the address bit slices below are written for it
+            raise ValueError(f"this bank layout is written for 64x64 maps, 3x3 windows and 8-pixel beats, "
+                             f"not {H}x{W}, {K}x{K}, {PIXELS_PER_BEAT}")
         super().__init__(
             {
                 "wr_en": In(1),
                 "wr_slot": In(1),
-                "wr_beat": In(9),
-                "wr_data": In(64),
+                "wr_beat": In(range(BEATS_PER_FRAME)),
+                "wr_data": In(spec.BEAT_BITS),
                 "rd_en": In(1),
                 "rd_slot": In(1),
-                "rd_y": In(6),
-                "rd_x": In(6),
-                "window": Out(unsigned(8)).array(9),
+                "rd_y": In(range(H)),
+                "rd_x": In(range(W)),
+                "window": Out(unsigned(8)).array(TAPS),
             }
         )
 
@@ -47,7 +55,7 @@ class IfmapWindowBuffer(wiring.Component):
         banks = {}
         for rb in range(ROW_BANKS):
             for par in range(2):
-                mem = Memory(shape=unsigned(64), depth=BANK_DEPTH, init=[])
+                mem = Memory(shape=unsigned(spec.BEAT_BITS), depth=BANK_DEPTH, init=[])
                 m.submodules[f"bank_r{rb}_w{par}"] = mem
                 banks[rb, par] = (mem.write_port(), mem.read_port())
 

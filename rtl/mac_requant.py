@@ -1,6 +1,7 @@
-"""The arithmetic datapath: 9 multipliers, adder tree, requantization and ReLU clamp (DESIGN §3).
+"""The arithmetic datapath: 9 multipliers, adder tree, requantization and ReLU clamp.
 
-A fixed-latency pipeline (`LATENCY` cycles from `in_valid` to `out_valid`). Every data register is
+Bit-exact with `model.hw.golden` (the arithmetic of rtl/README.md). A fixed-latency pipeline:
+`LATENCY` = `spec.MAC_LATENCY` = 4 cycles from `in_valid` to `out_valid`. Every data register is
 loaded only when its stage holds a computed output, so cycles without a computed output (skipped
 positions, idle time) leave the multiplier and adder operands frozen: no toggles, no dynamic
 energy (operand isolation through clock enables).
@@ -9,15 +10,19 @@ from amaranth import Const, Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-TAPS = 9
+from model.hw import spec
+from model.hw.spec import TAPS
 
 
 class MacRequant(wiring.Component):
     """out = clamp((bias + Σ w·x) * M + R >> S, 0, 255) for one 3x3 window per cycle."""
 
-    LATENCY = 4  # products, sum, scaled product, requantized pixel
+    LATENCY = spec.MAC_LATENCY
+    _STAGES = 4  # what elaborate builds: products, sum, scaled product, requantized pixel
 
     def __init__(self, tag_width: int = 1):
+        if self.LATENCY != self._STAGES:
+            raise ValueError(f"the contract's MAC_LATENCY is {self.LATENCY}; this datapath has {self._STAGES} stages")
         if not isinstance(tag_width, int) or tag_width < 1:
             raise ValueError(f"tag_width must be a positive integer, got {tag_width!r}")
         self.tag_width = tag_width

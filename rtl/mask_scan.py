@@ -11,16 +11,19 @@ computed output). A frame's scan works on two levels:
   group in the same cycle it emits the last one, so there is no bubble between groups.
 
 A frame with c computed outputs therefore issues its indices on c consecutive cycles, starting
-`STARTUP` cycles after `start`; `done` is raised with the last index (or alone, one cycle after
-the startup, when nothing is computed). The finder stalls while the expander is busy.
+`STARTUP` cycles after `start` (3 = `spec.MASK_SCAN_STARTUP`: load `pending`, stage the first group
+while its mask word is read, hand it to the expander); `done` is raised with the last index (or
+alone, at the startup, when nothing is computed). The finder stalls while the expander is busy.
 """
 from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from model.hw.golden import N_OUTPUTS, PIXELS_PER_BEAT
+from model.hw import spec
+from model.hw.spec import N_OUTPUTS, PIXELS_PER_BEAT, REG
 
 GROUPS = N_OUTPUTS // PIXELS_PER_BEAT  # 512 groups of 8 outputs = mask bytes
+GROUPS_PER_WORD = 32 // PIXELS_PER_BEAT  # mask bytes per MASK word
 
 
 def _lowest_set_index(value, width: int):
@@ -34,19 +37,24 @@ def _lowest_set_index(value, width: int):
 
 
 class MaskScanner(wiring.Component):
-    STARTUP = 3  # cycles from `start` to the first issued index
+    STARTUP = spec.MASK_SCAN_STARTUP  # cycles from `start` to the first issued index
+    _STAGES = 3  # what elaborate builds: pending -> staged (mask word read) -> current
 
     def __init__(self):
+        if self.STARTUP != self._STAGES:
+            raise ValueError(f"the contract's MASK_SCAN_STARTUP is {self.STARTUP}; this scanner has {self._STAGES}")
+        if PIXELS_PER_BEAT != 8:
+            raise ValueError("a scan group is one mask byte: PIXELS_PER_BEAT must be 8")
         super().__init__(
             {
                 "start": In(1),
                 "nonempty": In(GROUPS),
                 "skip_en": In(1),
-                "mask_addr": Out(7),
+                "mask_addr": Out(range(REG["MASK"].count)),
                 "mask_en": Out(1),
                 "mask_data": In(32),
                 "issue": Out(1),
-                "index": Out(12),
+                "index": Out(range(N_OUTPUTS)),
                 "done": Out(1),
             }
         )
@@ -60,16 +68,16 @@ class MaskScanner(wiring.Component):
         group, pending_rest = _lowest_set_index(pending, GROUPS)
         # Stage between finder and expander: the group whose mask byte is being read.
         staged = Signal()
-        staged_group = Signal(9)
+        staged_group = Signal(range(GROUPS))
         staged_last = Signal()
         staged_real = Signal()  # 0 for the marker of a frame with nothing to compute
         # Bit expander.
         current = Signal()
-        current_group = Signal(9)
-        current_bits = Signal(8)
+        current_group = Signal(range(GROUPS))
+        current_bits = Signal(PIXELS_PER_BEAT)
         current_last = Signal()
 
-        bit, bits_rest = _lowest_set_index(current_bits, 8)
+        bit, bits_rest = _lowest_set_index(current_bits, PIXELS_PER_BEAT)
         finishing = Signal()
         expander_free = Signal()
         m.d.comb += [
@@ -83,8 +91,9 @@ class MaskScanner(wiring.Component):
         # The expander takes the staged group when it is free; the finder refills the stage then.
         advance = Signal()
         m.d.comb += advance.eq(~staged | expander_free)
-        m.d.comb += [self.mask_addr.eq(group[2:9]), self.mask_en.eq(advance & scanning)]
-        staged_byte = self.mask_data.word_select(staged_group[0:2], 8)
+        word_bits = (GROUPS_PER_WORD - 1).bit_length()  # group = MASK word and byte inside it
+        m.d.comb += [self.mask_addr.eq(group[word_bits:]), self.mask_en.eq(advance & scanning)]
+        staged_byte = self.mask_data.word_select(staged_group[:word_bits], 8)
         with m.If(expander_free):
             m.d.sync += [
                 current.eq(staged),

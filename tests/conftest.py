@@ -1,4 +1,15 @@
-"""Shared fixtures: a simulator build directory per pytest-xdist worker and simulator."""
+"""Shared fixtures, and the test tiers.
+
+Tiers (markers registered in pyproject.toml, assigned here so the test files need no decorations):
+
+* unmarked: unit tests (golden model, Amaranth units, the algorithm on small models, report
+  parsing, the Vivado dry run, Verilog freshness and lint): `make test-fast`;
+* `cocotb`: runs a simulator (Icarus or Verilator) on the generated Verilog;
+* `slow`: over about 20 s on 2 cores (the flows: sweep, hardware in the loop; the 16-instance
+  top's benches; a CLI evaluation on the whole validation split).
+
+`make test-cocotb` runs `cocotb and not slow`, `make test` runs every tier.
+"""
 from __future__ import annotations
 
 import os
@@ -7,6 +18,39 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Fixtures that start a simulator: a test that requests one is a `cocotb` test.
+SIMULATOR_FIXTURES = {"sim_build_root", "two_point_sweep"}
+
+# Tests over about 20 s, as "path relative to tests/" or "path::test name" (every parametrization).
+SLOW = {
+    "sim/test_hil_cocotb.py",
+    "sim/test_sweep.py::test_sweep_meets_the_papers_shape",
+    "sim/test_sweep.py::test_reports_are_written",
+    "sim/test_top_cocotb.py::test_bench",
+    "nets/test_default_cnn.py::test_cli_eval_on_default",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A renamed or moved slow test must not silently fall into the fast tier."""
+    tests_dir = Path(__file__).resolve().parent
+    for entry in sorted(SLOW):
+        path, _, name = entry.partition("::")
+        file = tests_dir / path
+        if not file.is_file() or (name and f"def {name}(" not in file.read_text(encoding="utf-8")):
+            raise pytest.UsageError(f"tests/conftest.py SLOW lists {entry!r}, which does not exist: update the list")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        path = item.path.resolve().relative_to(tests_dir).as_posix()
+        name = getattr(item, "originalname", item.name)
+        if SIMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cocotb)
+        if path in SLOW or f"{path}::{name}" in SLOW:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

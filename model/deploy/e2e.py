@@ -1,4 +1,4 @@
-"""End-to-end check of the hardware layer: float, float-compressed, int8 golden and RTL paths (issue 6).
+"""End-to-end check of the hardware layer: float, float-compressed, int8 golden and RTL paths.
 
 For K validation images of a specialized task the network runs four ways, differing only in the
 hardware layer (`hw_dw` + ReLU, 16 channels of 64×64):
@@ -9,26 +9,20 @@ hardware layer (`hw_dw` + ReLU, 16 channels of 64×64):
 * ``int8_golden``      the exported integer configuration run by `model.hw.golden.conv2d` per channel
                        and image (input quantized with s_x, output dequantized with s_y, mask and
                        uint8 averages applied by the golden model), the rest of the net in PyTorch;
-* ``rtl``              the same, with the layer computed by a caller-supplied
+* ``rtl``              the same, with the layer computed by a caller-supplied `LayerRunner`
                        ``layer_runner(configs, ifmaps (16, K, 64, 64) uint8) -> (16, K, 64, 64) uint8``
                        (default: the golden runner itself, so everything runs without a simulator).
 
 The RTL outputs must equal the golden outputs for every channel and image (else `VelcroError`),
-and so must the predictions.
+and so must the predictions. Mask allocation (per-layer vs balanced) and the speedup of a
+16-instance top: `model.deploy.masks`.
 
-Mask allocation (beyond the paper). VELCRO's threshold is per layer: the ⌊T·65536⌋ lowest-variance
-elements of the whole 16×4096 layer (`per_layer_masks`), so channels get different densities and a
-16-instance top, whose frame interval is that of its slowest instance, gains less than the average
-density suggests. `balanced_masks` gives every channel exactly ⌊T·4096⌋ of its own lowest-variance
-elements (16·⌊T·4096⌋ ≤ ⌊T·65536⌋, short by at most 15 elements), so all instances do equal work.
-`top_speedup` compares the two with the cycle model `model.hw.cycles.frame_interval`.
-
-Saving ratios. Layer C = compressed elements / (16·64·64). Model C (DESIGN §7 element-weighted,
-with only this layer compressed) = compressed elements / all activation-output elements of the
-model's compressible layers, i.e. of every activation output that follows a convolution
-(`model.velcro.sites.find_sites`: the stem, the hardware layer and stages 1–3); the same ratio without the
-first activation output (left alone by default in §7) and the saved fraction of all model MACs
-(9 per compressed element) are reported beside it.
+Saving ratios. Layer C = compressed elements / (16·64·64). Model C (the element-weighted ratio of
+model/README.md with only this layer compressed) = compressed elements / all activation-output
+elements of the model's compressible layers, i.e. of every activation output that follows a
+convolution (`model.velcro.sites.find_sites`: the stem, the hardware layer and stages 1–3); the
+same ratio without the first activation output (left alone by default) and the saved fraction of
+all model MACs (9 per compressed element) are reported beside it.
 """
 from __future__ import annotations
 
@@ -36,41 +30,35 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from model.velcro.compress import _to_fraction, lowest_variance_mask
-from model.hw.cycles import frame_interval
-from model.nets.default_model import HW_CHANNELS, HW_SITE, HW_SIZE, DefaultCNN, load_default_model
-from model.errors import VelcroError
-from model.deploy.export import (
-    LayerExport,
-    LayerQuantization,
-    calibrate,
+from model.deploy.export import LayerExport, PreparedLayer, prepare_layer
+from model.deploy.hw_layer import hw_layer_input, run_from_hw_output, task_split
+from model.deploy.masks import ALLOCATIONS, top_speedup
+from model.deploy.quantize import (
+    LayerRunner,
+    check_images,
     dequantize_output,
     float_layer_sha256,
-    layer_error,
-    make_configs,
+    golden_runner,
     quantize_input,
 )
-from model.hw.golden import N_OUTPUTS, ConvConfig, conv2d
-from model.deploy.hw_layer import hw_layer_input, hw_layer_statistics, run_from_hw_output
+from model.errors import VelcroError
+from model.hw.golden import N_OUTPUTS
+from model.nets.default_model import HW_CHANNELS, HW_SITE, HW_SIZE, DefaultCNN, load_default_model
+from model.velcro.compress import saving_ratio
+from model.velcro.evaluate import accuracy, top1_accuracy
+from model.velcro.sites import find_sites
 
-LayerRunner = Callable[[list[ConvConfig], np.ndarray], np.ndarray]
-LAYER_ELEMENTS = HW_CHANNELS * N_OUTPUTS  # 65536
 PATHS = ("float", "float_compressed", "int8_golden", "rtl")
 
 __all__ = [
-    "LayerRunner",
     "PATHS",
-    "golden_runner",
-    "per_layer_masks",
-    "balanced_masks",
-    "top_speedup",
     "model_saving_ratio",
     "run_paths",
     "E2EContext",
@@ -80,107 +68,26 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------- runners
-def golden_runner(configs: list[ConvConfig], ifmaps: np.ndarray) -> np.ndarray:
-    """The reference layer runner: `model.hw.golden.conv2d` for every channel and image."""
-    _check_ifmaps(configs, ifmaps)
-    out = np.empty(ifmaps.shape, dtype=np.uint8)
-    for c, cfg in enumerate(configs):
-        for i in range(ifmaps.shape[1]):
-            out[c, i] = conv2d(ifmaps[c, i], cfg)
-    return out
-
-
-def _check_ifmaps(configs: list[ConvConfig], ifmaps: np.ndarray) -> None:
-    if len(configs) != HW_CHANNELS or not all(isinstance(c, ConvConfig) for c in configs):
-        raise VelcroError(f"give 16 ConvConfig objects, one per channel (got {len(configs)})")
-    if not isinstance(ifmaps, np.ndarray) or ifmaps.dtype != np.uint8 or ifmaps.ndim != 4 or ifmaps.shape[0] != HW_CHANNELS or ifmaps.shape[2:] != (HW_SIZE, HW_SIZE):
-        got = f"{ifmaps.shape} {ifmaps.dtype}" if isinstance(ifmaps, np.ndarray) else type(ifmaps).__name__
-        raise VelcroError(f"IFMAPs must be a uint8 array of shape (16, K, 64, 64), got {got}")
-
-
-# ---------------------------------------------------------------------- masks and load balance
-def _variance(var) -> torch.Tensor:
-    v = torch.as_tensor(np.asarray(var) if not isinstance(var, torch.Tensor) else var)
-    if tuple(v.shape) != (HW_CHANNELS, HW_SIZE, HW_SIZE):
-        raise VelcroError(f"variance must have the layer's shape (16, 64, 64), got {tuple(v.shape)}")
-    if not bool(torch.isfinite(v).all()):
-        raise VelcroError("variance contains NaN or infinite values; recompute the statistics")
-    return v.to(torch.float64)
-
-
-def _threshold(T) -> Fraction:
-    t = _to_fraction(T)
-    if not 0 <= t < 1:
-        raise VelcroError(f"threshold {float(t):g} must be a fraction in [0, 1) (e.g. 0.3 for 30 %)")
-    return t
-
-
-def per_layer_masks(var, T) -> torch.Tensor:
-    """(16, 64, 64) bool: the ⌊T·65536⌋ lowest-variance elements of the whole layer (VELCRO's per-layer T)."""
-    v = _variance(var)
-    return lowest_variance_mask(v, math.floor(_threshold(T) * LAYER_ELEMENTS))
-
-
-def balanced_masks(var, T) -> torch.Tensor:
-    """(16, 64, 64) bool: each channel's own ⌊T·4096⌋ lowest-variance elements (equal work per instance)."""
-    v = _variance(var)
-    count = math.floor(_threshold(T) * N_OUTPUTS)
-    return torch.stack([lowest_variance_mask(v[c], count) for c in range(HW_CHANNELS)])
-
-
-def top_speedup(computed: Sequence[int]) -> dict:
-    """Frame-interval speedup of a 16-instance top over no compression, from per-channel computed outputs.
-
-    achieved: interval(4096) / max_c interval(computed_c) (the top waits for its slowest instance);
-    ideal:    interval(4096) / interval(⌈Σ computed / 16⌉) (the same work spread evenly).
-    """
-    computed = [int(c) for c in computed]
-    if len(computed) != HW_CHANNELS:
-        raise VelcroError(f"give 16 computed-output counts, one per instance (got {len(computed)})")
-    if any(not 0 <= c <= N_OUTPUTS for c in computed):
-        raise VelcroError(f"computed outputs per instance must lie in [0, {N_OUTPUTS}]")
-    base = frame_interval(N_OUTPUTS)
-    intervals = [frame_interval(c) for c in computed]
-    even = frame_interval(math.ceil(sum(computed) / HW_CHANNELS))
-    achieved, ideal = base / max(intervals), base / even
-    return {
-        "computed": computed,
-        "intervals": intervals,
-        "baseline_interval": base,
-        "top_interval": max(intervals),
-        "ideal_interval": even,
-        "achieved_speedup": achieved,
-        "ideal_speedup": ideal,
-        "efficiency": achieved / ideal,
-    }
-
-
 def model_saving_ratio(model: DefaultCNN, compressed_elements: int) -> dict:
     """Model-level C with only the hardware layer compressed (see the module docstring)."""
-    from model.velcro.sites import find_sites
-
     sites, total_macs = find_sites(model, torch.zeros(1, 1, 28, 28))
     if sites[HW_SITE].shape != (HW_CHANNELS, HW_SIZE, HW_SIZE):
         raise VelcroError("the model's activation output 1 is not the hardware layer; is this the default CNN?")
-    all_elements = sum(s.numel for s in sites)
-    without_first = sum(s.numel for s in sites[1:])
-    macs_per_element = sites[HW_SITE].macs / sites[HW_SITE].numel
+    only_hw = [Fraction(0)] * len(sites)
+    only_hw[HW_SITE] = Fraction(compressed_elements, sites[HW_SITE].numel)
+    every = saving_ratio(sites, only_hw, total_macs)
+    without_first = saving_ratio(sites, [None] + only_hw[1:], total_macs)
     return {
-        "model_saving_ratio": compressed_elements / all_elements,
-        "model_saving_ratio_without_first": compressed_elements / without_first,
-        "model_mac_fraction": compressed_elements * macs_per_element / total_macs,
-        "activation_elements": all_elements,
+        "model_saving_ratio": every.saving_ratio,
+        "model_saving_ratio_without_first": without_first.saving_ratio,
+        "model_mac_fraction": every.model_mac_fraction,
+        "activation_elements": sum(s.numel for s in sites),
     }
 
 
 # ---------------------------------------------------------------------- the four paths
 def _labels_images(images, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
-        raise VelcroError(f"images must be a Fashion-MNIST tensor of shape (K, 1, 28, 28), got {shape}")
-    if not bool(torch.isfinite(images).all()):
-        raise VelcroError("images contain NaN or infinite values; pass the task's images in [0, 1]")
+    check_images(images, "K")
     labels = torch.as_tensor(labels)
     if labels.shape != (len(images),):
         raise VelcroError(f"labels must have shape ({len(images)},) to match the images, got {tuple(labels.shape)}")
@@ -204,8 +111,8 @@ def _compare(golden: np.ndarray, other, name: str) -> None:
         raise VelcroError(
             f"{name} differs from the golden model in {int(differ.sum())} pixel(s) of {len(frames)} "
             f"(channel, image) frame(s); first: channel {c}, image {i}, pixel (y={y}, x={x}): got "
-            f"{int(other[c, i, y, x])}, golden {int(golden[c, i, y, x])}. The hardware (or its driver) "
-            "does not implement DESIGN §3 for this configuration: debug it with that frame"
+            f"{int(other[c, i, y, x])}, golden {int(golden[c, i, y, x])}. The hardware (or its driver) does "
+            "not implement the conv2d arithmetic of rtl/README.md for this configuration: debug it with that frame"
         )
 
 
@@ -244,20 +151,19 @@ def run_paths(
     predictions = {k: v.argmax(1) for k, v in logits.items()}
     if not torch.equal(predictions["rtl"], predictions["int8_golden"]):
         raise VelcroError("RTL-path predictions differ from the int8-golden predictions although the layer outputs match")
-    masks = export.masks
-    compressed = int(masks.sum())
+    compressed = int(export.masks.sum())
     diff = y_int.to(torch.float64) - y_comp.to(torch.float64)
     return {
         "images": len(images),
-        "accuracy": {k: float((p == labels).float().mean()) for k, p in predictions.items()},
+        "accuracy": {k: top1_accuracy(p, labels) for k, p in predictions.items()},
         "predictions": {k: p.tolist() for k, p in predictions.items()},
         "labels": labels.tolist(),
         "threshold": export.threshold,
         "allocation": export.allocation,
-        "layer_saving_ratio": compressed / LAYER_ELEMENTS,
+        "layer_saving_ratio": export.saving_ratio,
         **model_saving_ratio(model, compressed),
-        "channel_densities": [float(m.mean()) for m in masks],
-        "speedup": top_speedup([N_OUTPUTS - int(m.sum()) for m in masks]),
+        "channel_densities": export.channel_densities,
+        "speedup": top_speedup([N_OUTPUTS - int(m.sum()) for m in export.masks]),
         "float_vs_int8_error": export.error,  # no compression, from the export
         "compressed_int8_vs_float_error": {"max_abs": float(diff.abs().max()), "rms": float(diff.pow(2).mean().sqrt())},
     }
@@ -265,65 +171,45 @@ def run_paths(
 
 # ---------------------------------------------------------------------- task-level evaluation
 @dataclass
-class E2EContext:
-    """Model, statistics, calibration and K validation images of one task, computed once."""
+class E2EContext(PreparedLayer):
+    """A `PreparedLayer` (statistics, calibration, error) plus K validation images of its task."""
 
-    model: DefaultCNN
-    task: str
-    seed: int
-    mean: torch.Tensor
-    var: torch.Tensor
-    quant: LayerQuantization
     images: torch.Tensor
     labels: torch.Tensor
-    error: dict
-
-    def export(self, threshold, allocation: str = "per-layer") -> LayerExport:
-        if allocation not in ("per-layer", "balanced"):
-            raise VelcroError(f"allocation {allocation!r}: use per-layer or balanced")
-        t = _threshold(threshold)
-        mask = (per_layer_masks if allocation == "per-layer" else balanced_masks)(self.var, t)
-        q = self.quant
-        return LayerExport(
-            configs=make_configs(q, mask, self.mean),
-            input_scale=q.input_scale,
-            output_scale=q.output_scale,
-            weight_scales=q.weight_scales,
-            float_mean=self.mean.numpy().astype(np.float64),
-            task=self.task,
-            threshold=float(t),
-            allocation=allocation,
-            channel_thresholds=[float(m.float().mean()) for m in mask],
-            float_sha256=q.float_sha256,
-            input_calibration=q.input_calibration,
-            calibration_images=q.calibration_images,
-            seed=self.seed,
-            error=self.error,
-        )
 
 
-def prepare(task: str = "footwear", k: int = 32, *, seed: int = 0, model: DefaultCNN | None = None, n_prep: int | None = None, input_calibration: str = "max", error_images: int = 64) -> E2EContext:
-    """Statistics and calibration on the task's preprocessing split; the first `k` validation images."""
-    from model.deploy.export import _prep_and_val
-
+def prepare(
+    task: str = "footwear",
+    k: int = 32,
+    *,
+    seed: int = 0,
+    model: DefaultCNN | None = None,
+    n_prep: int | None = None,
+    input_calibration: str = "max",
+    error_images: int = 64,
+) -> E2EContext:
+    """`prepare_layer` on the task's preprocessing split, and the first `k` validation images."""
     if k < 1:
         raise VelcroError(f"K = {k}: evaluate at least one validation image")
-    model = model if model is not None else load_default_model()
-    data, split = _prep_and_val(task, n_prep, seed)
+    data, split = task_split(task, n_prep, seed=seed)
     if k > len(split.val):
         raise VelcroError(f"K = {k} but task {task!r} has only {len(split.val)} validation images; lower K")
-    mean, var = hw_layer_statistics(task, len(split.prep), seed=seed, model=model)
-    quant = calibrate(model, data.images[split.prep], input_calibration=input_calibration)
-    error = layer_error(model, quant, data.images[split.val[:error_images]])
+    layer = prepare_layer(
+        task,
+        model=model,
+        n_prep=n_prep,
+        seed=seed,
+        input_calibration=input_calibration,
+        error_images=error_images,
+        split=(data, split),
+    )
     val = split.val[:k]
-    return E2EContext(model, str(task), seed, mean, var, quant, data.images[val], data.labels[val], error)
+    return E2EContext(**{f.name: getattr(layer, f.name) for f in fields(layer)}, images=data.images[val], labels=data.labels[val])
 
 
 def _int8_accuracy(ctx: E2EContext, export: LayerExport, ifmaps: np.ndarray) -> float:
     out = golden_runner(export.configs, ifmaps)
-    with torch.no_grad():
-        pred = run_from_hw_output(ctx.model, dequantize_output(out, export.output_scale)).argmax(1)
-    return float((pred == ctx.labels).float().mean())
+    return top1_accuracy(run_from_hw_output(ctx.model, dequantize_output(out, export.output_scale)), ctx.labels)
 
 
 def largest_lossless(ctx: E2EContext, *, step: float = 0.05, allocation: str = "per-layer") -> dict:
@@ -335,10 +221,8 @@ def largest_lossless(ctx: E2EContext, *, step: float = 0.05, allocation: str = "
     """
     if not 0 < step < 1:
         raise VelcroError(f"step {step} must lie in (0, 1)")
-    with torch.no_grad():
-        x = hw_layer_input(ctx.model, ctx.images)
-        base = float((ctx.model.from_hw_output(ctx.model.hw_layer(x)).argmax(1) == ctx.labels).float().mean())
-    ifmaps = quantize_input(x, ctx.quant.input_scale)
+    base = accuracy(ctx.model, ctx.images, ctx.labels)
+    ifmaps = quantize_input(hw_layer_input(ctx.model, ctx.images), ctx.quant.input_scale)
     steps = Fraction(str(step))
     grid = [n * steps for n in range(math.ceil(1 / steps)) if n * steps < 1]
     curve, chosen, any_best, broken = [], None, None, False
@@ -366,13 +250,13 @@ def report(
     step: float = 0.05,
     ctx: E2EContext | None = None,
 ) -> dict:
-    """The issue-6 measurements: error, four accuracies per threshold and allocation, balance, lossless C."""
+    """Float-vs-int8 error, the four accuracies per threshold and allocation, load balance, largest lossless T."""
     ctx = ctx if ctx is not None else prepare(task, k, seed=seed)
     scan = largest_lossless(ctx, step=step)
     chosen = [] if scan["chosen_threshold"] is None else [scan["chosen_threshold"]]
     rows = []
     for t in sorted({float(t) for t in thresholds} | set(chosen)):
-        for allocation in ("per-layer", "balanced"):
+        for allocation in ALLOCATIONS:
             result = run_paths(ctx.export(t, allocation), ctx.images, ctx.labels, model=ctx.model, layer_runner=layer_runner)
             rows.append({k: v for k, v in result.items() if k not in ("predictions", "labels")} | {"predictions": result["predictions"]})
     q = ctx.quant
@@ -408,7 +292,7 @@ def _summary(rep: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model.deploy.e2e", description="issue-6 end-to-end report with the golden runner as RTL stand-in")
+    p = argparse.ArgumentParser(prog="python -m model.deploy.e2e", description="end-to-end report of the hardware layer (four paths), with the golden runner as RTL stand-in")
     p.add_argument("--task", default="footwear")
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--thresholds", default="0.3,0.5,0.7")

@@ -10,24 +10,30 @@
     `model.hw_layer(x)` is the float reference of the layer itself.
 
 Images are Fashion-MNIST tensors (N, 1, 28, 28) in [0, 1] (`model.nets.data.fashion_task(...).images`).
-The preprocessing images of (b) are the same seeded split the CLI and report use.
+The preprocessing images of (b) are the seeded split of `task_split`, which the export and the
+end-to-end check use too.
 """
 from __future__ import annotations
 
 import torch
 
-from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, split_task
+from model.nets.data import DEFAULT_PREP_FRACTION, Split, TaskData, fashion_task, split_task
 from model.nets.default_model import HW_SITE, DefaultCNN, load_default_model
 from model.errors import VelcroError
 from model.velcro.stats import ActivationStatistics
 
-__all__ = ["load_default_model", "hw_layer_statistics", "hw_layer_input", "run_from_hw_output", "task_statistics"]
+__all__ = ["load_default_model", "task_split", "task_statistics", "hw_layer_statistics", "hw_layer_input", "run_from_hw_output"]
+
+
+def task_split(task: str, n_prep: int | None = None, *, seed: int = 0) -> tuple[TaskData, Split]:
+    """A Fashion-MNIST task and its seeded preprocessing / validation split (`n_prep` images, default 1.5 %)."""
+    data = fashion_task(task)
+    return data, split_task(len(data.labels), prep_fraction=DEFAULT_PREP_FRACTION, prep_images=n_prep, seed=seed)
 
 
 def task_statistics(model: torch.nn.Module, task: str, n_images: int | None = None, *, seed: int = 0) -> ActivationStatistics:
     """Statistics of every activation output of `model` over a task's preprocessing images."""
-    data = fashion_task(task)
-    split = split_task(len(data.labels), prep_images=n_images, prep_fraction=DEFAULT_PREP_FRACTION, seed=seed)
+    data, split = task_split(task, n_images, seed=seed)
     stats = ActivationStatistics(model)
     for start in range(0, len(split.prep), 256):
         stats.observe(data.images[split.prep[start : start + 256]])

@@ -1,4 +1,4 @@
-"""Cycle model of the `velcro_conv2d` micro-architecture (DESIGN §5).
+"""Cycle model of the `velcro_conv2d` micro-architecture (the timing contract of rtl/README.md).
 
 A frame passes three stages that run concurrently on consecutive frames:
 
@@ -21,25 +21,16 @@ steady-state interval is the slowest stage:
 
     interval(c) = max(512, max(c, 1) + STARTUP) = max(512, max(c, 1) + 3)
 
-The constants are the micro-architecture's; `rtl/` imports nothing from here and the benches
-compare simulation against these formulas.
+The latencies are the contract's (`model.hw.spec`), the same constants the RTL components are
+built with and their unit tests measure; the benches compare simulation against these formulas.
 """
 from __future__ import annotations
 
-import numpy as np
+from model.hw.spec import BEATS_PER_FRAME, COMPUTE_PIPELINE, MASK_SCAN_STARTUP, N_OUTPUTS
+from model.hw.spec import OUTPUT_LATENCY as OUTPUT_LATENCY  # re-exported with the two below
 
-from model.hw.golden import BEATS_PER_FRAME, N_OUTPUTS
-
-STARTUP = 3  # start pulse -> first issued index (rtl.mask_scan.MaskScanner.STARTUP)
-PIPELINE = 6  # issue -> OFMAP buffer write: window read (2) + MAC/requant (4)
-OUTPUT_LATENCY = 2  # drain read -> memory data -> output FIFO -> first m_axis beat
-
-
-def computed_outputs(mask: np.ndarray | None, skip_en: bool = True) -> int:
-    """Outputs the core computes: all of them without a mask or with the skip disabled."""
-    if mask is None or not skip_en:
-        return N_OUTPUTS
-    return int(N_OUTPUTS - np.count_nonzero(mask))
+STARTUP = MASK_SCAN_STARTUP  # start pulse -> first issued index
+PIPELINE = COMPUTE_PIPELINE  # issue -> OFMAP buffer write: window read + MAC/requant
 
 
 def compute_stage_cycles(computed: int) -> int:

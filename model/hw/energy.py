@@ -1,4 +1,4 @@
-"""Event-based energy proxy (DESIGN §6): events counted in simulation x energy per event + static.
+"""Event-based energy proxy (rtl/README.md): events counted in simulation x energy per event + static.
 
 The per-event energies live in `energy_table.toml` beside this file (versioned, each number with
 its source) so users can swap in their own technology without touching code.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.hw.golden import BEATS_PER_FRAME, MACS_PER_OUTPUT, PIXELS_PER_BEAT
+from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, PIXELS_PER_BEAT
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "energy_table.toml"
 

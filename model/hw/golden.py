@@ -1,7 +1,8 @@
-"""Bit-exact NumPy golden model of one conv2d instance (DESIGN §3).
+"""Bit-exact NumPy golden model of one conv2d instance (the arithmetic of rtl/README.md).
 
 Everything the hardware computes is defined here once; the cocotb benches, the Amaranth unit tests
-and the hardware-in-the-loop flow all compare against these functions.
+and the hardware-in-the-loop flow all compare against these functions. Geometry comes from
+`model.hw.spec`; the names below are re-exported for the many callers that import them from here.
 """
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-H = W = 64  # IFMAP/OFMAP height and width
-K = 3  # filter size
-PIXELS_PER_BEAT = 8
-BEATS_PER_FRAME = H * W // PIXELS_PER_BEAT  # 512
-N_OUTPUTS = H * W  # 4096
-MACS_PER_OUTPUT = K * K
+from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, N_OUTPUTS, PIXELS_PER_BEAT, H, K, W
+
+__all__ = [  # the geometry is re-exported: many callers import it from the golden model
+    "H", "W", "K", "PIXELS_PER_BEAT", "BEATS_PER_FRAME", "N_OUTPUTS", "MACS_PER_OUTPUT",
+    "ConvConfig", "wrap_int32", "accumulate", "requantize", "conv2d", "frame_to_beats", "beats_to_frame",
+    "mask_words", "mask_bytes", "avg_words", "random_config",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ConvConfig:
-    """One instance's configuration: the register contents of DESIGN §4."""
+    """One instance's configuration: the contents of its registers (rtl/README.md)."""
 
     weights: np.ndarray  # (3, 3) int8
     bias: int  # int32
@@ -89,7 +91,7 @@ def conv2d(ifmap: np.ndarray, cfg: ConvConfig) -> np.ndarray:
     return out
 
 
-# ---------------------------------------------------------------- packing (DESIGN §4)
+# ---------------------------------------------------------------- stream and register packing
 def frame_to_beats(frame: np.ndarray) -> list[int]:
     """64x64 uint8 frame -> 512 64-bit beats, pixel 8b+p in bits [8p+7:8p] of beat b."""
     flat = np.ascontiguousarray(np.asarray(frame, dtype=np.uint8).reshape(-1))

@@ -182,7 +182,7 @@ class ImageFiles:
         return torch.stack([self.transform(Image.open(self.files[int(i)]).convert("RGB")) for i in index])
 
 
-# ---------------------------------------------------------------------- splitting and batching
+# ---------------------------------------------------------------------- splitting
 def split_task(
     n_images: int, *, prep_fraction: float = DEFAULT_PREP_FRACTION, prep_images: int | None = None, seed: int = 0
 ) -> Split:
@@ -204,9 +204,3 @@ def split_task(
     order = torch.randperm(n_images, generator=torch.Generator().manual_seed(seed))
     return Split(prep=order[:prep_images].sort().values, val=order[prep_images:].sort().values)
 
-
-def batches(images, labels: torch.Tensor, indices: torch.Tensor, batch_size: int = 256):
-    """(images, labels) batches of the given indices, in order."""
-    for start in range(0, len(indices), batch_size):
-        chosen = indices[start : start + batch_size]
-        yield images[chosen], labels[chosen]

@@ -1,7 +1,7 @@
 """The offline default: a small general-purpose Fashion-MNIST CNN with one hardware-shaped layer.
 
 `hw_dw` is a 16-channel depthwise 3×3 convolution (stride 1, zero padding 1, bias) followed by ReLU
-on 64×64 maps: each channel is exactly one instance of the FPGA conv2d core (DESIGN §3), so the
+on 64×64 maps: each channel is exactly one instance of the FPGA conv2d core (rtl/README.md), so the
 hardware can replace this layer. The 28×28 images are upsampled to 64×64 inside the network so
 every caller feeds plain Fashion-MNIST tensors.
 

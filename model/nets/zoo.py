@@ -13,6 +13,7 @@ import torch.nn as nn
 import torchvision
 
 from model.errors import VelcroError
+from model.nets.default_model import load_default_model
 
 PAPER_MODELS: dict[str, Callable[[], nn.Module]] = {
     "resnet18": lambda: torchvision.models.resnet18(weights=None),
@@ -27,8 +28,6 @@ def build_model(name_or_file: str, weights: str | Path | None = None) -> nn.Modu
     A file is either a whole pickled `nn.Module` (torch.save(model)) or a checkpoint of the default CNN.
     """
     if name_or_file == "default":
-        from model.nets.default_model import load_default_model
-
         return load_default_model(weights)
     if name_or_file in PAPER_MODELS:
         model = PAPER_MODELS[name_or_file]()
@@ -51,8 +50,6 @@ def build_model(name_or_file: str, weights: str | Path | None = None) -> nn.Modu
         if isinstance(obj, nn.Module):
             return obj.eval()
         if isinstance(obj, dict) and "default_cnn" in obj:
-            from model.nets.default_model import load_default_model
-
             return load_default_model(path)
         raise VelcroError(
             f"{path} holds a {type(obj).__name__}, not a model; save the whole module with "

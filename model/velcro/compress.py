@@ -39,6 +39,22 @@ def _to_fraction(value) -> Fraction:
         raise VelcroError(f"threshold {value!r} is not a number; give values like 0.3 (or 30 with --percent)") from None
 
 
+def parse_threshold(value, *, percent: bool = False, name: str = "threshold") -> Fraction:
+    """One threshold T as an exact fraction in [0, 1).
+
+    `value` is a fraction in [0, 1) (0.3), or with `percent` a percent in [0, 100) (30); a number, a
+    string or a `Fraction`. Anything else, or a value outside the range, raises `VelcroError`
+    naming `name`. This is the one place that decides what a valid threshold is.
+    """
+    t = _to_fraction(value)
+    scale = Fraction(100) if percent else Fraction(1)
+    if not 0 <= t < scale:
+        unit = "percent in [0, 100)" if percent else "fractions in [0, 1)"
+        hint = " (they look like percents: add --percent / percent=True)" if not percent and 1 <= t < 100 else ""
+        raise VelcroError(f"{name} is {float(t):g}, outside the accepted range: thresholds are {unit}{hint}")
+    return t / scale
+
+
 def parse_thresholds(values: str | Sequence, n_sites: int, *, percent: bool = False) -> list[Threshold]:
     """Align a threshold tuple with a model's `n_sites` activation outputs.
 
@@ -58,16 +74,7 @@ def parse_thresholds(values: str | Sequence, n_sites: int, *, percent: bool = Fa
             f"outputs: give {n_sites} (one per activation output) or {n_sites - 1} (all but the first, "
             "as in the paper's ResNet-18 and GoogLeNet tables)"
         )
-    scale = Fraction(100) if percent else Fraction(1)
-    unit = "percent in [0, 100)" if percent else "fractions in [0, 1)"
-    for position, value in enumerate(fractions):
-        if not 0 <= value < scale:
-            hint = " (they look like percents: add --percent / percent=True)" if not percent and 1 <= value < 100 else ""
-            raise VelcroError(
-                f"threshold {position} is {float(value):g}, outside the accepted range: thresholds are "
-                f"{unit}{hint}"
-            )
-    result: list[Threshold] = [v / scale for v in fractions]
+    result: list[Threshold] = [parse_threshold(v, percent=percent, name=f"threshold {i}") for i, v in enumerate(fractions)]
     return [None] + result if len(result) == n_sites - 1 else result
 
 

@@ -7,10 +7,10 @@ merge such calls, so the interception here is a `TorchFunctionMode` that sees ev
 call made during the model's forward pass. A call to an activation function is one *site*; sites are
 numbered in call order, which is deterministic for a model without data-dependent control flow.
 
-Only activations that follow a convolution count (DESIGN §7): an activation is a site if a
-convolution ran since the previous activation. The mode also notes each convolution's MACs, so a
-site knows the cost of the convolutions whose outputs map one-to-one onto its elements (used for
-the MAC-weighted saving ratio).
+Only activations that follow a convolution count (see model/README.md, "Statistics"): an activation
+is a site if a convolution ran since the previous activation. The mode also notes each
+convolution's MACs, so a site knows the cost of the convolutions whose outputs map one-to-one onto
+its elements (used for the MAC-weighted saving ratio).
 """
 from __future__ import annotations
 

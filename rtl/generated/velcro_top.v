@@ -14,7 +14,7 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _0009_;
   wire _0010_;
   wire _0011_;
-  wire [31:0] _0012_;
+  wire _0012_;
   wire _0013_;
   wire _0014_;
   wire _0015_;
@@ -29,7 +29,7 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _0024_;
   wire _0025_;
   wire _0026_;
-  wire _0027_;
+  wire [5:0] _0027_;
   wire _0028_;
   wire [5:0] _0029_;
   wire [5:0] _0030_;
@@ -41,15 +41,15 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire [5:0] _0036_;
   wire _0037_;
   wire [5:0] _0038_;
-  wire [5:0] _0039_;
-  wire _0040_;
+  wire _0039_;
+  wire [9:0] _0040_;
   wire [9:0] _0041_;
   wire _0042_;
-  wire [9:0] _0043_;
+  wire _0043_;
   wire [9:0] _0044_;
-  wire _0045_;
+  wire [9:0] _0045_;
   wire _0046_;
-  wire [9:0] _0047_;
+  wire _0047_;
   wire _0048_;
   wire _0049_;
   wire _0050_;
@@ -57,7 +57,7 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _0052_;
   wire _0053_;
   wire _0054_;
-  wire _0055_;
+  wire [31:0] _0055_;
   wire _0056_;
   wire _0057_;
   wire _0058_;
@@ -501,26 +501,26 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _0496_;
   wire _0497_;
   wire _0498_;
-  wire [13:0] _0499_;
-  wire [14:0] _0500_;
-  wire _0501_;
+  wire _0499_;
+  wire [13:0] _0500_;
+  wire [14:0] _0501_;
   wire [14:0] _0502_;
   wire _0503_;
   wire [3:0] _0504_;
   wire _0505_;
   wire [7:0] _0506_;
   wire [7:0] _0507_;
-  wire [7:0] _0508_;
+  wire _0508_;
   wire [7:0] _0509_;
-  wire _0510_;
+  wire [7:0] _0510_;
   wire [7:0] _0511_;
   wire [7:0] _0512_;
   wire [7:0] _0513_;
   wire [7:0] _0514_;
   wire [7:0] _0515_;
-  wire [7:0] _0516_;
+  wire _0516_;
   wire [7:0] _0517_;
-  wire _0518_;
+  wire [7:0] _0518_;
   wire [7:0] _0519_;
   wire [7:0] _0520_;
   wire [7:0] _0521_;
@@ -533,28 +533,28 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _0528_;
   wire _0529_;
   wire _0530_;
-  wire _0531_;
-  wire [3:0] _0532_;
+  wire [3:0] _0531_;
+  wire _0532_;
   wire _0533_;
   wire _0534_;
   wire [3:0] _0535_;
   wire _0536_;
   wire _0537_;
-  wire _0538_;
-  wire [3:0] _0539_;
+  wire [3:0] _0538_;
+  wire _0539_;
   wire _0540_;
-  wire _0541_;
-  wire [3:0] _0542_;
-  wire _0543_;
-  wire [4:0] _0544_;
-  wire [5:0] _0545_;
+  wire [3:0] _0541_;
+  wire _0542_;
+  wire [4:0] _0543_;
+  wire [5:0] _0544_;
+  wire _0545_;
   wire [6:0] _0546_;
   wire _0547_;
   wire _0548_;
   wire _0549_;
   wire _0550_;
-  wire _0551_;
-  wire [9:0] _0552_;
+  wire [9:0] _0551_;
+  wire _0552_;
   wire _0553_;
   wire _0554_;
   wire _0555_;
@@ -563,88 +563,88 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _0558_;
   wire _0559_;
   wire _0560_;
-  wire _0561_;
-  wire [13:0] _0562_;
+  wire [13:0] _0561_;
+  wire _0562_;
   wire _0563_;
   wire _0564_;
-  wire _0565_;
+  wire [2:0] _0565_;
   wire [2:0] _0566_;
-  wire [2:0] _0567_;
+  wire _0567_;
   wire _0568_;
   wire _0569_;
   wire _0570_;
   wire _0571_;
   wire _0572_;
   wire _0573_;
-  wire _0574_;
+  wire [2:0] _0574_;
   wire [2:0] _0575_;
-  wire [2:0] _0576_;
-  wire [9:0] _0577_;
+  wire [9:0] _0576_;
+  wire _0577_;
   wire _0578_;
   wire _0579_;
   wire [32:0] _0580_;
-  wire _0581_;
-  wire [32:0] _0582_;
-  wire [16:0] _0583_;
-  wire [31:0] _0584_;
+  wire [32:0] _0581_;
+  wire [16:0] _0582_;
+  wire [31:0] _0583_;
+  wire [12:0] _0584_;
   wire _0585_;
-  wire _0586_;
+  wire [7:0] _0586_;
   wire [7:0] _0587_;
   wire [7:0] _0588_;
-  wire [7:0] _0589_;
+  wire _0589_;
   wire [7:0] _0590_;
   wire [7:0] _0591_;
-  wire _0592_;
+  wire [7:0] _0592_;
   wire [7:0] _0593_;
   wire [7:0] _0594_;
   wire [7:0] _0595_;
-  wire [7:0] _0596_;
-  wire [31:0] _0597_;
-  wire [15:0] _0598_;
-  wire [4:0] _0599_;
-  wire [511:0] _0600_;
-  wire [12:0] _0601_;
+  wire [31:0] _0596_;
+  wire [15:0] _0597_;
+  wire [4:0] _0598_;
+  wire _0599_;
+  wire _0600_;
+  wire [511:0] _0601_;
   wire [3:0] _0602_;
   wire _0603_;
-  wire _0604_;
-  wire [31:0] _0605_;
-  wire [1:0] _0606_;
-  wire _0607_;
-  wire [8:0] _0608_;
-  wire _0609_;
-  wire [12:0] _0610_;
-  wire [2:0] _0611_;
+  wire [31:0] _0604_;
+  wire [1:0] _0605_;
+  wire _0606_;
+  wire [8:0] _0607_;
+  wire _0608_;
+  wire [12:0] _0609_;
+  wire [2:0] _0610_;
+  wire _0611_;
   wire _0612_;
   wire [1:0] _0613_;
   wire _0614_;
-  wire _0615_;
-  wire [13:0] _0616_;
-  wire _0617_;
-  wire [13:0] _0618_;
-  wire _0619_;
-  wire [1:0] _0620_;
-  wire _0621_;
-  wire [1:0] _0622_;
+  wire [13:0] _0615_;
+  wire _0616_;
+  wire [13:0] _0617_;
+  wire _0618_;
+  wire [1:0] _0619_;
+  wire _0620_;
+  wire [1:0] _0621_;
+  wire _0622_;
   wire _0623_;
   wire [1:0] _0624_;
   wire _0625_;
-  wire _0626_;
-  wire [1:0] _0627_;
-  wire _0628_;
-  wire [1:0] _0629_;
-  wire _0630_;
-  wire [1:0] _0631_;
-  wire [2:0] _0632_;
+  wire [1:0] _0626_;
+  wire _0627_;
+  wire [1:0] _0628_;
+  wire _0629_;
+  wire [1:0] _0630_;
+  wire [2:0] _0631_;
+  wire _0632_;
   wire _0633_;
   wire _0634_;
   wire [1:0] _0635_;
-  wire _0636_;
-  wire [8:0] _0637_;
-  wire [1:0] _0638_;
+  wire [8:0] _0636_;
+  wire [1:0] _0637_;
+  wire [31:0] _0638_;
   wire [31:0] _0639_;
   wire [31:0] _0640_;
   wire [31:0] _0641_;
-  wire [31:0] _0642_;
+  wire _0642_;
   wire _0643_;
   wire _0644_;
   wire _0645_;
@@ -678,505 +678,505 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _0673_;
   wire _0674_;
   wire _0675_;
-  wire _0676_;
-  wire [3:0] _0677_;
-  wire _0678_;
+  wire [3:0] _0676_;
+  wire _0677_;
+  wire [3:0] _0678_;
   wire [3:0] _0679_;
-  wire [3:0] _0680_;
-  wire _0681_;
+  wire _0680_;
+  wire [3:0] _0681_;
   wire [3:0] _0682_;
-  wire [3:0] _0683_;
-  wire _0684_;
+  wire _0683_;
+  wire [3:0] _0684_;
   wire [3:0] _0685_;
-  wire [3:0] _0686_;
-  wire _0687_;
+  wire _0686_;
+  wire [3:0] _0687_;
   wire [3:0] _0688_;
-  wire [3:0] _0689_;
-  wire _0690_;
+  wire _0689_;
+  wire [3:0] _0690_;
   wire [3:0] _0691_;
-  wire [3:0] _0692_;
-  wire _0693_;
+  wire _0692_;
+  wire [3:0] _0693_;
   wire [3:0] _0694_;
-  wire [3:0] _0695_;
-  wire _0696_;
+  wire _0695_;
+  wire [3:0] _0696_;
   wire [3:0] _0697_;
-  wire [3:0] _0698_;
-  wire _0699_;
+  wire _0698_;
+  wire [3:0] _0699_;
   wire [3:0] _0700_;
-  wire [3:0] _0701_;
-  wire _0702_;
+  wire _0701_;
+  wire [3:0] _0702_;
   wire [3:0] _0703_;
-  wire [3:0] _0704_;
-  wire _0705_;
+  wire _0704_;
+  wire [3:0] _0705_;
   wire [3:0] _0706_;
-  wire [3:0] _0707_;
-  wire _0708_;
+  wire _0707_;
+  wire [3:0] _0708_;
   wire [3:0] _0709_;
-  wire [3:0] _0710_;
-  wire _0711_;
+  wire _0710_;
+  wire [3:0] _0711_;
   wire [3:0] _0712_;
-  wire [3:0] _0713_;
-  wire _0714_;
+  wire _0713_;
+  wire [3:0] _0714_;
   wire [3:0] _0715_;
-  wire [3:0] _0716_;
-  wire _0717_;
+  wire _0716_;
+  wire [3:0] _0717_;
   wire [3:0] _0718_;
-  wire [3:0] _0719_;
-  wire _0720_;
+  wire _0719_;
+  wire [3:0] _0720_;
   wire [3:0] _0721_;
-  wire [3:0] _0722_;
-  wire _0723_;
+  wire _0722_;
+  wire [3:0] _0723_;
   wire [3:0] _0724_;
-  wire [3:0] _0725_;
-  wire _0726_;
+  wire _0725_;
+  wire [3:0] _0726_;
   wire [3:0] _0727_;
-  wire [3:0] _0728_;
-  wire _0729_;
+  wire _0728_;
+  wire [3:0] _0729_;
   wire [3:0] _0730_;
-  wire [3:0] _0731_;
-  wire _0732_;
+  wire _0731_;
+  wire [3:0] _0732_;
   wire [3:0] _0733_;
-  wire [3:0] _0734_;
-  wire _0735_;
+  wire _0734_;
+  wire [3:0] _0735_;
   wire [3:0] _0736_;
-  wire [3:0] _0737_;
-  wire _0738_;
+  wire _0737_;
+  wire [3:0] _0738_;
   wire [3:0] _0739_;
-  wire [3:0] _0740_;
-  wire _0741_;
+  wire _0740_;
+  wire [3:0] _0741_;
   wire [3:0] _0742_;
-  wire [3:0] _0743_;
-  wire _0744_;
+  wire _0743_;
+  wire [3:0] _0744_;
   wire [3:0] _0745_;
-  wire [3:0] _0746_;
-  wire _0747_;
+  wire _0746_;
+  wire [3:0] _0747_;
   wire [3:0] _0748_;
-  wire [3:0] _0749_;
-  wire _0750_;
+  wire _0749_;
+  wire [3:0] _0750_;
   wire [3:0] _0751_;
-  wire [3:0] _0752_;
-  wire _0753_;
+  wire _0752_;
+  wire [3:0] _0753_;
   wire [3:0] _0754_;
-  wire [3:0] _0755_;
-  wire _0756_;
+  wire _0755_;
+  wire [3:0] _0756_;
   wire [3:0] _0757_;
-  wire [3:0] _0758_;
-  wire _0759_;
+  wire _0758_;
+  wire [3:0] _0759_;
   wire [3:0] _0760_;
-  wire [3:0] _0761_;
-  wire _0762_;
+  wire _0761_;
+  wire [3:0] _0762_;
   wire [3:0] _0763_;
-  wire [3:0] _0764_;
-  wire _0765_;
+  wire _0764_;
+  wire [3:0] _0765_;
   wire [3:0] _0766_;
-  wire [3:0] _0767_;
-  wire _0768_;
+  wire _0767_;
+  wire [3:0] _0768_;
   wire [3:0] _0769_;
-  wire [3:0] _0770_;
-  wire _0771_;
+  wire _0770_;
+  wire [3:0] _0771_;
   wire [3:0] _0772_;
-  wire [3:0] _0773_;
-  wire _0774_;
+  wire _0773_;
+  wire [3:0] _0774_;
   wire [3:0] _0775_;
-  wire [3:0] _0776_;
-  wire _0777_;
+  wire _0776_;
+  wire [3:0] _0777_;
   wire [3:0] _0778_;
-  wire [3:0] _0779_;
-  wire _0780_;
+  wire _0779_;
+  wire [3:0] _0780_;
   wire [3:0] _0781_;
-  wire [3:0] _0782_;
-  wire _0783_;
+  wire _0782_;
+  wire [3:0] _0783_;
   wire [3:0] _0784_;
-  wire [3:0] _0785_;
-  wire _0786_;
+  wire _0785_;
+  wire [3:0] _0786_;
   wire [3:0] _0787_;
-  wire [3:0] _0788_;
-  wire _0789_;
+  wire _0788_;
+  wire [3:0] _0789_;
   wire [3:0] _0790_;
-  wire [3:0] _0791_;
-  wire _0792_;
+  wire _0791_;
+  wire [3:0] _0792_;
   wire [3:0] _0793_;
-  wire [3:0] _0794_;
-  wire _0795_;
+  wire _0794_;
+  wire [3:0] _0795_;
   wire [3:0] _0796_;
-  wire [3:0] _0797_;
-  wire _0798_;
+  wire _0797_;
+  wire [3:0] _0798_;
   wire [3:0] _0799_;
-  wire [3:0] _0800_;
-  wire _0801_;
+  wire _0800_;
+  wire [3:0] _0801_;
   wire [3:0] _0802_;
-  wire [3:0] _0803_;
-  wire _0804_;
+  wire _0803_;
+  wire [3:0] _0804_;
   wire [3:0] _0805_;
-  wire [3:0] _0806_;
-  wire _0807_;
+  wire _0806_;
+  wire [3:0] _0807_;
   wire [3:0] _0808_;
-  wire [3:0] _0809_;
-  wire _0810_;
+  wire _0809_;
+  wire [3:0] _0810_;
   wire [3:0] _0811_;
-  wire [3:0] _0812_;
-  wire _0813_;
+  wire _0812_;
+  wire [3:0] _0813_;
   wire [3:0] _0814_;
-  wire [3:0] _0815_;
-  wire _0816_;
+  wire _0815_;
+  wire [3:0] _0816_;
   wire [3:0] _0817_;
-  wire [3:0] _0818_;
-  wire _0819_;
+  wire _0818_;
+  wire [3:0] _0819_;
   wire [3:0] _0820_;
-  wire [3:0] _0821_;
-  wire _0822_;
+  wire _0821_;
+  wire [3:0] _0822_;
   wire [3:0] _0823_;
-  wire [3:0] _0824_;
-  wire _0825_;
+  wire _0824_;
+  wire [3:0] _0825_;
   wire [3:0] _0826_;
-  wire [3:0] _0827_;
-  wire _0828_;
+  wire _0827_;
+  wire [3:0] _0828_;
   wire [3:0] _0829_;
-  wire [3:0] _0830_;
-  wire _0831_;
+  wire _0830_;
+  wire [3:0] _0831_;
   wire [3:0] _0832_;
-  wire [3:0] _0833_;
-  wire _0834_;
+  wire _0833_;
+  wire [3:0] _0834_;
   wire [3:0] _0835_;
-  wire [3:0] _0836_;
-  wire _0837_;
+  wire _0836_;
+  wire [3:0] _0837_;
   wire [3:0] _0838_;
-  wire [3:0] _0839_;
-  wire _0840_;
+  wire _0839_;
+  wire [3:0] _0840_;
   wire [3:0] _0841_;
-  wire [3:0] _0842_;
-  wire _0843_;
+  wire _0842_;
+  wire [3:0] _0843_;
   wire [3:0] _0844_;
-  wire [3:0] _0845_;
-  wire _0846_;
+  wire _0845_;
+  wire [3:0] _0846_;
   wire [3:0] _0847_;
-  wire [3:0] _0848_;
-  wire _0849_;
+  wire _0848_;
+  wire [3:0] _0849_;
   wire [3:0] _0850_;
-  wire [3:0] _0851_;
-  wire _0852_;
+  wire _0851_;
+  wire [3:0] _0852_;
   wire [3:0] _0853_;
-  wire [3:0] _0854_;
-  wire _0855_;
+  wire _0854_;
+  wire [3:0] _0855_;
   wire [3:0] _0856_;
-  wire [3:0] _0857_;
-  wire _0858_;
+  wire _0857_;
+  wire [3:0] _0858_;
   wire [3:0] _0859_;
-  wire [3:0] _0860_;
-  wire _0861_;
+  wire _0860_;
+  wire [3:0] _0861_;
   wire [3:0] _0862_;
-  wire [3:0] _0863_;
-  wire _0864_;
+  wire _0863_;
+  wire [3:0] _0864_;
   wire [3:0] _0865_;
-  wire [3:0] _0866_;
-  wire _0867_;
+  wire _0866_;
+  wire [3:0] _0867_;
   wire [3:0] _0868_;
-  wire [3:0] _0869_;
-  wire _0870_;
+  wire _0869_;
+  wire [3:0] _0870_;
   wire [3:0] _0871_;
-  wire [3:0] _0872_;
-  wire _0873_;
+  wire _0872_;
+  wire [3:0] _0873_;
   wire [3:0] _0874_;
-  wire [3:0] _0875_;
-  wire _0876_;
+  wire _0875_;
+  wire [3:0] _0876_;
   wire [3:0] _0877_;
-  wire [3:0] _0878_;
-  wire _0879_;
+  wire _0878_;
+  wire [3:0] _0879_;
   wire [3:0] _0880_;
-  wire [3:0] _0881_;
-  wire _0882_;
+  wire _0881_;
+  wire [3:0] _0882_;
   wire [3:0] _0883_;
-  wire [3:0] _0884_;
-  wire _0885_;
+  wire _0884_;
+  wire [3:0] _0885_;
   wire [3:0] _0886_;
-  wire [3:0] _0887_;
-  wire _0888_;
+  wire _0887_;
+  wire [3:0] _0888_;
   wire [3:0] _0889_;
-  wire [3:0] _0890_;
-  wire _0891_;
+  wire _0890_;
+  wire [3:0] _0891_;
   wire [3:0] _0892_;
-  wire [3:0] _0893_;
-  wire _0894_;
+  wire _0893_;
+  wire [3:0] _0894_;
   wire [3:0] _0895_;
-  wire [31:0] _0896_;
+  wire _0896_;
   wire [3:0] _0897_;
-  wire _0898_;
+  wire [31:0] _0898_;
   wire [3:0] _0899_;
-  wire [31:0] _0900_;
-  wire [31:0] _0901_;
-  wire [3:0] _0902_;
-  wire _0903_;
+  wire _0900_;
+  wire [3:0] _0901_;
+  wire [31:0] _0902_;
+  wire [31:0] _0903_;
   wire [3:0] _0904_;
-  wire [31:0] _0905_;
-  wire [1:0] _0906_;
-  wire [1:0] _0907_;
-  wire [3:0] _0908_;
-  wire _0909_;
+  wire _0905_;
+  wire [3:0] _0906_;
+  wire [31:0] _0907_;
+  wire [1:0] _0908_;
+  wire [1:0] _0909_;
   wire [3:0] _0910_;
-  wire [8:0] _0911_;
-  wire [8:0] _0912_;
-  wire [1:0] _0913_;
-  wire [3:0] _0914_;
-  wire _0915_;
+  wire _0911_;
+  wire [3:0] _0912_;
+  wire [8:0] _0913_;
+  wire [8:0] _0914_;
+  wire [1:0] _0915_;
   wire [3:0] _0916_;
   wire _0917_;
-  wire _0918_;
-  wire [3:0] _0919_;
+  wire [3:0] _0918_;
+  wire _0919_;
   wire _0920_;
-  wire [3:0] _0921_;
-  wire _0922_;
+  wire _0921_;
+  wire [3:0] _0922_;
   wire _0923_;
-  wire _0924_;
+  wire [3:0] _0924_;
   wire _0925_;
   wire _0926_;
   wire _0927_;
-  wire [3:0] _0928_;
+  wire _0928_;
   wire _0929_;
   wire [3:0] _0930_;
   wire _0931_;
-  wire _0932_;
+  wire [3:0] _0932_;
   wire _0933_;
   wire _0934_;
-  wire [3:0] _0935_;
+  wire _0935_;
   wire _0936_;
-  wire [3:0] _0937_;
-  wire _0938_;
+  wire _0937_;
+  wire [3:0] _0938_;
   wire _0939_;
-  wire _0940_;
+  wire [3:0] _0940_;
   wire _0941_;
   wire _0942_;
-  wire [3:0] _0943_;
+  wire _0943_;
   wire _0944_;
   wire _0945_;
   wire [3:0] _0946_;
   wire _0947_;
-  wire _0948_;
+  wire [3:0] _0948_;
   wire _0949_;
   wire _0950_;
-  wire [3:0] _0951_;
+  wire _0951_;
   wire _0952_;
   wire [3:0] _0953_;
-  wire [3:0] _0954_;
-  wire _0955_;
+  wire _0954_;
+  wire [3:0] _0955_;
   wire [3:0] _0956_;
-  wire [3:0] _0957_;
-  wire _0958_;
+  wire _0957_;
+  wire [3:0] _0958_;
   wire [3:0] _0959_;
-  wire [13:0] _0960_;
-  wire [13:0] _0961_;
-  wire [3:0] _0962_;
-  wire _0963_;
+  wire _0960_;
+  wire [3:0] _0961_;
+  wire [13:0] _0962_;
+  wire [13:0] _0963_;
   wire [3:0] _0964_;
-  wire [1:0] _0965_;
-  wire _0966_;
-  wire [3:0] _0967_;
+  wire _0965_;
+  wire [3:0] _0966_;
+  wire [1:0] _0967_;
   wire _0968_;
   wire [3:0] _0969_;
   wire _0970_;
-  wire _0971_;
+  wire [3:0] _0971_;
   wire _0972_;
   wire _0973_;
   wire _0974_;
   wire _0975_;
   wire _0976_;
-  wire [3:0] _0977_;
+  wire _0977_;
   wire _0978_;
   wire [3:0] _0979_;
   wire _0980_;
-  wire _0981_;
+  wire [3:0] _0981_;
   wire _0982_;
-  wire [3:0] _0983_;
+  wire _0983_;
   wire _0984_;
-  wire [3:0] _0985_;
-  wire _0986_;
+  wire _0985_;
+  wire [3:0] _0986_;
   wire _0987_;
-  wire _0988_;
+  wire [3:0] _0988_;
   wire _0989_;
   wire _0990_;
   wire _0991_;
-  wire [3:0] _0992_;
+  wire _0992_;
   wire _0993_;
-  wire [3:0] _0994_;
-  wire _0995_;
+  wire _0994_;
+  wire [3:0] _0995_;
   wire _0996_;
-  wire _0997_;
+  wire [3:0] _0997_;
   wire _0998_;
   wire _0999_;
-  wire [3:0] _1000_;
+  wire _1000_;
   wire _1001_;
-  wire [3:0] _1002_;
-  wire [12:0] _1003_;
-  wire [12:0] _1004_;
-  wire _1005_;
-  wire _1006_;
-  wire [3:0] _1007_;
+  wire [12:0] _1002_;
+  wire [3:0] _1003_;
+  wire _1004_;
+  wire [3:0] _1005_;
+  wire [12:0] _1006_;
+  wire _1007_;
   wire _1008_;
   wire [3:0] _1009_;
-  wire [8:0] _1010_;
-  wire [8:0] _1011_;
+  wire _1010_;
+  wire [3:0] _1011_;
   wire [8:0] _1012_;
   wire [8:0] _1013_;
-  wire [3:0] _1014_;
-  wire _1015_;
-  wire [3:0] _1016_;
-  wire _1017_;
+  wire [8:0] _1014_;
+  wire [8:0] _1015_;
+  wire _1016_;
+  wire [3:0] _1017_;
   wire _1018_;
-  wire _1019_;
+  wire [3:0] _1019_;
   wire _1020_;
   wire _1021_;
-  wire [3:0] _1022_;
+  wire _1022_;
   wire _1023_;
-  wire [3:0] _1024_;
-  wire _1025_;
+  wire _1024_;
+  wire [3:0] _1025_;
   wire _1026_;
-  wire _1027_;
+  wire [3:0] _1027_;
   wire _1028_;
-  wire [3:0] _1029_;
+  wire _1029_;
   wire _1030_;
-  wire [3:0] _1031_;
-  wire _1032_;
+  wire _1031_;
+  wire [3:0] _1032_;
   wire _1033_;
-  wire _1034_;
+  wire [3:0] _1034_;
   wire _1035_;
   wire _1036_;
-  wire [3:0] _1037_;
+  wire _1037_;
   wire _1038_;
-  wire [3:0] _1039_;
-  wire _1040_;
-  wire [31:0] _1041_;
-  wire [31:0] _1042_;
+  wire _1039_;
+  wire [3:0] _1040_;
+  wire _1041_;
+  wire [3:0] _1042_;
   wire [31:0] _1043_;
-  wire [3:0] _1044_;
-  wire _1045_;
-  wire [3:0] _1046_;
-  wire _1047_;
+  wire [31:0] _1044_;
+  wire [31:0] _1045_;
+  wire _1046_;
+  wire [3:0] _1047_;
   wire _1048_;
-  wire _1049_;
+  wire [3:0] _1049_;
   wire _1050_;
   wire _1051_;
-  wire [3:0] _1052_;
+  wire _1052_;
   wire _1053_;
   wire [3:0] _1054_;
-  wire [12:0] _1055_;
+  wire _1055_;
   wire [3:0] _1056_;
-  wire _1057_;
-  wire [3:0] _1058_;
+  wire [3:0] _1057_;
+  wire _1058_;
   wire [3:0] _1059_;
-  wire _1060_;
-  wire [3:0] _1061_;
+  wire [3:0] _1060_;
+  wire _1061_;
   wire [3:0] _1062_;
-  wire _1063_;
-  wire [3:0] _1064_;
+  wire [3:0] _1063_;
+  wire _1064_;
   wire [3:0] _1065_;
-  wire _1066_;
-  wire [3:0] _1067_;
+  wire [3:0] _1066_;
+  wire _1067_;
   wire [3:0] _1068_;
-  wire _1069_;
-  wire [3:0] _1070_;
+  wire [3:0] _1069_;
+  wire _1070_;
   wire [3:0] _1071_;
-  wire _1072_;
-  wire [3:0] _1073_;
-  wire _1074_;
+  wire [3:0] _1072_;
+  wire _1073_;
+  wire [3:0] _1074_;
   wire [3:0] _1075_;
-  wire [3:0] _1076_;
+  wire _1076_;
   wire [3:0] _1077_;
-  wire _1078_;
-  wire [3:0] _1079_;
+  wire [3:0] _1078_;
+  wire _1079_;
   wire [3:0] _1080_;
-  wire _1081_;
-  wire [3:0] _1082_;
+  wire [3:0] _1081_;
+  wire _1082_;
   wire [3:0] _1083_;
-  wire _1084_;
-  wire [3:0] _1085_;
+  wire [3:0] _1084_;
+  wire _1085_;
   wire [3:0] _1086_;
-  wire _1087_;
-  wire [3:0] _1088_;
+  wire [3:0] _1087_;
+  wire _1088_;
   wire [3:0] _1089_;
-  wire _1090_;
-  wire [3:0] _1091_;
+  wire [3:0] _1090_;
+  wire _1091_;
   wire [3:0] _1092_;
-  wire _1093_;
-  wire [3:0] _1094_;
+  wire [3:0] _1093_;
+  wire _1094_;
   wire [3:0] _1095_;
-  wire _1096_;
-  wire [3:0] _1097_;
-  wire _1098_;
+  wire [3:0] _1096_;
+  wire _1097_;
+  wire [3:0] _1098_;
   wire [3:0] _1099_;
-  wire [3:0] _1100_;
+  wire _1100_;
   wire [3:0] _1101_;
-  wire _1102_;
-  wire [3:0] _1103_;
+  wire [3:0] _1102_;
+  wire _1103_;
   wire [3:0] _1104_;
-  wire _1105_;
-  wire [3:0] _1106_;
+  wire [3:0] _1105_;
+  wire _1106_;
   wire [3:0] _1107_;
-  wire _1108_;
-  wire [3:0] _1109_;
+  wire [3:0] _1108_;
+  wire _1109_;
   wire [3:0] _1110_;
-  wire _1111_;
-  wire [3:0] _1112_;
+  wire [3:0] _1111_;
+  wire _1112_;
   wire [3:0] _1113_;
-  wire _1114_;
-  wire [3:0] _1115_;
+  wire [3:0] _1114_;
+  wire _1115_;
   wire [3:0] _1116_;
-  wire _1117_;
-  wire [3:0] _1118_;
+  wire [3:0] _1117_;
+  wire _1118_;
   wire [3:0] _1119_;
-  wire _1120_;
-  wire [3:0] _1121_;
+  wire [3:0] _1120_;
+  wire _1121_;
   wire [3:0] _1122_;
-  wire _1123_;
-  wire [3:0] _1124_;
+  wire [3:0] _1123_;
+  wire _1124_;
   wire [3:0] _1125_;
-  wire _1126_;
-  wire [3:0] _1127_;
+  wire [3:0] _1126_;
+  wire _1127_;
   wire [3:0] _1128_;
-  wire _1129_;
-  wire [3:0] _1130_;
+  wire [3:0] _1129_;
+  wire _1130_;
   wire [3:0] _1131_;
   wire _1132_;
   wire [3:0] _1133_;
   wire [3:0] _1134_;
-  wire _1135_;
-  wire [3:0] _1136_;
+  wire [3:0] _1135_;
+  wire _1136_;
   wire [3:0] _1137_;
-  wire _1138_;
-  wire [3:0] _1139_;
+  wire [3:0] _1138_;
+  wire _1139_;
   wire [3:0] _1140_;
-  wire [3:0] _1141_;
+  wire _1141_;
   wire _1142_;
-  wire [3:0] _1143_;
+  wire _1143_;
   wire _1144_;
-  wire [4:0] _1145_;
-  wire [4:0] _1146_;
-  wire _1147_;
+  wire _1145_;
+  wire _1146_;
+  wire [4:0] _1147_;
   wire [4:0] _1148_;
-  wire [7:0] _1149_;
-  wire [3:0] _1150_;
+  wire _1149_;
+  wire [4:0] _1150_;
   wire [7:0] _1151_;
-  wire _1152_;
-  wire [7:0] _1153_;
+  wire [7:0] _1152_;
+  wire _1153_;
   wire [7:0] _1154_;
   wire [7:0] _1155_;
-  wire _1156_;
-  wire [7:0] _1157_;
+  wire [7:0] _1156_;
+  wire _1157_;
   wire [7:0] _1158_;
   wire [7:0] _1159_;
-  wire _1160_;
-  wire [7:0] _1161_;
+  wire [7:0] _1160_;
+  wire _1161_;
   wire [7:0] _1162_;
-  wire [7:0] _1163_;
-  wire _1164_;
+  wire [3:0] _1163_;
+  wire [7:0] _1164_;
   wire [7:0] _1165_;
-  wire [7:0] _1166_;
+  wire _1166_;
   wire [7:0] _1167_;
   wire _1168_;
   wire [7:0] _1169_;
   wire [7:0] _1170_;
-  wire [7:0] _1171_;
-  wire _1172_;
+  wire _1171_;
+  wire [7:0] _1172_;
   wire [7:0] _1173_;
-  wire [7:0] _1174_;
+  wire [3:0] _1174_;
   wire [7:0] _1175_;
   wire _1176_;
   wire [7:0] _1177_;
@@ -1212,35 +1212,35 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire [7:0] _1207_;
   wire _1208_;
   wire [7:0] _1209_;
-  wire _1210_;
-  wire _1211_;
+  wire [7:0] _1210_;
+  wire [7:0] _1211_;
   wire _1212_;
-  wire _1213_;
+  wire [7:0] _1213_;
   wire _1214_;
   wire _1215_;
   wire _1216_;
   wire _1217_;
-  wire _1218_;
+  wire [12:0] _1218_;
   wire _1219_;
   wire _1220_;
   wire _1221_;
-  wire _1222_;
-  wire _1223_;
+  wire [31:0] _1222_;
+  wire [31:0] _1223_;
   wire _1224_;
   wire _1225_;
-  wire [31:0] _1226_;
-  wire [31:0] _1227_;
-  wire _1228_;
+  wire _1226_;
+  wire _1227_;
+  wire [31:0] _1228_;
   wire _1229_;
   wire _1230_;
   wire _1231_;
-  wire [31:0] _1232_;
+  wire _1232_;
   wire _1233_;
   wire _1234_;
   wire _1235_;
   wire _1236_;
   wire _1237_;
-  wire [3:0] _1238_;
+  wire _1238_;
   wire _1239_;
   wire _1240_;
   wire _1241_;
@@ -1253,49 +1253,64 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire _1248_;
   wire _1249_;
   wire _1250_;
-  wire _1251_;
+  wire [3:0] _1251_;
   wire _1252_;
-  wire _1253_;
-  wire _1254_;
-  wire [31:0] _1255_;
-  wire [31:0] _1256_;
-  wire [3:0] _1257_;
+  wire [3:0] _1253_;
+  wire \$signal ;
   wire [8:0] \$signature__addr ;
-  wire [6:0] \$signature__addr$107 ;
-  wire [6:0] \$signature__addr$176 ;
-  wire [8:0] \$signature__addr$178 ;
-  wire [8:0] \$signature__addr$180 ;
-  wire [8:0] \$signature__addr$54 ;
-  wire [6:0] \$signature__addr$57 ;
-  wire [8:0] \$signature__addr$61 ;
-  wire [8:0] \$signature__addr$63 ;
+  wire [6:0] \$signature__addr$110 ;
+  wire [6:0] \$signature__addr$179 ;
+  wire [8:0] \$signature__addr$181 ;
+  wire [8:0] \$signature__addr$183 ;
+  wire [8:0] \$signature__addr$77 ;
+  wire [6:0] \$signature__addr$80 ;
+  wire [8:0] \$signature__addr$84 ;
+  wire [8:0] \$signature__addr$86 ;
   wire [31:0] \$signature__data ;
-  wire [31:0] \$signature__data$112 ;
-  wire [31:0] \$signature__data$184 ;
+  wire [31:0] \$signature__data$115 ;
   wire [31:0] \$signature__data$187 ;
-  wire [31:0] \$signature__data$188 ;
-  wire [31:0] \$signature__data$55 ;
-  wire [31:0] \$signature__data$67 ;
-  wire [31:0] \$signature__data$68 ;
-  wire [31:0] \$signature__data$69 ;
+  wire [31:0] \$signature__data$190 ;
+  wire [31:0] \$signature__data$191 ;
+  wire [31:0] \$signature__data$78 ;
+  wire [31:0] \$signature__data$89 ;
+  wire [31:0] \$signature__data$90 ;
+  wire [31:0] \$signature__data$91 ;
   wire [3:0] \$signature__en ;
-  wire \$signature__en$109 ;
-  wire \$signature__en$177 ;
-  wire \$signature__en$179 ;
-  wire \$signature__en$181 ;
-  wire [3:0] \$signature__en$56 ;
-  wire \$signature__en$59 ;
-  wire \$signature__en$62 ;
-  wire \$signature__en$64 ;
+  wire \$signature__en$112 ;
+  wire \$signature__en$180 ;
+  wire \$signature__en$182 ;
+  wire \$signature__en$184 ;
+  wire [3:0] \$signature__en$79 ;
+  wire \$signature__en$82 ;
+  wire \$signature__en$85 ;
+  wire \$signature__en$87 ;
+  wire [12:0] axil__araddr;
+  wire axil__arready;
+  wire axil__arvalid;
+  wire [12:0] axil__awaddr;
+  wire axil__awready;
+  wire axil__awvalid;
+  wire axil__bready;
+  wire [1:0] axil__bresp;
+  wire axil__bvalid;
+  wire [31:0] axil__rdata;
+  wire axil__rready;
+  wire [1:0] axil__rresp;
+  wire axil__rvalid;
+  wire [31:0] axil__wdata;
+  wire axil__wready;
+  wire [3:0] axil__wstrb;
+  wire axil__wvalid;
   reg [31:0] bias = 32'd0;
-  wire [31:0] \bias$132 ;
-  wire busy;
+  wire [31:0] \bias$135 ;
+  wire clear_status_frame_error;
   input clk;
   wire clk;
   reg [1:0] compute_obuf = 2'h0;
   reg compute_slot = 1'h0;
   reg [12:0] computed_count = 13'h0000;
   reg computing = 1'h0;
+  reg control = 1'h1;
   reg [31:0] cycle = 32'd0;
   reg discard = 1'h0;
   wire done;
@@ -1348,9 +1363,9 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire [31:0] mask_wr__data;
   wire [3:0] mask_wr__en;
   reg [15:0] mult = 16'h0000;
-  wire [15:0] \mult$133 ;
+  wire [15:0] \mult$136 ;
   wire [511:0] nonempty;
-  reg [511:0] \nonempty$105  = 512'hffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff;
+  reg [511:0] \nonempty$108  = 512'hffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff;
   reg [2:0] obuf_busy = 3'h0;
   wire [10:0] obuf_rd__addr;
   wire [63:0] obuf_rd__data;
@@ -1365,14 +1380,14 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   reg [1:0] pending_lane = 2'h0;
   reg pending_last = 1'h0;
   wire [64:0] r_data;
-  wire [31:0] \r_data$211 ;
-  wire [12:0] \r_data$212 ;
+  wire [31:0] \r_data$214 ;
+  wire [12:0] \r_data$215 ;
   wire r_en;
-  wire \r_en$194 ;
-  wire \r_en$195 ;
+  wire \r_en$197 ;
+  wire \r_en$198 ;
   wire r_rdy;
-  wire [12:0] rd_addr;
-  reg [12:0] \rd_addr$65  = 13'h0000;
+  reg [12:0] rd_addr = 13'h0000;
+  wire [12:0] \rd_addr$81 ;
   wire [31:0] rd_data;
   wire rd_en;
   wire rd_slot;
@@ -1380,59 +1395,43 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   wire [5:0] rd_x;
   wire [5:0] rd_y;
   reg read_pending = 1'h0;
+  wire [31:0] register_read;
   input rst;
   wire rst;
   input [12:0] s_axil_araddr;
   wire [12:0] s_axil_araddr;
-  wire [12:0] \s_axil_araddr$37 ;
   output s_axil_arready;
   wire s_axil_arready;
-  wire \s_axil_arready$39 ;
   input s_axil_arvalid;
   wire s_axil_arvalid;
-  wire \s_axil_arvalid$38 ;
   input [12:0] s_axil_awaddr;
   wire [12:0] s_axil_awaddr;
-  wire [12:0] \s_axil_awaddr$27 ;
   output s_axil_awready;
   wire s_axil_awready;
-  wire \s_axil_awready$29 ;
   input s_axil_awvalid;
   wire s_axil_awvalid;
-  wire \s_axil_awvalid$28 ;
   input s_axil_bready;
   wire s_axil_bready;
-  wire \s_axil_bready$36 ;
   output [1:0] s_axil_bresp;
   wire [1:0] s_axil_bresp;
-  wire [1:0] \s_axil_bresp$34 ;
   output s_axil_bvalid;
   wire s_axil_bvalid;
-  wire \s_axil_bvalid$35 ;
   output [31:0] s_axil_rdata;
   wire [31:0] s_axil_rdata;
-  wire [31:0] \s_axil_rdata$40 ;
   input s_axil_rready;
   wire s_axil_rready;
-  wire \s_axil_rready$43 ;
   output [1:0] s_axil_rresp;
   wire [1:0] s_axil_rresp;
-  wire [1:0] \s_axil_rresp$41 ;
   output s_axil_rvalid;
   wire s_axil_rvalid;
-  wire \s_axil_rvalid$42 ;
   input [31:0] s_axil_wdata;
   wire [31:0] s_axil_wdata;
-  wire [31:0] \s_axil_wdata$30 ;
   output s_axil_wready;
   wire s_axil_wready;
-  wire \s_axil_wready$33 ;
   input [3:0] s_axil_wstrb;
   wire [3:0] s_axil_wstrb;
-  wire [3:0] \s_axil_wstrb$31 ;
   input s_axil_wvalid;
   wire s_axil_wvalid;
-  wire \s_axil_wvalid$32 ;
   input [63:0] s_axis_tdata;
   wire [63:0] s_axis_tdata;
   input s_axis_tlast;
@@ -1442,10 +1441,10 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   input s_axis_tvalid;
   wire s_axis_tvalid;
   reg [4:0] shift = 5'h00;
-  wire [4:0] \shift$134 ;
-  reg skip_en = 1'h1;
-  wire \skip_en$106 ;
+  wire [4:0] \shift$137 ;
+  wire skip_en;
   wire start;
+  wire [1:0] status;
   reg [7:0] w0 = 8'h00;
   reg [7:0] w1 = 8'h00;
   reg [7:0] w2 = 8'h00;
@@ -1456,11 +1455,11 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   reg [7:0] w7 = 8'h00;
   reg [7:0] w8 = 8'h00;
   wire [31:0] w_data;
-  wire [12:0] \w_data$126 ;
-  wire [64:0] \w_data$183 ;
+  wire [12:0] \w_data$129 ;
+  wire [64:0] \w_data$186 ;
   wire w_en;
-  wire \w_en$125 ;
-  wire \w_en$182 ;
+  wire \w_en$128 ;
+  wire \w_en$185 ;
   wire [7:0] weights__0;
   wire [7:0] weights__1;
   wire [7:0] weights__2;
@@ -1475,27 +1474,27 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   reg win_valid0 = 1'h0;
   wire win_valid1;
   wire [7:0] window__0;
-  wire [7:0] \window__0$136 ;
+  wire [7:0] \window__0$139 ;
   wire [7:0] window__1;
-  wire [7:0] \window__1$138 ;
+  wire [7:0] \window__1$141 ;
   wire [7:0] window__2;
-  wire [7:0] \window__2$140 ;
+  wire [7:0] \window__2$143 ;
   wire [7:0] window__3;
-  wire [7:0] \window__3$142 ;
+  wire [7:0] \window__3$145 ;
   wire [7:0] window__4;
-  wire [7:0] \window__4$144 ;
+  wire [7:0] \window__4$147 ;
   wire [7:0] window__5;
-  wire [7:0] \window__5$146 ;
+  wire [7:0] \window__5$149 ;
   wire [7:0] window__6;
-  wire [7:0] \window__6$148 ;
+  wire [7:0] \window__6$151 ;
   wire [7:0] window__7;
-  wire [7:0] \window__7$150 ;
+  wire [7:0] \window__7$153 ;
   wire [7:0] window__8;
-  wire [7:0] \window__8$152 ;
+  wire [7:0] \window__8$155 ;
   wire [12:0] wr_addr;
   reg [8:0] wr_beat = 9'h000;
   wire [31:0] wr_data;
-  wire [63:0] \wr_data$98 ;
+  wire [63:0] \wr_data$101 ;
   wire wr_en;
   wire wr_slot;
   wire wr_stb;
@@ -2017,26 +2016,26 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   end
   always @(posedge clk) begin
     if (\$signature__en [0])
-      avg_mem0[wr_addr[11:3]][7:0] <= mask_wr__data[7:0];
+      avg_mem0[wr_addr[11:3]][7:0] <= wr_data[7:0];
     if (\$signature__en [1])
-      avg_mem0[wr_addr[11:3]][15:8] <= mask_wr__data[15:8];
+      avg_mem0[wr_addr[11:3]][15:8] <= wr_data[15:8];
     if (\$signature__en [2])
-      avg_mem0[wr_addr[11:3]][23:16] <= mask_wr__data[23:16];
+      avg_mem0[wr_addr[11:3]][23:16] <= wr_data[23:16];
     if (\$signature__en [3])
-      avg_mem0[wr_addr[11:3]][31:24] <= mask_wr__data[31:24];
+      avg_mem0[wr_addr[11:3]][31:24] <= wr_data[31:24];
   end
-  reg [31:0] _2735_;
-  reg [31:0] _2736_;
+  reg [31:0] _2729_;
+  reg [31:0] _2730_;
   always @(posedge clk) begin
-    if (\$signature__en$59 ) begin
-      _2735_ <= avg_mem0[s_axil_araddr[11:3]];
+    if (\$signature__en$82 ) begin
+      _2729_ <= avg_mem0[s_axil_araddr[11:3]];
     end
     if (drain_read) begin
-      _2736_ <= avg_mem0[drain_beat];
+      _2730_ <= avg_mem0[drain_beat];
     end
   end
-  assign \$signature__data$67  = _2735_;
-  assign \$signature__data$187  = _2736_;
+  assign \$signature__data$89  = _2729_;
+  assign \$signature__data$190  = _2730_;
   reg [31:0] avg_mem1 [511:0];
   initial begin
     avg_mem1[0] = 32'd0;
@@ -2553,27 +2552,27 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
     avg_mem1[511] = 32'd0;
   end
   always @(posedge clk) begin
-    if (\$signature__en$56 [0])
-      avg_mem1[wr_addr[11:3]][7:0] <= mask_wr__data[7:0];
-    if (\$signature__en$56 [1])
-      avg_mem1[wr_addr[11:3]][15:8] <= mask_wr__data[15:8];
-    if (\$signature__en$56 [2])
-      avg_mem1[wr_addr[11:3]][23:16] <= mask_wr__data[23:16];
-    if (\$signature__en$56 [3])
-      avg_mem1[wr_addr[11:3]][31:24] <= mask_wr__data[31:24];
+    if (\$signature__en$79 [0])
+      avg_mem1[wr_addr[11:3]][7:0] <= wr_data[7:0];
+    if (\$signature__en$79 [1])
+      avg_mem1[wr_addr[11:3]][15:8] <= wr_data[15:8];
+    if (\$signature__en$79 [2])
+      avg_mem1[wr_addr[11:3]][23:16] <= wr_data[23:16];
+    if (\$signature__en$79 [3])
+      avg_mem1[wr_addr[11:3]][31:24] <= wr_data[31:24];
   end
-  reg [31:0] _2737_;
-  reg [31:0] _2738_;
+  reg [31:0] _2731_;
+  reg [31:0] _2732_;
   always @(posedge clk) begin
-    if (\$signature__en$59 ) begin
-      _2737_ <= avg_mem1[s_axil_araddr[11:3]];
+    if (\$signature__en$82 ) begin
+      _2731_ <= avg_mem1[s_axil_araddr[11:3]];
     end
     if (drain_read) begin
-      _2738_ <= avg_mem1[drain_beat];
+      _2732_ <= avg_mem1[drain_beat];
     end
   end
-  assign \$signature__data$68  = _2737_;
-  assign \$signature__data$188  = _2738_;
+  assign \$signature__data$90  = _2731_;
+  assign \$signature__data$191  = _2732_;
   reg [31:0] mask_mem [127:0];
   initial begin
     mask_mem[0] = 32'd0;
@@ -2707,31 +2706,31 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   end
   always @(posedge clk) begin
     if (mask_wr__en[0])
-      mask_mem[wr_addr[8:2]][7:0] <= mask_wr__data[7:0];
+      mask_mem[wr_addr[8:2]][7:0] <= wr_data[7:0];
     if (mask_wr__en[1])
-      mask_mem[wr_addr[8:2]][15:8] <= mask_wr__data[15:8];
+      mask_mem[wr_addr[8:2]][15:8] <= wr_data[15:8];
     if (mask_wr__en[2])
-      mask_mem[wr_addr[8:2]][23:16] <= mask_wr__data[23:16];
+      mask_mem[wr_addr[8:2]][23:16] <= wr_data[23:16];
     if (mask_wr__en[3])
-      mask_mem[wr_addr[8:2]][31:24] <= mask_wr__data[31:24];
+      mask_mem[wr_addr[8:2]][31:24] <= wr_data[31:24];
   end
-  reg [31:0] _2739_;
-  reg [31:0] _2740_;
-  reg [31:0] _2741_;
+  reg [31:0] _2733_;
+  reg [31:0] _2734_;
+  reg [31:0] _2735_;
   always @(posedge clk) begin
-    if (\$signature__en$59 ) begin
-      _2739_ <= mask_mem[s_axil_araddr[8:2]];
+    if (\$signature__en$82 ) begin
+      _2733_ <= mask_mem[s_axil_araddr[8:2]];
     end
-    if (\$signature__en$109 ) begin
-      _2740_ <= mask_mem[\$signature__addr$107 ];
+    if (\$signature__en$112 ) begin
+      _2734_ <= mask_mem[\$signature__addr$110 ];
     end
     if (drain_read) begin
-      _2741_ <= mask_mem[drain_beat[8:2]];
+      _2735_ <= mask_mem[drain_beat[8:2]];
     end
   end
-  assign \$signature__data$69  = _2739_;
-  assign mask_data = _2740_;
-  assign \$signature__data$184  = _2741_;
+  assign \$signature__data$91  = _2733_;
+  assign mask_data = _2734_;
+  assign \$signature__data$187  = _2735_;
   reg [63:0] obuf [1535:0];
   initial begin
     obuf[0] = 64'h0000000000000000;
@@ -4289,237 +4288,242 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
     if (obuf_wr__en[7])
       obuf[out_tag[13:3]][63:56] <= out_pixel;
   end
-  reg [63:0] _2742_;
+  reg [63:0] _2736_;
   always @(posedge clk) begin
     if (drain_read) begin
-      _2742_ <= obuf[{ drain_slot, drain_beat }];
+      _2736_ <= obuf[{ drain_slot, drain_beat }];
     end
   end
-  assign obuf_rd__data = _2742_;
-  assign _0243_ = ~ skip_en;
-  assign _0244_ = ~ skip_en;
-  assign _0245_ = ~ skip_en;
-  assign _0247_ = ~ skip_en;
-  assign _0248_ = ~ skip_en;
-  assign _0249_ = ~ skip_en;
-  assign _0250_ = ~ skip_en;
-  assign _0251_ = ~ skip_en;
-  assign _0252_ = ~ skip_en;
-  assign _0253_ = ~ skip_en;
-  assign _0254_ = ~ skip_en;
-  assign _0255_ = ~ skip_en;
-  assign _0256_ = ~ skip_en;
-  assign _0258_ = ~ skip_en;
-  assign _0259_ = ~ skip_en;
-  assign _0260_ = ~ skip_en;
-  assign _0261_ = ~ skip_en;
-  assign _0262_ = ~ skip_en;
-  assign _0263_ = ~ skip_en;
-  assign _0264_ = ~ skip_en;
-  assign _0265_ = ~ skip_en;
-  assign _0266_ = ~ skip_en;
-  assign _0267_ = ~ skip_en;
-  assign _0269_ = ~ skip_en;
-  assign _0270_ = ~ skip_en;
-  assign _0271_ = ~ skip_en;
-  assign _0272_ = ~ skip_en;
-  assign _0273_ = ~ skip_en;
-  assign _0274_ = ~ skip_en;
-  assign _0275_ = ~ skip_en;
-  assign _0276_ = ~ skip_en;
-  assign _0277_ = ~ skip_en;
-  assign _0278_ = ~ skip_en;
-  assign _0280_ = ~ skip_en;
-  assign _0281_ = ~ skip_en;
-  assign _0282_ = ~ skip_en;
-  assign _0283_ = ~ skip_en;
-  assign _0284_ = ~ skip_en;
-  assign _0285_ = ~ skip_en;
-  assign _0286_ = ~ skip_en;
-  assign _0287_ = ~ skip_en;
-  assign _0288_ = ~ skip_en;
-  assign _0289_ = ~ skip_en;
-  assign _0291_ = ~ skip_en;
-  assign _0292_ = ~ skip_en;
-  assign _0293_ = ~ skip_en;
-  assign _0294_ = ~ skip_en;
-  assign _0295_ = ~ skip_en;
-  assign _0296_ = ~ skip_en;
-  assign _0297_ = ~ skip_en;
-  assign _0298_ = ~ skip_en;
-  assign _0299_ = ~ skip_en;
-  assign _0300_ = ~ skip_en;
-  assign _0302_ = ~ skip_en;
-  assign _0303_ = ~ skip_en;
-  assign _0304_ = ~ skip_en;
-  assign _0305_ = ~ skip_en;
-  assign _0306_ = ~ skip_en;
-  assign _0307_ = ~ skip_en;
-  assign _0308_ = ~ skip_en;
-  assign _0309_ = ~ skip_en;
-  assign _0310_ = ~ skip_en;
-  assign _0311_ = ~ skip_en;
-  assign _0313_ = ~ skip_en;
-  assign _0314_ = ~ skip_en;
-  assign _0315_ = ~ skip_en;
-  assign _0316_ = ~ skip_en;
-  assign _0317_ = ~ skip_en;
-  assign _0318_ = ~ skip_en;
-  assign _0319_ = ~ skip_en;
-  assign _0320_ = ~ skip_en;
-  assign _0321_ = ~ skip_en;
-  assign _0322_ = ~ skip_en;
-  assign _0324_ = ~ skip_en;
-  assign _0325_ = ~ skip_en;
-  assign _0326_ = ~ skip_en;
-  assign _0327_ = ~ skip_en;
-  assign _0328_ = ~ skip_en;
-  assign _0329_ = ~ skip_en;
-  assign _0330_ = ~ skip_en;
-  assign _0331_ = ~ skip_en;
-  assign _0332_ = ~ skip_en;
-  assign _0333_ = ~ skip_en;
-  assign _0335_ = ~ skip_en;
-  assign _0336_ = ~ skip_en;
-  assign _0337_ = ~ skip_en;
-  assign _0338_ = ~ skip_en;
-  assign _0339_ = ~ skip_en;
-  assign _0340_ = ~ skip_en;
-  assign _0341_ = ~ skip_en;
-  assign _0342_ = ~ skip_en;
-  assign _0343_ = ~ skip_en;
-  assign _0344_ = ~ skip_en;
-  assign _0347_ = ~ skip_en;
-  assign _0348_ = ~ skip_en;
-  assign _0349_ = ~ skip_en;
-  assign _0350_ = ~ skip_en;
-  assign _0351_ = ~ skip_en;
-  assign _0352_ = ~ skip_en;
-  assign _0353_ = ~ skip_en;
-  assign _0354_ = ~ skip_en;
-  assign _0355_ = ~ skip_en;
-  assign _0356_ = ~ skip_en;
-  assign _0358_ = ~ skip_en;
-  assign _0359_ = ~ skip_en;
-  assign _0360_ = ~ skip_en;
-  assign _0361_ = ~ skip_en;
-  assign _0362_ = ~ skip_en;
-  assign _0363_ = ~ skip_en;
-  assign _0364_ = ~ skip_en;
-  assign _0365_ = ~ skip_en;
-  assign _0366_ = ~ skip_en;
-  assign _0367_ = ~ skip_en;
-  assign _0369_ = ~ skip_en;
-  assign _0370_ = ~ skip_en;
-  assign _0371_ = ~ skip_en;
-  assign _0372_ = ~ skip_en;
-  assign _0373_ = ~ skip_en;
-  assign _0374_ = ~ skip_en;
-  assign _0375_ = ~ skip_en;
-  assign _0376_ = ~ skip_en;
-  assign _0377_ = ~ skip_en;
-  assign _0378_ = ~ skip_en;
-  assign _0380_ = ~ skip_en;
-  assign _0381_ = ~ skip_en;
-  assign _0382_ = ~ skip_en;
-  assign _0383_ = ~ skip_en;
-  assign _0384_ = ~ skip_en;
-  assign _0385_ = ~ skip_en;
-  assign _0386_ = ~ skip_en;
-  assign _0387_ = ~ skip_en;
-  assign _0388_ = ~ skip_en;
-  assign _0389_ = ~ skip_en;
-  assign _0391_ = ~ skip_en;
-  assign _0392_ = ~ skip_en;
-  assign _0393_ = ~ skip_en;
-  assign _0394_ = ~ skip_en;
-  assign _0395_ = ~ skip_en;
-  assign _0396_ = ~ skip_en;
-  assign _0397_ = ~ skip_en;
-  assign _0398_ = ~ skip_en;
-  assign _0399_ = ~ skip_en;
-  assign _0400_ = ~ skip_en;
-  assign _0402_ = ~ skip_en;
-  assign _0403_ = ~ skip_en;
-  assign _0404_ = ~ skip_en;
-  assign _0405_ = ~ skip_en;
-  assign _0406_ = ~ skip_en;
-  assign _0407_ = ~ skip_en;
-  assign _0408_ = ~ skip_en;
-  assign _0409_ = ~ skip_en;
-  assign _0410_ = ~ skip_en;
-  assign _0411_ = ~ skip_en;
-  assign _0413_ = ~ skip_en;
-  assign _0414_ = ~ skip_en;
-  assign _0415_ = ~ skip_en;
-  assign _0416_ = ~ skip_en;
-  assign _0417_ = ~ skip_en;
-  assign _0418_ = ~ skip_en;
-  assign _0419_ = ~ skip_en;
-  assign _0420_ = ~ skip_en;
-  assign _0421_ = ~ skip_en;
-  assign _0422_ = ~ skip_en;
-  assign _0424_ = ~ skip_en;
-  assign _0425_ = ~ skip_en;
-  assign _0426_ = ~ skip_en;
-  assign _0427_ = ~ skip_en;
-  assign _0428_ = ~ skip_en;
-  assign _0429_ = ~ skip_en;
-  assign _0430_ = ~ skip_en;
-  assign _0431_ = ~ skip_en;
-  assign _0432_ = ~ skip_en;
-  assign _0433_ = ~ skip_en;
-  assign _0435_ = ~ skip_en;
-  assign _0436_ = ~ skip_en;
-  assign _0437_ = ~ skip_en;
-  assign _0438_ = ~ skip_en;
-  assign _0439_ = ~ skip_en;
-  assign _0440_ = ~ skip_en;
-  assign _0441_ = ~ skip_en;
-  assign _0442_ = ~ skip_en;
-  assign _0443_ = ~ skip_en;
-  assign _0444_ = ~ skip_en;
-  assign _0446_ = ~ skip_en;
-  assign _0447_ = ~ skip_en;
-  assign _0448_ = ~ skip_en;
-  assign _0449_ = ~ skip_en;
-  assign _0450_ = ~ skip_en;
-  assign _0451_ = ~ skip_en;
-  assign _0452_ = ~ skip_en;
-  assign _0453_ = ~ skip_en;
-  assign _0454_ = ~ skip_en;
-  assign _0455_ = ~ skip_en;
-  assign _0458_ = ~ skip_en;
-  assign _0459_ = ~ skip_en;
-  assign _0460_ = ~ skip_en;
-  assign _0461_ = ~ skip_en;
-  assign _0462_ = ~ skip_en;
-  assign _0463_ = ~ skip_en;
-  assign _0464_ = ~ skip_en;
-  assign _0465_ = ~ skip_en;
-  assign _0466_ = ~ skip_en;
-  assign _0467_ = ~ skip_en;
-  assign _0469_ = ~ skip_en;
-  assign _0470_ = ~ skip_en;
-  assign _0471_ = ~ skip_en;
-  assign _0472_ = ~ skip_en;
-  assign _0473_ = ~ skip_en;
-  assign _0474_ = ~ skip_en;
-  assign _0475_ = ~ skip_en;
-  assign _0476_ = ~ skip_en;
-  assign _0477_ = ~ skip_en;
-  assign _0478_ = ~ skip_en;
-  assign _0480_ = ~ skip_en;
-  assign _0481_ = ~ skip_en;
-  assign _0482_ = ~ skip_en;
-  assign _0483_ = ~ skip_en;
-  assign _0484_ = ~ skip_en;
-  assign _0485_ = ~ skip_en;
-  assign _0486_ = ~ skip_en;
-  assign _0487_ = ~ skip_en;
-  assign _0488_ = ~ skip_en;
-  assign _0489_ = ~ skip_en;
-  assign nonempty = \nonempty$105  | { _0489_, _0488_, _0487_, _0486_, _0485_, _0484_, _0483_, _0482_, _0481_, _0480_, _0478_, _0477_, _0476_, _0475_, _0474_, _0473_, _0472_, _0471_, _0470_, _0469_, _0467_, _0466_, _0465_, _0464_, _0463_, _0462_, _0461_, _0460_, _0459_, _0458_, _0455_, _0454_, _0453_, _0452_, _0451_, _0450_, _0449_, _0448_, _0447_, _0446_, _0444_, _0443_, _0442_, _0441_, _0440_, _0439_, _0438_, _0437_, _0436_, _0435_, _0433_, _0432_, _0431_, _0430_, _0429_, _0428_, _0427_, _0426_, _0425_, _0424_, _0422_, _0421_, _0420_, _0419_, _0418_, _0417_, _0416_, _0415_, _0414_, _0413_, _0411_, _0410_, _0409_, _0408_, _0407_, _0406_, _0405_, _0404_, _0403_, _0402_, _0400_, _0399_, _0398_, _0397_, _0396_, _0395_, _0394_, _0393_, _0392_, _0391_, _0389_, _0388_, _0387_, _0386_, _0385_, _0384_, _0383_, _0382_, _0381_, _0380_, _0378_, _0377_, _0376_, _0375_, _0374_, _0373_, _0372_, _0371_, _0370_, _0369_, _0367_, _0366_, _0365_, _0364_, _0363_, _0362_, _0361_, _0360_, _0359_, _0358_, _0356_, _0355_, _0354_, _0353_, _0352_, _0351_, _0350_, _0349_, _0348_, _0347_, _0344_, _0343_, _0342_, _0341_, _0340_, _0339_, _0338_, _0337_, _0336_, _0335_, _0333_, _0332_, _0331_, _0330_, _0329_, _0328_, _0327_, _0326_, _0325_, _0324_, _0322_, _0321_, _0320_, _0319_, _0318_, _0317_, _0316_, _0315_, _0314_, _0313_, _0311_, _0310_, _0309_, _0308_, _0307_, _0306_, _0305_, _0304_, _0303_, _0302_, _0300_, _0299_, _0298_, _0297_, _0296_, _0295_, _0294_, _0293_, _0292_, _0291_, _0289_, _0288_, _0287_, _0286_, _0285_, _0284_, _0283_, _0282_, _0281_, _0280_, _0278_, _0277_, _0276_, _0275_, _0274_, _0273_, _0272_, _0271_, _0270_, _0269_, _0267_, _0266_, _0265_, _0264_, _0263_, _0262_, _0261_, _0260_, _0259_, _0258_, _0256_, _0255_, _0254_, _0253_, _0252_, _0251_, _0250_, _0249_, _0248_, _0247_, _0245_, _0244_, _0243_, _0242_, _0241_, _0240_, _0239_, _0238_, _0237_, _0236_, _0233_, _0232_, _0231_, _0230_, _0229_, _0228_, _0227_, _0226_, _0225_, _0224_, _0222_, _0221_, _0220_, _0219_, _0218_, _0217_, _0216_, _0215_, _0214_, _0213_, _0211_, _0210_, _0209_, _0208_, _0207_, _0206_, _0205_, _0204_, _0203_, _0202_, _0200_, _0199_, _0198_, _0197_, _0196_, _0195_, _0194_, _0193_, _0192_, _0191_, _0189_, _0188_, _0187_, _0186_, _0185_, _0184_, _0183_, _0182_, _0181_, _0180_, _0178_, _0177_, _0176_, _0175_, _0174_, _0173_, _0172_, _0171_, _0170_, _0169_, _0167_, _0166_, _0165_, _0164_, _0163_, _0162_, _0161_, _0160_, _0159_, _0158_, _0156_, _0155_, _0154_, _0153_, _0152_, _0151_, _0150_, _0149_, _0148_, _0147_, _0145_, _0144_, _0143_, _0142_, _0141_, _0140_, _0139_, _0138_, _0137_, _0136_, _0134_, _0133_, _0132_, _0131_, _0130_, _0129_, _0128_, _0127_, _0126_, _0125_, _0122_, _0121_, _0120_, _0119_, _0118_, _0117_, _0116_, _0115_, _0114_, _0113_, _0111_, _0110_, _0109_, _0108_, _0107_, _0106_, _0105_, _0104_, _0103_, _0102_, _0100_, _0099_, _0098_, _0097_, _0096_, _0095_, _0094_, _0093_, _0092_, _0091_, _0089_, _0088_, _0087_, _0086_, _0085_, _0084_, _0083_, _0082_, _0081_, _0080_, _0078_, _0077_, _0076_, _0075_, _0074_, _0073_, _0072_, _0071_, _0070_, _0069_, _0067_, _0066_, _0065_, _0064_, _0063_, _0062_, _0061_, _0060_, _0059_, _0058_, _0056_, _0055_, _0054_, _0053_, _0052_, _0051_, _0050_, _0049_, _0048_, _0046_, _0042_, _0040_, _0037_, _0034_, _0031_, _0028_, _0027_, _0026_, _0025_, _0024_, _0022_, _0021_, _0020_, _0019_, _0018_, _0017_, _0016_, _0015_, _0014_, _0013_, _0011_, _0010_, _0009_, _0008_, _0007_, _0006_, _0005_, _0004_, _0003_, _0002_, _0676_, _0675_, _0674_, _0673_, _0672_, _0671_, _0670_, _0669_, _0668_, _0667_, _0665_, _0664_, _0663_, _0662_, _0661_, _0660_, _0659_, _0658_, _0657_, _0656_, _0654_, _0653_, _0652_, _0651_, _0650_, _0649_, _0648_, _0647_, _0646_, _0645_, _0644_, _0643_, _0636_, _0625_, _0614_, _0603_, _0592_, _0581_, _0570_, _0559_, _0548_, _0537_, _0526_, _0518_, _0510_, _0501_, _0490_, _0479_, _0468_, _0457_, _0445_, _0434_, _0423_, _0412_, _0401_, _0390_, _0379_, _0368_, _0357_, _0346_, _0334_, _0323_, _0312_, _0301_, _0290_, _0279_, _0268_, _0257_, _0246_, _0235_, _0223_, _0212_, _0201_, _0190_, _0179_, _0168_, _0157_, _0146_, _0135_, _0124_, _0112_, _0101_ };
+  assign obuf_rd__data = _2736_;
+  assign _0239_ = ~ control;
+  assign _0240_ = ~ control;
+  assign _0241_ = ~ control;
+  assign _0242_ = ~ control;
+  assign _0243_ = ~ control;
+  assign _0245_ = ~ control;
+  assign _0246_ = ~ control;
+  assign _0247_ = ~ control;
+  assign _0248_ = ~ control;
+  assign _0249_ = ~ control;
+  assign _0250_ = ~ control;
+  assign _0251_ = ~ control;
+  assign _0252_ = ~ control;
+  assign _0253_ = ~ control;
+  assign _0254_ = ~ control;
+  assign _0256_ = ~ control;
+  assign _0257_ = ~ control;
+  assign _0258_ = ~ control;
+  assign _0259_ = ~ control;
+  assign _0260_ = ~ control;
+  assign _0261_ = ~ control;
+  assign _0262_ = ~ control;
+  assign _0263_ = ~ control;
+  assign _0264_ = ~ control;
+  assign _0265_ = ~ control;
+  assign _0267_ = ~ control;
+  assign _0268_ = ~ control;
+  assign _0269_ = ~ control;
+  assign _0270_ = ~ control;
+  assign _0271_ = ~ control;
+  assign _0272_ = ~ control;
+  assign _0273_ = ~ control;
+  assign _0274_ = ~ control;
+  assign _0275_ = ~ control;
+  assign _0276_ = ~ control;
+  assign _0278_ = ~ control;
+  assign _0279_ = ~ control;
+  assign _0280_ = ~ control;
+  assign _0281_ = ~ control;
+  assign _0282_ = ~ control;
+  assign _0283_ = ~ control;
+  assign _0284_ = ~ control;
+  assign _0285_ = ~ control;
+  assign _0286_ = ~ control;
+  assign _0287_ = ~ control;
+  assign _0289_ = ~ control;
+  assign _0290_ = ~ control;
+  assign _0291_ = ~ control;
+  assign _0292_ = ~ control;
+  assign _0293_ = ~ control;
+  assign _0294_ = ~ control;
+  assign _0295_ = ~ control;
+  assign _0296_ = ~ control;
+  assign _0297_ = ~ control;
+  assign _0298_ = ~ control;
+  assign _0300_ = ~ control;
+  assign _0301_ = ~ control;
+  assign _0302_ = ~ control;
+  assign _0303_ = ~ control;
+  assign _0304_ = ~ control;
+  assign _0305_ = ~ control;
+  assign _0306_ = ~ control;
+  assign _0307_ = ~ control;
+  assign _0308_ = ~ control;
+  assign _0309_ = ~ control;
+  assign _0311_ = ~ control;
+  assign _0312_ = ~ control;
+  assign _0313_ = ~ control;
+  assign _0314_ = ~ control;
+  assign _0315_ = ~ control;
+  assign _0316_ = ~ control;
+  assign _0317_ = ~ control;
+  assign _0318_ = ~ control;
+  assign _0319_ = ~ control;
+  assign _0320_ = ~ control;
+  assign _0322_ = ~ control;
+  assign _0323_ = ~ control;
+  assign _0324_ = ~ control;
+  assign _0325_ = ~ control;
+  assign _0326_ = ~ control;
+  assign _0327_ = ~ control;
+  assign _0328_ = ~ control;
+  assign _0329_ = ~ control;
+  assign _0330_ = ~ control;
+  assign _0331_ = ~ control;
+  assign _0333_ = ~ control;
+  assign _0334_ = ~ control;
+  assign _0335_ = ~ control;
+  assign _0336_ = ~ control;
+  assign _0337_ = ~ control;
+  assign _0338_ = ~ control;
+  assign _0339_ = ~ control;
+  assign _0340_ = ~ control;
+  assign _0341_ = ~ control;
+  assign _0342_ = ~ control;
+  assign _0344_ = ~ control;
+  assign _0345_ = ~ control;
+  assign _0346_ = ~ control;
+  assign _0347_ = ~ control;
+  assign _0348_ = ~ control;
+  assign _0349_ = ~ control;
+  assign _0350_ = ~ control;
+  assign _0351_ = ~ control;
+  assign _0352_ = ~ control;
+  assign _0353_ = ~ control;
+  assign _0355_ = ~ control;
+  assign _0356_ = ~ control;
+  assign _0357_ = ~ control;
+  assign _0358_ = ~ control;
+  assign _0359_ = ~ control;
+  assign _0360_ = ~ control;
+  assign _0361_ = ~ control;
+  assign _0362_ = ~ control;
+  assign _0363_ = ~ control;
+  assign _0364_ = ~ control;
+  assign _0366_ = ~ control;
+  assign _0367_ = ~ control;
+  assign _0368_ = ~ control;
+  assign _0369_ = ~ control;
+  assign _0370_ = ~ control;
+  assign _0371_ = ~ control;
+  assign _0372_ = ~ control;
+  assign _0373_ = ~ control;
+  assign _0374_ = ~ control;
+  assign _0375_ = ~ control;
+  assign _0377_ = ~ control;
+  assign _0378_ = ~ control;
+  assign _0379_ = ~ control;
+  assign _0380_ = ~ control;
+  assign _0381_ = ~ control;
+  assign _0382_ = ~ control;
+  assign _0383_ = ~ control;
+  assign _0384_ = ~ control;
+  assign _0385_ = ~ control;
+  assign _0386_ = ~ control;
+  assign _0388_ = ~ control;
+  assign _0389_ = ~ control;
+  assign _0390_ = ~ control;
+  assign _0391_ = ~ control;
+  assign _0392_ = ~ control;
+  assign _0393_ = ~ control;
+  assign _0394_ = ~ control;
+  assign _0395_ = ~ control;
+  assign _0396_ = ~ control;
+  assign _0397_ = ~ control;
+  assign _0399_ = ~ control;
+  assign _0400_ = ~ control;
+  assign _0401_ = ~ control;
+  assign _0402_ = ~ control;
+  assign _0403_ = ~ control;
+  assign _0404_ = ~ control;
+  assign _0405_ = ~ control;
+  assign _0406_ = ~ control;
+  assign _0407_ = ~ control;
+  assign _0408_ = ~ control;
+  assign _0410_ = ~ control;
+  assign _0411_ = ~ control;
+  assign _0412_ = ~ control;
+  assign _0413_ = ~ control;
+  assign _0414_ = ~ control;
+  assign _0415_ = ~ control;
+  assign _0416_ = ~ control;
+  assign _0417_ = ~ control;
+  assign _0418_ = ~ control;
+  assign _0419_ = ~ control;
+  assign _0421_ = ~ control;
+  assign _0422_ = ~ control;
+  assign _0423_ = ~ control;
+  assign _0424_ = ~ control;
+  assign _0425_ = ~ control;
+  assign _0426_ = ~ control;
+  assign _0427_ = ~ control;
+  assign _0428_ = ~ control;
+  assign _0429_ = ~ control;
+  assign _0430_ = ~ control;
+  assign _0432_ = ~ control;
+  assign _0433_ = ~ control;
+  assign _0434_ = ~ control;
+  assign _0435_ = ~ control;
+  assign _0436_ = ~ control;
+  assign _0437_ = ~ control;
+  assign _0438_ = ~ control;
+  assign _0439_ = ~ control;
+  assign _0440_ = ~ control;
+  assign _0441_ = ~ control;
+  assign _0443_ = ~ control;
+  assign _0444_ = ~ control;
+  assign _0445_ = ~ control;
+  assign _0446_ = ~ control;
+  assign _0447_ = ~ control;
+  assign _0448_ = ~ control;
+  assign _0449_ = ~ control;
+  assign _0450_ = ~ control;
+  assign _0451_ = ~ control;
+  assign _0452_ = ~ control;
+  assign _0455_ = ~ control;
+  assign _0456_ = ~ control;
+  assign _0457_ = ~ control;
+  assign _0458_ = ~ control;
+  assign _0459_ = ~ control;
+  assign _0460_ = ~ control;
+  assign _0461_ = ~ control;
+  assign _0462_ = ~ control;
+  assign _0463_ = ~ control;
+  assign _0464_ = ~ control;
+  assign _0466_ = ~ control;
+  assign _0467_ = ~ control;
+  assign _0468_ = ~ control;
+  assign _0469_ = ~ control;
+  assign _0470_ = ~ control;
+  assign _0471_ = ~ control;
+  assign _0472_ = ~ control;
+  assign _0473_ = ~ control;
+  assign _0474_ = ~ control;
+  assign _0475_ = ~ control;
+  assign _0477_ = ~ control;
+  assign _0478_ = ~ control;
+  assign _0479_ = ~ control;
+  assign _0480_ = ~ control;
+  assign _0481_ = ~ control;
+  assign _0482_ = ~ control;
+  assign _0483_ = ~ control;
+  assign _0484_ = ~ control;
+  assign _0485_ = ~ control;
+  assign _0486_ = ~ control;
+  assign _0488_ = ~ control;
+  assign _0489_ = ~ control;
+  assign _0490_ = ~ control;
+  assign nonempty = \nonempty$108  | { _0490_, _0489_, _0488_, _0486_, _0485_, _0484_, _0483_, _0482_, _0481_, _0480_, _0479_, _0478_, _0477_, _0475_, _0474_, _0473_, _0472_, _0471_, _0470_, _0469_, _0468_, _0467_, _0466_, _0464_, _0463_, _0462_, _0461_, _0460_, _0459_, _0458_, _0457_, _0456_, _0455_, _0452_, _0451_, _0450_, _0449_, _0448_, _0447_, _0446_, _0445_, _0444_, _0443_, _0441_, _0440_, _0439_, _0438_, _0437_, _0436_, _0435_, _0434_, _0433_, _0432_, _0430_, _0429_, _0428_, _0427_, _0426_, _0425_, _0424_, _0423_, _0422_, _0421_, _0419_, _0418_, _0417_, _0416_, _0415_, _0414_, _0413_, _0412_, _0411_, _0410_, _0408_, _0407_, _0406_, _0405_, _0404_, _0403_, _0402_, _0401_, _0400_, _0399_, _0397_, _0396_, _0395_, _0394_, _0393_, _0392_, _0391_, _0390_, _0389_, _0388_, _0386_, _0385_, _0384_, _0383_, _0382_, _0381_, _0380_, _0379_, _0378_, _0377_, _0375_, _0374_, _0373_, _0372_, _0371_, _0370_, _0369_, _0368_, _0367_, _0366_, _0364_, _0363_, _0362_, _0361_, _0360_, _0359_, _0358_, _0357_, _0356_, _0355_, _0353_, _0352_, _0351_, _0350_, _0349_, _0348_, _0347_, _0346_, _0345_, _0344_, _0342_, _0341_, _0340_, _0339_, _0338_, _0337_, _0336_, _0335_, _0334_, _0333_, _0331_, _0330_, _0329_, _0328_, _0327_, _0326_, _0325_, _0324_, _0323_, _0322_, _0320_, _0319_, _0318_, _0317_, _0316_, _0315_, _0314_, _0313_, _0312_, _0311_, _0309_, _0308_, _0307_, _0306_, _0305_, _0304_, _0303_, _0302_, _0301_, _0300_, _0298_, _0297_, _0296_, _0295_, _0294_, _0293_, _0292_, _0291_, _0290_, _0289_, _0287_, _0286_, _0285_, _0284_, _0283_, _0282_, _0281_, _0280_, _0279_, _0278_, _0276_, _0275_, _0274_, _0273_, _0272_, _0271_, _0270_, _0269_, _0268_, _0267_, _0265_, _0264_, _0263_, _0262_, _0261_, _0260_, _0259_, _0258_, _0257_, _0256_, _0254_, _0253_, _0252_, _0251_, _0250_, _0249_, _0248_, _0247_, _0246_, _0245_, _0243_, _0242_, _0241_, _0240_, _0239_, _0238_, _0237_, _0236_, _0235_, _0234_, _0231_, _0230_, _0229_, _0228_, _0227_, _0226_, _0225_, _0224_, _0223_, _0222_, _0220_, _0219_, _0218_, _0217_, _0216_, _0215_, _0214_, _0213_, _0212_, _0211_, _0209_, _0208_, _0207_, _0206_, _0205_, _0204_, _0203_, _0202_, _0201_, _0200_, _0198_, _0197_, _0196_, _0195_, _0194_, _0193_, _0192_, _0191_, _0190_, _0189_, _0187_, _0186_, _0185_, _0184_, _0183_, _0182_, _0181_, _0180_, _0179_, _0178_, _0176_, _0175_, _0174_, _0173_, _0172_, _0171_, _0170_, _0169_, _0168_, _0167_, _0165_, _0164_, _0163_, _0162_, _0161_, _0160_, _0159_, _0158_, _0157_, _0156_, _0154_, _0153_, _0152_, _0151_, _0150_, _0149_, _0148_, _0147_, _0146_, _0145_, _0143_, _0142_, _0141_, _0140_, _0139_, _0138_, _0137_, _0136_, _0135_, _0134_, _0132_, _0131_, _0130_, _0129_, _0128_, _0127_, _0126_, _0125_, _0124_, _0123_, _0120_, _0119_, _0118_, _0117_, _0116_, _0115_, _0114_, _0113_, _0112_, _0111_, _0109_, _0108_, _0107_, _0106_, _0105_, _0104_, _0103_, _0102_, _0101_, _0100_, _0098_, _0097_, _0096_, _0095_, _0094_, _0093_, _0092_, _0091_, _0090_, _0089_, _0087_, _0086_, _0085_, _0084_, _0083_, _0082_, _0081_, _0080_, _0079_, _0078_, _0076_, _0075_, _0074_, _0073_, _0072_, _0071_, _0070_, _0069_, _0068_, _0067_, _0065_, _0064_, _0063_, _0062_, _0061_, _0060_, _0059_, _0058_, _0057_, _0056_, _0054_, _0053_, _0052_, _0051_, _0050_, _0049_, _0048_, _0047_, _0046_, _0043_, _0039_, _0037_, _0034_, _0031_, _0028_, _0026_, _0025_, _0024_, _0023_, _0022_, _0021_, _0020_, _0019_, _0018_, _0017_, _0016_, _0015_, _0014_, _0013_, _0012_, _0010_, _0009_, _0008_, _0007_, _0006_, _0005_, _0004_, _0003_, _0002_, _0001_, _0675_, _0674_, _0673_, _0672_, _0671_, _0670_, _0669_, _0668_, _0667_, _0666_, _0664_, _0663_, _0662_, _0661_, _0660_, _0659_, _0658_, _0657_, _0656_, _0655_, _0654_, _0653_, _0652_, _0651_, _0650_, _0649_, _0648_, _0647_, _0646_, _0645_, _0643_, _0642_, _0633_, _0622_, _0611_, _0600_, _0589_, _0578_, _0567_, _0556_, _0545_, _0534_, _0524_, _0516_, _0508_, _0498_, _0487_, _0476_, _0465_, _0454_, _0442_, _0431_, _0420_, _0409_, _0398_, _0387_, _0376_, _0365_, _0354_, _0343_, _0332_, _0321_, _0310_, _0299_, _0288_, _0277_, _0266_, _0255_, _0244_, _0233_, _0221_, _0210_, _0199_, _0188_, _0177_, _0166_, _0155_, _0144_, _0133_ };
   assign _0491_ = ~ computing;
   assign _0492_ = ifmap_full >> compute_slot;
   assign _0493_ = _0491_ & _0492_;
@@ -4528,1393 +4532,1386 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   assign _0496_ = _0493_ & _0495_;
   assign rd_en = computing & issue;
   assign _0497_ = computing & done;
-  assign _0498_ = computing & issue;
-  assign _0499_ = computed_count + _0498_;
-  assign _0500_ = 1'h1 << out_tag[2:0];
-  assign { _0502_[14:8], obuf_wr__en } = out_valid ? _0500_ : 15'h0000;
+  assign _0499_ = computing & issue;
+  assign _0500_ = computed_count + _0499_;
+  assign _0501_ = 1'h1 << out_tag[2:0];
+  assign { _0502_[14:8], obuf_wr__en } = out_valid ? _0501_ : 15'h0000;
   assign _0503_ = obuf_ready >> drain_slot;
   assign _0504_ = level + read_pending;
   assign _0505_ = _0504_ < 3'h4;
   assign drain_read = _0503_ & _0505_;
+  assign _0027_ = pending_lane * 4'h8;
+  assign _0506_ = \$signature__data$187  >> _0027_;
+  assign _0507_ = _0506_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [7:0] = _0507_[0] ? \$signature__data$190 [7:0] : obuf_rd__data[7:0];
   assign _0029_ = pending_lane * 4'h8;
-  assign _0506_ = \$signature__data$184  >> _0029_;
-  assign _0507_ = _0506_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [7:0] = _0507_[0] ? \$signature__data$187 [7:0] : obuf_rd__data[7:0];
+  assign _0509_ = \$signature__data$187  >> _0029_;
+  assign _0510_ = _0509_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [15:8] = _0510_[1] ? \$signature__data$190 [15:8] : obuf_rd__data[15:8];
   assign _0030_ = pending_lane * 4'h8;
-  assign _0508_ = \$signature__data$184  >> _0030_;
-  assign _0509_ = _0508_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [15:8] = _0509_[1] ? \$signature__data$187 [15:8] : obuf_rd__data[15:8];
+  assign _0511_ = \$signature__data$187  >> _0030_;
+  assign _0512_ = _0511_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [23:16] = _0512_[2] ? \$signature__data$190 [23:16] : obuf_rd__data[23:16];
   assign _0032_ = pending_lane * 4'h8;
-  assign _0511_ = \$signature__data$184  >> _0032_;
-  assign _0512_ = _0511_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [23:16] = _0512_[2] ? \$signature__data$187 [23:16] : obuf_rd__data[23:16];
+  assign _0513_ = \$signature__data$187  >> _0032_;
+  assign _0514_ = _0513_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [31:24] = _0514_[3] ? \$signature__data$190 [31:24] : obuf_rd__data[31:24];
   assign _0033_ = pending_lane * 4'h8;
-  assign _0513_ = \$signature__data$184  >> _0033_;
-  assign _0514_ = _0513_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [31:24] = _0514_[3] ? \$signature__data$187 [31:24] : obuf_rd__data[31:24];
+  assign _0515_ = \$signature__data$187  >> _0033_;
+  assign _0517_ = _0515_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [39:32] = _0517_[4] ? \$signature__data$191 [7:0] : obuf_rd__data[39:32];
   assign _0035_ = pending_lane * 4'h8;
-  assign _0515_ = \$signature__data$184  >> _0035_;
-  assign _0516_ = _0515_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [39:32] = _0516_[4] ? \$signature__data$188 [7:0] : obuf_rd__data[39:32];
+  assign _0518_ = \$signature__data$187  >> _0035_;
+  assign _0519_ = _0518_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [47:40] = _0519_[5] ? \$signature__data$191 [15:8] : obuf_rd__data[47:40];
   assign _0036_ = pending_lane * 4'h8;
-  assign _0517_ = \$signature__data$184  >> _0036_;
-  assign _0519_ = _0517_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [47:40] = _0519_[5] ? \$signature__data$188 [15:8] : obuf_rd__data[47:40];
+  assign _0520_ = \$signature__data$187  >> _0036_;
+  assign _0521_ = _0520_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [55:48] = _0521_[6] ? \$signature__data$191 [23:16] : obuf_rd__data[55:48];
   assign _0038_ = pending_lane * 4'h8;
-  assign _0520_ = \$signature__data$184  >> _0038_;
-  assign _0521_ = _0520_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [55:48] = _0521_[6] ? \$signature__data$188 [23:16] : obuf_rd__data[55:48];
-  assign _0039_ = pending_lane * 4'h8;
-  assign _0522_ = \$signature__data$184  >> _0039_;
-  assign _0523_ = _0522_ & { skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en, skip_en };
-  assign \w_data$183 [63:56] = _0523_[7] ? \$signature__data$188 [31:24] : obuf_rd__data[63:56];
-  assign _0524_ = m_axis_tvalid & m_axis_tready;
-  assign _0525_ = _0524_ & r_data[64];
+  assign _0522_ = \$signature__data$187  >> _0038_;
+  assign _0523_ = _0522_ & { control, control, control, control, control, control, control, control };
+  assign \w_data$186 [63:56] = _0523_[7] ? \$signature__data$191 [31:24] : obuf_rd__data[63:56];
+  assign _0525_ = m_axis_tvalid & m_axis_tready;
+  assign _0526_ = _0525_ & r_data[64];
   assign _0527_ = cycle + 1'h1;
-  assign _0528_ = wr_strb[0] & mask_wr__data[1];
-  assign _0529_ = wr_addr[12:9] == 2'h2;
-  assign _0530_ = wr_stb & _0529_;
-  assign _0531_ = mask_wr__data[7:0] != 8'hff;
+  assign _0528_ = wr_addr[12:9] == 2'h2;
+  assign _0529_ = wr_stb & _0528_;
+  assign _0530_ = wr_data[7:0] != 8'hff;
+  assign _0040_ = wr_addr[8:2] * 3'h4;
+  assign _0531_ = \nonempty$108  >> _0040_;
+  assign _0532_ = wr_strb[0] ? _0530_ : _0531_[0];
+  assign _0533_ = wr_data[15:8] != 8'hff;
   assign _0041_ = wr_addr[8:2] * 3'h4;
-  assign _0532_ = \nonempty$105  >> _0041_;
-  assign _0533_ = wr_strb[0] ? _0531_ : _0532_[0];
-  assign _0534_ = mask_wr__data[15:8] != 8'hff;
-  assign _0043_ = wr_addr[8:2] * 3'h4;
-  assign _0535_ = \nonempty$105  >> _0043_;
-  assign _0536_ = wr_strb[1] ? _0534_ : _0535_[1];
-  assign _0538_ = mask_wr__data[23:16] != 8'hff;
+  assign _0535_ = \nonempty$108  >> _0041_;
+  assign _0536_ = wr_strb[1] ? _0533_ : _0535_[1];
+  assign _0537_ = wr_data[23:16] != 8'hff;
   assign _0044_ = wr_addr[8:2] * 3'h4;
-  assign _0539_ = \nonempty$105  >> _0044_;
-  assign _0540_ = wr_strb[2] ? _0538_ : _0539_[2];
-  assign _0541_ = mask_wr__data[31:24] != 8'hff;
-  assign _0047_ = wr_addr[8:2] * 3'h4;
-  assign _0542_ = \nonempty$105  >> _0047_;
-  assign _0543_ = wr_strb[3] ? _0541_ : _0542_[3];
-  assign _0544_ = in_flight + frame_started;
-  assign _0545_ = _0544_ - frame_dropped;
-  assign _0546_ = $signed(_0545_) - $signed({ 1'h0, frame_emitted });
+  assign _0538_ = \nonempty$108  >> _0044_;
+  assign _0539_ = wr_strb[2] ? _0537_ : _0538_[2];
+  assign _0540_ = wr_data[31:24] != 8'hff;
+  assign _0045_ = wr_addr[8:2] * 3'h4;
+  assign _0541_ = \nonempty$108  >> _0045_;
+  assign _0542_ = wr_strb[3] ? _0540_ : _0541_[3];
+  assign _0543_ = in_flight + frame_started;
+  assign _0544_ = _0543_ - frame_dropped;
+  assign _0546_ = $signed(_0544_) - $signed({ 1'h0, frame_emitted });
   assign _0547_ = in_take & discard;
-  assign _0549_ = ! wr_beat;
-  assign _0550_ = wr_beat == 9'h1ff;
-  assign _0551_ = ~ load_slot;
-  assign _0552_ = wr_beat + 1'h1;
-  assign _0553_ = ~ computing;
-  assign _0554_ = ifmap_full >> compute_slot;
-  assign _0555_ = _0553_ & _0554_;
-  assign _0556_ = obuf_busy >> compute_obuf;
-  assign _0557_ = ~ _0556_;
-  assign _0560_ = _0555_ & _0557_;
-  assign _0561_ = computing & issue;
-  assign _0562_ = computed_count + 1'h1;
-  assign _0563_ = computing & done;
-  assign _0564_ = ~ compute_slot;
-  assign _0565_ = compute_obuf == 2'h2;
-  assign _0566_ = compute_obuf + 1'h1;
-  assign _0567_ = _0565_ ? 3'h0 : _0566_;
+  assign _0548_ = ! wr_beat;
+  assign _0549_ = wr_beat == 9'h1ff;
+  assign _0550_ = ~ load_slot;
+  assign _0551_ = wr_beat + 1'h1;
+  assign _0552_ = ~ computing;
+  assign _0553_ = ifmap_full >> compute_slot;
+  assign _0554_ = _0552_ & _0553_;
+  assign _0557_ = obuf_busy >> compute_obuf;
+  assign _0558_ = ~ _0557_;
+  assign _0559_ = _0554_ & _0558_;
+  assign _0560_ = computing & issue;
+  assign _0561_ = computed_count + 1'h1;
+  assign _0562_ = computing & done;
+  assign _0563_ = ~ compute_slot;
+  assign _0564_ = compute_obuf == 2'h2;
+  assign _0565_ = compute_obuf + 1'h1;
+  assign _0566_ = _0564_ ? 3'h0 : _0565_;
   assign _0568_ = computing & issue;
   assign _0569_ = computing & issue;
-  assign _0571_ = computing & done;
+  assign _0570_ = computing & done;
+  assign _0571_ = drain_beat == 9'h1ff;
   assign _0572_ = drain_beat == 9'h1ff;
-  assign _0573_ = drain_beat == 9'h1ff;
-  assign _0574_ = drain_slot == 2'h2;
-  assign _0575_ = drain_slot + 1'h1;
-  assign _0576_ = _0574_ ? 3'h0 : _0575_;
-  assign _0577_ = drain_beat + 1'h1;
-  assign _0578_ = m_axis_tvalid & m_axis_tready;
-  assign _0579_ = _0578_ & r_data[64];
+  assign _0573_ = drain_slot == 2'h2;
+  assign _0574_ = drain_slot + 1'h1;
+  assign _0575_ = _0573_ ? 3'h0 : _0574_;
+  assign _0576_ = drain_beat + 1'h1;
+  assign _0577_ = m_axis_tvalid & m_axis_tready;
+  assign _0579_ = _0577_ & r_data[64];
   assign _0580_ = frames + 1'h1;
-  assign _0582_ = cycle - \r_data$211 ;
-  assign _0583_ = \r_data$212  * 4'h9;
+  assign _0581_ = cycle - \r_data$214 ;
+  assign _0582_ = \r_data$215  * 4'h9;
   always @(posedge clk)
-    cycle <= _0584_;
+    cycle <= _0583_;
   always @(posedge clk)
-    skip_en <= _0585_;
+    rd_addr <= _0584_;
   always @(posedge clk)
-    frame_error <= _0586_;
+    control <= _0585_;
   always @(posedge clk)
-    w0 <= _0587_;
+    w0 <= _0586_;
   always @(posedge clk)
-    w1 <= _0588_;
+    w1 <= _0587_;
   always @(posedge clk)
-    w2 <= _0589_;
+    w2 <= _0588_;
   always @(posedge clk)
     w3 <= _0590_;
   always @(posedge clk)
     w4 <= _0591_;
   always @(posedge clk)
-    w5 <= _0593_;
+    w5 <= _0592_;
   always @(posedge clk)
-    w6 <= _0594_;
+    w6 <= _0593_;
   always @(posedge clk)
-    w7 <= _0595_;
+    w7 <= _0594_;
   always @(posedge clk)
-    w8 <= _0596_;
+    w8 <= _0595_;
   always @(posedge clk)
-    bias <= _0597_;
+    bias <= _0596_;
   always @(posedge clk)
-    mult <= _0598_;
+    mult <= _0597_;
   always @(posedge clk)
-    shift <= _0599_;
+    shift <= _0598_;
   always @(posedge clk)
-    \nonempty$105  <= _0600_;
+    frame_error <= _0599_;
   always @(posedge clk)
-    \rd_addr$65  <= _0601_;
+    \nonempty$108  <= _0601_;
   always @(posedge clk)
     in_flight <= _0602_;
   always @(posedge clk)
-    discard <= _0604_;
+    discard <= _0603_;
   always @(posedge clk)
-    first_beat_time <= _0605_;
+    first_beat_time <= _0604_;
   always @(posedge clk)
-    ifmap_full <= _0606_;
+    ifmap_full <= _0605_;
   always @(posedge clk)
-    load_slot <= _0607_;
+    load_slot <= _0606_;
   always @(posedge clk)
-    wr_beat <= _0608_;
+    wr_beat <= _0607_;
   always @(posedge clk)
-    computing <= _0609_;
+    computing <= _0608_;
   always @(posedge clk)
-    computed_count <= _0610_;
+    computed_count <= _0609_;
   always @(posedge clk)
-    obuf_busy <= _0611_;
+    obuf_busy <= _0610_;
   always @(posedge clk)
     compute_slot <= _0612_;
   always @(posedge clk)
     compute_obuf <= _0613_;
   always @(posedge clk)
-    win_valid0 <= _0615_;
+    win_valid0 <= _0614_;
   always @(posedge clk)
-    win_tag0 <= _0616_;
+    win_tag0 <= _0615_;
   always @(posedge clk)
-    in_valid <= _0617_;
+    in_valid <= _0616_;
   always @(posedge clk)
-    in_tag <= _0618_;
+    in_tag <= _0617_;
   always @(posedge clk)
-    end_valid0 <= _0619_;
+    end_valid0 <= _0618_;
   always @(posedge clk)
-    end_slot0 <= _0620_;
+    end_slot0 <= _0619_;
   always @(posedge clk)
-    end_valid1 <= _0621_;
+    end_valid1 <= _0620_;
   always @(posedge clk)
-    end_slot1 <= _0622_;
+    end_slot1 <= _0621_;
   always @(posedge clk)
     end_valid2 <= _0623_;
   always @(posedge clk)
     end_slot2 <= _0624_;
   always @(posedge clk)
-    end_valid3 <= _0626_;
+    end_valid3 <= _0625_;
   always @(posedge clk)
-    end_slot3 <= _0627_;
+    end_slot3 <= _0626_;
   always @(posedge clk)
-    end_valid4 <= _0628_;
+    end_valid4 <= _0627_;
   always @(posedge clk)
-    end_slot4 <= _0629_;
+    end_slot4 <= _0628_;
   always @(posedge clk)
-    end_valid5 <= _0630_;
+    end_valid5 <= _0629_;
   always @(posedge clk)
-    end_slot5 <= _0631_;
+    end_slot5 <= _0630_;
   always @(posedge clk)
-    obuf_ready <= _0632_;
+    obuf_ready <= _0631_;
   always @(posedge clk)
-    read_pending <= _0633_;
+    read_pending <= _0632_;
   always @(posedge clk)
     pending_last <= _0634_;
   always @(posedge clk)
     pending_lane <= _0635_;
   always @(posedge clk)
-    drain_beat <= _0637_;
+    drain_beat <= _0636_;
   always @(posedge clk)
-    drain_slot <= _0638_;
+    drain_slot <= _0637_;
   always @(posedge clk)
-    frames <= _0639_;
+    frames <= _0638_;
   always @(posedge clk)
-    last_cycles <= _0640_;
+    last_cycles <= _0639_;
   always @(posedge clk)
-    last_computed <= _0641_;
+    last_computed <= _0640_;
   always @(posedge clk)
-    last_macs <= _0642_;
-  assign _0000_ = wr_addr[12:9] == 2'h2;
-  assign _0123_ = wr_stb & _0000_;
-  assign mask_wr__en = _0123_ ? wr_strb : 4'h0;
-  assign _0234_ = wr_stb & wr_addr[12];
-  assign _0345_ = ! wr_addr[2];
-  assign _0456_ = _0234_ & _0345_;
-  assign \$signature__en  = _0456_ ? wr_strb : 4'h0;
-  assign _0558_ = wr_stb & wr_addr[12];
-  assign _0655_ = _0558_ & wr_addr[2];
-  assign \$signature__en$56  = _0655_ ? wr_strb : 4'h0;
-  assign _0666_ = \rd_addr$65 [11:9] == 2'h2;
-  assign _0001_ = ! \rd_addr$65 [11:9];
-  assign _0012_ = \rd_addr$65 [2] ? \$signature__data$68  : \$signature__data$67 ;
-  assign busy = | in_flight;
-  assign _0023_ = ifmap_full >> load_slot;
-  assign _0045_ = ~ _0023_;
-  assign s_axis_tready = discard | _0045_;
+    last_macs <= _0641_;
+  assign _0000_ = wr_strb[0] & wr_data[1];
+  assign _0121_ = wr_addr[12:9] == 2'h2;
+  assign _0232_ = wr_stb & _0121_;
+  assign mask_wr__en = _0232_ ? wr_strb : 4'h0;
+  assign _0453_ = wr_stb & wr_addr[12];
+  assign _0555_ = ! wr_addr[2];
+  assign _0644_ = _0453_ & _0555_;
+  assign \$signature__en  = _0644_ ? wr_strb : 4'h0;
+  assign _0665_ = wr_stb & wr_addr[12];
+  assign _0011_ = _0665_ & wr_addr[2];
+  assign \$signature__en$79  = _0011_ ? wr_strb : 4'h0;
+  assign _0042_ = rd_addr[12:9] == 2'h2;
+  assign _0055_ = rd_addr[2] ? \$signature__data$90  : \$signature__data$89 ;
+  assign \$signal  = | in_flight;
+  assign _0066_ = ifmap_full >> load_slot;
+  assign _0077_ = ~ _0066_;
+  assign s_axis_tready = discard | _0077_;
   assign in_take = s_axis_tvalid & s_axis_tready;
-  assign _0057_ = ~ discard;
-  assign wr_en = in_take & _0057_;
-  assign _0068_ = in_take & discard;
-  assign _0079_ = ! wr_beat;
-  assign _0090_ = wr_beat == 9'h1ff;
-  assign _0101_ = ~ skip_en;
-  assign _0112_ = ~ skip_en;
-  assign _0124_ = ~ skip_en;
-  assign _0135_ = ~ skip_en;
-  assign _0146_ = ~ skip_en;
-  assign _0157_ = ~ skip_en;
-  assign _0168_ = ~ skip_en;
-  assign _0179_ = ~ skip_en;
-  assign _0190_ = ~ skip_en;
-  assign _0201_ = ~ skip_en;
-  assign _0212_ = ~ skip_en;
-  assign _0223_ = ~ skip_en;
-  assign _0235_ = ~ skip_en;
-  assign _0246_ = ~ skip_en;
-  assign _0257_ = ~ skip_en;
-  assign _0268_ = ~ skip_en;
-  assign _0279_ = ~ skip_en;
-  assign _0290_ = ~ skip_en;
-  assign _0301_ = ~ skip_en;
-  assign _0312_ = ~ skip_en;
-  assign _0323_ = ~ skip_en;
-  assign _0334_ = ~ skip_en;
-  assign _0346_ = ~ skip_en;
-  assign _0357_ = ~ skip_en;
-  assign _0368_ = ~ skip_en;
-  assign _0379_ = ~ skip_en;
-  assign _0390_ = ~ skip_en;
-  assign _0401_ = ~ skip_en;
-  assign _0412_ = ~ skip_en;
-  assign _0423_ = ~ skip_en;
-  assign _0434_ = ~ skip_en;
-  assign _0445_ = ~ skip_en;
-  assign _0457_ = ~ skip_en;
-  assign _0468_ = ~ skip_en;
-  assign _0479_ = ~ skip_en;
-  assign _0490_ = ~ skip_en;
-  assign _0501_ = ~ skip_en;
-  assign _0510_ = ~ skip_en;
-  assign _0518_ = ~ skip_en;
-  assign _0526_ = ~ skip_en;
-  assign _0537_ = ~ skip_en;
-  assign _0548_ = ~ skip_en;
-  assign _0559_ = ~ skip_en;
-  assign _0570_ = ~ skip_en;
-  assign _0581_ = ~ skip_en;
-  assign _0592_ = ~ skip_en;
-  assign _0603_ = ~ skip_en;
-  assign _0614_ = ~ skip_en;
-  assign _0625_ = ~ skip_en;
-  assign _0636_ = ~ skip_en;
-  assign _0643_ = ~ skip_en;
-  assign _0644_ = ~ skip_en;
-  assign _0645_ = ~ skip_en;
-  assign _0646_ = ~ skip_en;
-  assign _0647_ = ~ skip_en;
-  assign _0648_ = ~ skip_en;
-  assign _0649_ = ~ skip_en;
-  assign _0650_ = ~ skip_en;
-  assign _0651_ = ~ skip_en;
-  assign _0652_ = ~ skip_en;
-  assign _0653_ = ~ skip_en;
-  assign _0654_ = ~ skip_en;
-  assign _0656_ = ~ skip_en;
-  assign _0657_ = ~ skip_en;
-  assign _0658_ = ~ skip_en;
-  assign _0659_ = ~ skip_en;
-  assign _0660_ = ~ skip_en;
-  assign _0661_ = ~ skip_en;
-  assign _0662_ = ~ skip_en;
-  assign _0663_ = ~ skip_en;
-  assign _0664_ = ~ skip_en;
-  assign _0665_ = ~ skip_en;
-  assign _0667_ = ~ skip_en;
-  assign _0668_ = ~ skip_en;
-  assign _0669_ = ~ skip_en;
-  assign _0670_ = ~ skip_en;
-  assign _0671_ = ~ skip_en;
-  assign _0672_ = ~ skip_en;
-  assign _0673_ = ~ skip_en;
-  assign _0674_ = ~ skip_en;
-  assign _0675_ = ~ skip_en;
-  assign _0676_ = ~ skip_en;
-  assign _0002_ = ~ skip_en;
-  assign _0003_ = ~ skip_en;
-  assign _0004_ = ~ skip_en;
-  assign _0005_ = ~ skip_en;
-  assign _0006_ = ~ skip_en;
-  assign _0007_ = ~ skip_en;
-  assign _0008_ = ~ skip_en;
-  assign _0009_ = ~ skip_en;
-  assign _0010_ = ~ skip_en;
-  assign _0011_ = ~ skip_en;
-  assign _0013_ = ~ skip_en;
-  assign _0014_ = ~ skip_en;
-  assign _0015_ = ~ skip_en;
-  assign _0016_ = ~ skip_en;
-  assign _0017_ = ~ skip_en;
-  assign _0018_ = ~ skip_en;
-  assign _0019_ = ~ skip_en;
-  assign _0020_ = ~ skip_en;
-  assign _0021_ = ~ skip_en;
-  assign _0022_ = ~ skip_en;
-  assign _0024_ = ~ skip_en;
-  assign _0025_ = ~ skip_en;
-  assign _0026_ = ~ skip_en;
-  assign _0027_ = ~ skip_en;
-  assign _0028_ = ~ skip_en;
-  assign _0031_ = ~ skip_en;
-  assign _0034_ = ~ skip_en;
-  assign _0037_ = ~ skip_en;
-  assign _0040_ = ~ skip_en;
-  assign _0042_ = ~ skip_en;
-  assign _0046_ = ~ skip_en;
-  assign _0048_ = ~ skip_en;
-  assign _0049_ = ~ skip_en;
-  assign _0050_ = ~ skip_en;
-  assign _0051_ = ~ skip_en;
-  assign _0052_ = ~ skip_en;
-  assign _0053_ = ~ skip_en;
-  assign _0054_ = ~ skip_en;
-  assign _0055_ = ~ skip_en;
-  assign _0056_ = ~ skip_en;
-  assign _0058_ = ~ skip_en;
-  assign _0059_ = ~ skip_en;
-  assign _0060_ = ~ skip_en;
-  assign _0061_ = ~ skip_en;
-  assign _0062_ = ~ skip_en;
-  assign _0063_ = ~ skip_en;
-  assign _0064_ = ~ skip_en;
-  assign _0065_ = ~ skip_en;
-  assign _0066_ = ~ skip_en;
-  assign _0067_ = ~ skip_en;
-  assign _0069_ = ~ skip_en;
-  assign _0070_ = ~ skip_en;
-  assign _0071_ = ~ skip_en;
-  assign _0072_ = ~ skip_en;
-  assign _0073_ = ~ skip_en;
-  assign _0074_ = ~ skip_en;
-  assign _0075_ = ~ skip_en;
-  assign _0076_ = ~ skip_en;
-  assign _0077_ = ~ skip_en;
-  assign _0078_ = ~ skip_en;
-  assign _0080_ = ~ skip_en;
-  assign _0081_ = ~ skip_en;
-  assign _0082_ = ~ skip_en;
-  assign _0083_ = ~ skip_en;
-  assign _0084_ = ~ skip_en;
-  assign _0085_ = ~ skip_en;
-  assign _0086_ = ~ skip_en;
-  assign _0087_ = ~ skip_en;
-  assign _0088_ = ~ skip_en;
-  assign _0089_ = ~ skip_en;
-  assign _0091_ = ~ skip_en;
-  assign _0092_ = ~ skip_en;
-  assign _0093_ = ~ skip_en;
-  assign _0094_ = ~ skip_en;
-  assign _0095_ = ~ skip_en;
-  assign _0096_ = ~ skip_en;
-  assign _0097_ = ~ skip_en;
-  assign _0098_ = ~ skip_en;
-  assign _0099_ = ~ skip_en;
-  assign _0100_ = ~ skip_en;
-  assign _0102_ = ~ skip_en;
-  assign _0103_ = ~ skip_en;
-  assign _0104_ = ~ skip_en;
-  assign _0105_ = ~ skip_en;
-  assign _0106_ = ~ skip_en;
-  assign _0107_ = ~ skip_en;
-  assign _0108_ = ~ skip_en;
-  assign _0109_ = ~ skip_en;
-  assign _0110_ = ~ skip_en;
-  assign _0111_ = ~ skip_en;
-  assign _0113_ = ~ skip_en;
-  assign _0114_ = ~ skip_en;
-  assign _0115_ = ~ skip_en;
-  assign _0116_ = ~ skip_en;
-  assign _0117_ = ~ skip_en;
-  assign _0118_ = ~ skip_en;
-  assign _0119_ = ~ skip_en;
-  assign _0120_ = ~ skip_en;
-  assign _0121_ = ~ skip_en;
-  assign _0122_ = ~ skip_en;
-  assign _0125_ = ~ skip_en;
-  assign _0126_ = ~ skip_en;
-  assign _0127_ = ~ skip_en;
-  assign _0128_ = ~ skip_en;
-  assign _0129_ = ~ skip_en;
-  assign _0130_ = ~ skip_en;
-  assign _0131_ = ~ skip_en;
-  assign _0132_ = ~ skip_en;
-  assign _0133_ = ~ skip_en;
-  assign _0134_ = ~ skip_en;
-  assign _0136_ = ~ skip_en;
-  assign _0137_ = ~ skip_en;
-  assign _0138_ = ~ skip_en;
-  assign _0139_ = ~ skip_en;
-  assign _0140_ = ~ skip_en;
-  assign _0141_ = ~ skip_en;
-  assign _0142_ = ~ skip_en;
-  assign _0143_ = ~ skip_en;
-  assign _0144_ = ~ skip_en;
-  assign _0145_ = ~ skip_en;
-  assign _0147_ = ~ skip_en;
-  assign _0148_ = ~ skip_en;
-  assign _0149_ = ~ skip_en;
-  assign _0150_ = ~ skip_en;
-  assign _0151_ = ~ skip_en;
-  assign _0152_ = ~ skip_en;
-  assign _0153_ = ~ skip_en;
-  assign _0154_ = ~ skip_en;
-  assign _0155_ = ~ skip_en;
-  assign _0156_ = ~ skip_en;
-  assign _0158_ = ~ skip_en;
-  assign _0159_ = ~ skip_en;
-  assign _0160_ = ~ skip_en;
-  assign _0161_ = ~ skip_en;
-  assign _0162_ = ~ skip_en;
-  assign _0163_ = ~ skip_en;
-  assign _0164_ = ~ skip_en;
-  assign _0165_ = ~ skip_en;
-  assign _0166_ = ~ skip_en;
-  assign _0167_ = ~ skip_en;
-  assign _0169_ = ~ skip_en;
-  assign _0170_ = ~ skip_en;
-  assign _0171_ = ~ skip_en;
-  assign _0172_ = ~ skip_en;
-  assign _0173_ = ~ skip_en;
-  assign _0174_ = ~ skip_en;
-  assign _0175_ = ~ skip_en;
-  assign _0176_ = ~ skip_en;
-  assign _0177_ = ~ skip_en;
-  assign _0178_ = ~ skip_en;
-  assign _0180_ = ~ skip_en;
-  assign _0181_ = ~ skip_en;
-  assign _0182_ = ~ skip_en;
-  assign _0183_ = ~ skip_en;
-  assign _0184_ = ~ skip_en;
-  assign _0185_ = ~ skip_en;
-  assign _0186_ = ~ skip_en;
-  assign _0187_ = ~ skip_en;
-  assign _0188_ = ~ skip_en;
-  assign _0189_ = ~ skip_en;
-  assign _0191_ = ~ skip_en;
-  assign _0192_ = ~ skip_en;
-  assign _0193_ = ~ skip_en;
-  assign _0194_ = ~ skip_en;
-  assign _0195_ = ~ skip_en;
-  assign _0196_ = ~ skip_en;
-  assign _0197_ = ~ skip_en;
-  assign _0198_ = ~ skip_en;
-  assign _0199_ = ~ skip_en;
-  assign _0200_ = ~ skip_en;
-  assign _0202_ = ~ skip_en;
-  assign _0203_ = ~ skip_en;
-  assign _0204_ = ~ skip_en;
-  assign _0205_ = ~ skip_en;
-  assign _0206_ = ~ skip_en;
-  assign _0207_ = ~ skip_en;
-  assign _0208_ = ~ skip_en;
-  assign _0209_ = ~ skip_en;
-  assign _0210_ = ~ skip_en;
-  assign _0211_ = ~ skip_en;
-  assign _0213_ = ~ skip_en;
-  assign _0214_ = ~ skip_en;
-  assign _0215_ = ~ skip_en;
-  assign _0216_ = ~ skip_en;
-  assign _0217_ = ~ skip_en;
-  assign _0218_ = ~ skip_en;
-  assign _0219_ = ~ skip_en;
-  assign _0220_ = ~ skip_en;
-  assign _0221_ = ~ skip_en;
-  assign _0222_ = ~ skip_en;
-  assign _0224_ = ~ skip_en;
-  assign _0225_ = ~ skip_en;
-  assign _0226_ = ~ skip_en;
-  assign _0227_ = ~ skip_en;
-  assign _0228_ = ~ skip_en;
-  assign _0229_ = ~ skip_en;
-  assign _0230_ = ~ skip_en;
-  assign _0231_ = ~ skip_en;
-  assign _0232_ = ~ skip_en;
-  assign _0233_ = ~ skip_en;
-  assign _0236_ = ~ skip_en;
-  assign _0237_ = ~ skip_en;
-  assign _0238_ = ~ skip_en;
-  assign _0239_ = ~ skip_en;
-  assign _0240_ = ~ skip_en;
-  assign _0241_ = ~ skip_en;
-  assign _0242_ = ~ skip_en;
-  assign _0677_ = _0678_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [447:444];
-  assign _0678_ = wr_addr[8:2] == 7'h6f;
-  assign _0679_ = _0530_ ? _0677_ : \nonempty$105 [447:444];
-  assign _0600_[447:444] = rst ? 4'hf : _0679_;
-  assign _0680_ = _0681_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [443:440];
-  assign _0681_ = wr_addr[8:2] == 7'h6e;
-  assign _0682_ = _0530_ ? _0680_ : \nonempty$105 [443:440];
-  assign _0600_[443:440] = rst ? 4'hf : _0682_;
-  assign _0683_ = _0684_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [439:436];
-  assign _0684_ = wr_addr[8:2] == 7'h6d;
-  assign _0685_ = _0530_ ? _0683_ : \nonempty$105 [439:436];
-  assign _0600_[439:436] = rst ? 4'hf : _0685_;
-  assign _0686_ = _0687_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [435:432];
-  assign _0687_ = wr_addr[8:2] == 7'h6c;
-  assign _0688_ = _0530_ ? _0686_ : \nonempty$105 [435:432];
-  assign _0600_[435:432] = rst ? 4'hf : _0688_;
-  assign _0689_ = _0690_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [431:428];
-  assign _0690_ = wr_addr[8:2] == 7'h6b;
-  assign _0691_ = _0530_ ? _0689_ : \nonempty$105 [431:428];
-  assign _0600_[431:428] = rst ? 4'hf : _0691_;
-  assign _0692_ = _0693_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [427:424];
-  assign _0693_ = wr_addr[8:2] == 7'h6a;
-  assign _0694_ = _0530_ ? _0692_ : \nonempty$105 [427:424];
-  assign _0600_[427:424] = rst ? 4'hf : _0694_;
-  assign _0695_ = _0696_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [423:420];
-  assign _0696_ = wr_addr[8:2] == 7'h69;
-  assign _0697_ = _0530_ ? _0695_ : \nonempty$105 [423:420];
-  assign _0600_[423:420] = rst ? 4'hf : _0697_;
-  assign _0698_ = _0699_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [419:416];
-  assign _0699_ = wr_addr[8:2] == 7'h68;
-  assign _0700_ = _0530_ ? _0698_ : \nonempty$105 [419:416];
-  assign _0600_[419:416] = rst ? 4'hf : _0700_;
-  assign _0701_ = _0702_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [415:412];
-  assign _0702_ = wr_addr[8:2] == 7'h67;
-  assign _0703_ = _0530_ ? _0701_ : \nonempty$105 [415:412];
-  assign _0600_[415:412] = rst ? 4'hf : _0703_;
-  assign _0704_ = _0705_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [411:408];
-  assign _0705_ = wr_addr[8:2] == 7'h66;
-  assign _0706_ = _0530_ ? _0704_ : \nonempty$105 [411:408];
-  assign _0600_[411:408] = rst ? 4'hf : _0706_;
-  assign _0707_ = _0708_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [407:404];
-  assign _0708_ = wr_addr[8:2] == 7'h65;
-  assign _0709_ = _0530_ ? _0707_ : \nonempty$105 [407:404];
-  assign _0600_[407:404] = rst ? 4'hf : _0709_;
-  assign _0710_ = _0711_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [403:400];
-  assign _0711_ = wr_addr[8:2] == 7'h64;
-  assign _0712_ = _0530_ ? _0710_ : \nonempty$105 [403:400];
-  assign _0600_[403:400] = rst ? 4'hf : _0712_;
-  assign _0713_ = _0714_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [399:396];
-  assign _0714_ = wr_addr[8:2] == 7'h63;
-  assign _0715_ = _0530_ ? _0713_ : \nonempty$105 [399:396];
-  assign _0600_[399:396] = rst ? 4'hf : _0715_;
-  assign _0716_ = _0717_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [395:392];
-  assign _0717_ = wr_addr[8:2] == 7'h62;
-  assign _0718_ = _0530_ ? _0716_ : \nonempty$105 [395:392];
-  assign _0600_[395:392] = rst ? 4'hf : _0718_;
-  assign _0719_ = _0720_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [391:388];
-  assign _0720_ = wr_addr[8:2] == 7'h61;
-  assign _0721_ = _0530_ ? _0719_ : \nonempty$105 [391:388];
-  assign _0600_[391:388] = rst ? 4'hf : _0721_;
-  assign _0722_ = _0723_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [387:384];
-  assign _0723_ = wr_addr[8:2] == 7'h60;
-  assign _0724_ = _0530_ ? _0722_ : \nonempty$105 [387:384];
-  assign _0600_[387:384] = rst ? 4'hf : _0724_;
-  assign _0725_ = _0726_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [383:380];
-  assign _0726_ = wr_addr[8:2] == 7'h5f;
-  assign _0727_ = _0530_ ? _0725_ : \nonempty$105 [383:380];
-  assign _0600_[383:380] = rst ? 4'hf : _0727_;
-  assign _0728_ = _0729_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [379:376];
-  assign _0729_ = wr_addr[8:2] == 7'h5e;
-  assign _0730_ = _0530_ ? _0728_ : \nonempty$105 [379:376];
-  assign _0600_[379:376] = rst ? 4'hf : _0730_;
-  assign _0731_ = _0732_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [375:372];
-  assign _0732_ = wr_addr[8:2] == 7'h5d;
-  assign _0733_ = _0530_ ? _0731_ : \nonempty$105 [375:372];
-  assign _0600_[375:372] = rst ? 4'hf : _0733_;
-  assign _0734_ = _0735_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [371:368];
-  assign _0735_ = wr_addr[8:2] == 7'h5c;
-  assign _0736_ = _0530_ ? _0734_ : \nonempty$105 [371:368];
-  assign _0600_[371:368] = rst ? 4'hf : _0736_;
-  assign _0737_ = _0738_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [367:364];
-  assign _0738_ = wr_addr[8:2] == 7'h5b;
-  assign _0739_ = _0530_ ? _0737_ : \nonempty$105 [367:364];
-  assign _0600_[367:364] = rst ? 4'hf : _0739_;
-  assign _0740_ = _0741_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [363:360];
-  assign _0741_ = wr_addr[8:2] == 7'h5a;
-  assign _0742_ = _0530_ ? _0740_ : \nonempty$105 [363:360];
-  assign _0600_[363:360] = rst ? 4'hf : _0742_;
-  assign _0743_ = _0744_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [359:356];
-  assign _0744_ = wr_addr[8:2] == 7'h59;
-  assign _0745_ = _0530_ ? _0743_ : \nonempty$105 [359:356];
-  assign _0600_[359:356] = rst ? 4'hf : _0745_;
-  assign _0746_ = _0747_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [355:352];
-  assign _0747_ = wr_addr[8:2] == 7'h58;
-  assign _0748_ = _0530_ ? _0746_ : \nonempty$105 [355:352];
-  assign _0600_[355:352] = rst ? 4'hf : _0748_;
-  assign _0749_ = _0750_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [351:348];
-  assign _0750_ = wr_addr[8:2] == 7'h57;
-  assign _0751_ = _0530_ ? _0749_ : \nonempty$105 [351:348];
-  assign _0600_[351:348] = rst ? 4'hf : _0751_;
-  assign _0752_ = _0753_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [347:344];
-  assign _0753_ = wr_addr[8:2] == 7'h56;
-  assign _0754_ = _0530_ ? _0752_ : \nonempty$105 [347:344];
-  assign _0600_[347:344] = rst ? 4'hf : _0754_;
-  assign _0755_ = _0756_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [343:340];
-  assign _0756_ = wr_addr[8:2] == 7'h55;
-  assign _0757_ = _0530_ ? _0755_ : \nonempty$105 [343:340];
-  assign _0600_[343:340] = rst ? 4'hf : _0757_;
-  assign _0758_ = _0759_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [339:336];
-  assign _0759_ = wr_addr[8:2] == 7'h54;
-  assign _0760_ = _0530_ ? _0758_ : \nonempty$105 [339:336];
-  assign _0600_[339:336] = rst ? 4'hf : _0760_;
-  assign _0761_ = _0762_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [335:332];
-  assign _0762_ = wr_addr[8:2] == 7'h53;
-  assign _0763_ = _0530_ ? _0761_ : \nonempty$105 [335:332];
-  assign _0600_[335:332] = rst ? 4'hf : _0763_;
-  assign _0764_ = _0765_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [331:328];
-  assign _0765_ = wr_addr[8:2] == 7'h52;
-  assign _0766_ = _0530_ ? _0764_ : \nonempty$105 [331:328];
-  assign _0600_[331:328] = rst ? 4'hf : _0766_;
-  assign _0767_ = _0768_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [327:324];
-  assign _0768_ = wr_addr[8:2] == 7'h51;
-  assign _0769_ = _0530_ ? _0767_ : \nonempty$105 [327:324];
-  assign _0600_[327:324] = rst ? 4'hf : _0769_;
-  assign _0770_ = _0771_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [323:320];
-  assign _0771_ = wr_addr[8:2] == 7'h50;
-  assign _0772_ = _0530_ ? _0770_ : \nonempty$105 [323:320];
-  assign _0600_[323:320] = rst ? 4'hf : _0772_;
-  assign _0773_ = _0774_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [319:316];
-  assign _0774_ = wr_addr[8:2] == 7'h4f;
-  assign _0775_ = _0530_ ? _0773_ : \nonempty$105 [319:316];
-  assign _0600_[319:316] = rst ? 4'hf : _0775_;
-  assign _0776_ = _0777_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [315:312];
-  assign _0777_ = wr_addr[8:2] == 7'h4e;
-  assign _0778_ = _0530_ ? _0776_ : \nonempty$105 [315:312];
-  assign _0600_[315:312] = rst ? 4'hf : _0778_;
-  assign _0779_ = _0780_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [311:308];
-  assign _0780_ = wr_addr[8:2] == 7'h4d;
-  assign _0781_ = _0530_ ? _0779_ : \nonempty$105 [311:308];
-  assign _0600_[311:308] = rst ? 4'hf : _0781_;
-  assign _0782_ = _0783_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [307:304];
-  assign _0783_ = wr_addr[8:2] == 7'h4c;
-  assign _0784_ = _0530_ ? _0782_ : \nonempty$105 [307:304];
-  assign _0600_[307:304] = rst ? 4'hf : _0784_;
-  assign _0785_ = _0786_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [303:300];
-  assign _0786_ = wr_addr[8:2] == 7'h4b;
-  assign _0787_ = _0530_ ? _0785_ : \nonempty$105 [303:300];
-  assign _0600_[303:300] = rst ? 4'hf : _0787_;
-  assign _0788_ = _0789_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [299:296];
-  assign _0789_ = wr_addr[8:2] == 7'h4a;
-  assign _0790_ = _0530_ ? _0788_ : \nonempty$105 [299:296];
-  assign _0600_[299:296] = rst ? 4'hf : _0790_;
-  assign _0791_ = _0792_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [295:292];
-  assign _0792_ = wr_addr[8:2] == 7'h49;
-  assign _0793_ = _0530_ ? _0791_ : \nonempty$105 [295:292];
-  assign _0600_[295:292] = rst ? 4'hf : _0793_;
-  assign _0794_ = _0795_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [291:288];
-  assign _0795_ = wr_addr[8:2] == 7'h48;
-  assign _0796_ = _0530_ ? _0794_ : \nonempty$105 [291:288];
-  assign _0600_[291:288] = rst ? 4'hf : _0796_;
-  assign _0797_ = _0798_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [287:284];
-  assign _0798_ = wr_addr[8:2] == 7'h47;
-  assign _0799_ = _0530_ ? _0797_ : \nonempty$105 [287:284];
-  assign _0600_[287:284] = rst ? 4'hf : _0799_;
-  assign _0800_ = _0801_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [283:280];
-  assign _0801_ = wr_addr[8:2] == 7'h46;
-  assign _0802_ = _0530_ ? _0800_ : \nonempty$105 [283:280];
-  assign _0600_[283:280] = rst ? 4'hf : _0802_;
-  assign _0803_ = _0804_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [279:276];
-  assign _0804_ = wr_addr[8:2] == 7'h45;
-  assign _0805_ = _0530_ ? _0803_ : \nonempty$105 [279:276];
-  assign _0600_[279:276] = rst ? 4'hf : _0805_;
-  assign _0806_ = _0807_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [275:272];
-  assign _0807_ = wr_addr[8:2] == 7'h44;
-  assign _0808_ = _0530_ ? _0806_ : \nonempty$105 [275:272];
-  assign _0600_[275:272] = rst ? 4'hf : _0808_;
-  assign _0809_ = _0810_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [271:268];
-  assign _0810_ = wr_addr[8:2] == 7'h43;
-  assign _0811_ = _0530_ ? _0809_ : \nonempty$105 [271:268];
-  assign _0600_[271:268] = rst ? 4'hf : _0811_;
-  assign _0812_ = _0813_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [267:264];
-  assign _0813_ = wr_addr[8:2] == 7'h42;
-  assign _0814_ = _0530_ ? _0812_ : \nonempty$105 [267:264];
-  assign _0600_[267:264] = rst ? 4'hf : _0814_;
-  assign _0815_ = _0816_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [263:260];
-  assign _0816_ = wr_addr[8:2] == 7'h41;
-  assign _0817_ = _0530_ ? _0815_ : \nonempty$105 [263:260];
-  assign _0600_[263:260] = rst ? 4'hf : _0817_;
-  assign _0818_ = _0819_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [259:256];
-  assign _0819_ = wr_addr[8:2] == 7'h40;
-  assign _0820_ = _0530_ ? _0818_ : \nonempty$105 [259:256];
-  assign _0600_[259:256] = rst ? 4'hf : _0820_;
-  assign _0821_ = _0822_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [255:252];
-  assign _0822_ = wr_addr[8:2] == 7'h3f;
-  assign _0823_ = _0530_ ? _0821_ : \nonempty$105 [255:252];
-  assign _0600_[255:252] = rst ? 4'hf : _0823_;
-  assign _0824_ = _0825_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [251:248];
-  assign _0825_ = wr_addr[8:2] == 7'h3e;
-  assign _0826_ = _0530_ ? _0824_ : \nonempty$105 [251:248];
-  assign _0600_[251:248] = rst ? 4'hf : _0826_;
-  assign _0827_ = _0828_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [247:244];
-  assign _0828_ = wr_addr[8:2] == 7'h3d;
-  assign _0829_ = _0530_ ? _0827_ : \nonempty$105 [247:244];
-  assign _0600_[247:244] = rst ? 4'hf : _0829_;
-  assign _0830_ = _0831_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [243:240];
-  assign _0831_ = wr_addr[8:2] == 7'h3c;
-  assign _0832_ = _0530_ ? _0830_ : \nonempty$105 [243:240];
-  assign _0600_[243:240] = rst ? 4'hf : _0832_;
-  assign _0833_ = _0834_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [239:236];
-  assign _0834_ = wr_addr[8:2] == 7'h3b;
-  assign _0835_ = _0530_ ? _0833_ : \nonempty$105 [239:236];
-  assign _0600_[239:236] = rst ? 4'hf : _0835_;
-  assign _0836_ = _0837_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [235:232];
-  assign _0837_ = wr_addr[8:2] == 7'h3a;
-  assign _0838_ = _0530_ ? _0836_ : \nonempty$105 [235:232];
-  assign _0600_[235:232] = rst ? 4'hf : _0838_;
-  assign _0839_ = _0840_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [231:228];
-  assign _0840_ = wr_addr[8:2] == 7'h39;
-  assign _0841_ = _0530_ ? _0839_ : \nonempty$105 [231:228];
-  assign _0600_[231:228] = rst ? 4'hf : _0841_;
-  assign _0842_ = _0843_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [227:224];
-  assign _0843_ = wr_addr[8:2] == 7'h38;
-  assign _0844_ = _0530_ ? _0842_ : \nonempty$105 [227:224];
-  assign _0600_[227:224] = rst ? 4'hf : _0844_;
-  assign _0845_ = _0846_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [223:220];
-  assign _0846_ = wr_addr[8:2] == 7'h37;
-  assign _0847_ = _0530_ ? _0845_ : \nonempty$105 [223:220];
-  assign _0600_[223:220] = rst ? 4'hf : _0847_;
-  assign _0848_ = _0849_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [219:216];
-  assign _0849_ = wr_addr[8:2] == 7'h36;
-  assign _0850_ = _0530_ ? _0848_ : \nonempty$105 [219:216];
-  assign _0600_[219:216] = rst ? 4'hf : _0850_;
-  assign _0851_ = _0852_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [215:212];
-  assign _0852_ = wr_addr[8:2] == 7'h35;
-  assign _0853_ = _0530_ ? _0851_ : \nonempty$105 [215:212];
-  assign _0600_[215:212] = rst ? 4'hf : _0853_;
-  assign _0854_ = _0855_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [211:208];
-  assign _0855_ = wr_addr[8:2] == 7'h34;
-  assign _0856_ = _0530_ ? _0854_ : \nonempty$105 [211:208];
-  assign _0600_[211:208] = rst ? 4'hf : _0856_;
-  assign _0857_ = _0858_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [207:204];
-  assign _0858_ = wr_addr[8:2] == 7'h33;
-  assign _0859_ = _0530_ ? _0857_ : \nonempty$105 [207:204];
-  assign _0600_[207:204] = rst ? 4'hf : _0859_;
-  assign _0860_ = _0861_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [203:200];
-  assign _0861_ = wr_addr[8:2] == 7'h32;
-  assign _0862_ = _0530_ ? _0860_ : \nonempty$105 [203:200];
-  assign _0600_[203:200] = rst ? 4'hf : _0862_;
-  assign _0863_ = _0864_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [199:196];
-  assign _0864_ = wr_addr[8:2] == 7'h31;
-  assign _0865_ = _0530_ ? _0863_ : \nonempty$105 [199:196];
-  assign _0600_[199:196] = rst ? 4'hf : _0865_;
-  assign _0866_ = _0867_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [195:192];
-  assign _0867_ = wr_addr[8:2] == 7'h30;
-  assign _0868_ = _0530_ ? _0866_ : \nonempty$105 [195:192];
-  assign _0600_[195:192] = rst ? 4'hf : _0868_;
-  assign _0869_ = _0870_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [191:188];
-  assign _0870_ = wr_addr[8:2] == 7'h2f;
-  assign _0871_ = _0530_ ? _0869_ : \nonempty$105 [191:188];
-  assign _0600_[191:188] = rst ? 4'hf : _0871_;
-  assign _0872_ = _0873_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [187:184];
-  assign _0873_ = wr_addr[8:2] == 7'h2e;
-  assign _0874_ = _0530_ ? _0872_ : \nonempty$105 [187:184];
-  assign _0600_[187:184] = rst ? 4'hf : _0874_;
-  assign _0875_ = _0876_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [183:180];
-  assign _0876_ = wr_addr[8:2] == 7'h2d;
-  assign _0877_ = _0530_ ? _0875_ : \nonempty$105 [183:180];
-  assign _0600_[183:180] = rst ? 4'hf : _0877_;
-  assign _0878_ = _0879_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [179:176];
-  assign _0879_ = wr_addr[8:2] == 7'h2c;
-  assign _0880_ = _0530_ ? _0878_ : \nonempty$105 [179:176];
-  assign _0600_[179:176] = rst ? 4'hf : _0880_;
-  assign _0881_ = _0882_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [175:172];
-  assign _0882_ = wr_addr[8:2] == 7'h2b;
-  assign _0883_ = _0530_ ? _0881_ : \nonempty$105 [175:172];
-  assign _0600_[175:172] = rst ? 4'hf : _0883_;
-  assign _0884_ = _0885_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [171:168];
-  assign _0885_ = wr_addr[8:2] == 7'h2a;
-  assign _0886_ = _0530_ ? _0884_ : \nonempty$105 [171:168];
-  assign _0600_[171:168] = rst ? 4'hf : _0886_;
-  assign _0887_ = _0888_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [167:164];
-  assign _0888_ = wr_addr[8:2] == 7'h29;
-  assign _0889_ = _0530_ ? _0887_ : \nonempty$105 [167:164];
-  assign _0600_[167:164] = rst ? 4'hf : _0889_;
-  assign _0890_ = _0891_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [163:160];
-  assign _0891_ = wr_addr[8:2] == 7'h28;
-  assign _0892_ = _0530_ ? _0890_ : \nonempty$105 [163:160];
-  assign _0600_[163:160] = rst ? 4'hf : _0892_;
-  assign _0893_ = _0894_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [159:156];
-  assign _0894_ = wr_addr[8:2] == 7'h27;
-  assign _0895_ = _0530_ ? _0893_ : \nonempty$105 [159:156];
-  assign _0600_[159:156] = rst ? 4'hf : _0895_;
-  assign _0896_ = _0579_ ? { 15'h0000, _0583_ } : last_macs;
-  assign _0897_ = _0898_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [155:152];
-  assign _0898_ = wr_addr[8:2] == 7'h26;
-  assign _0899_ = _0530_ ? _0897_ : \nonempty$105 [155:152];
-  assign _0642_ = rst ? 32'd0 : _0896_;
-  assign _0600_[155:152] = rst ? 4'hf : _0899_;
-  assign _0900_ = _0579_ ? { 19'h00000, \r_data$212  } : last_computed;
-  assign _0641_ = rst ? 32'd0 : _0900_;
-  assign _0901_ = _0579_ ? _0582_[31:0] : last_cycles;
-  assign _0640_ = rst ? 32'd0 : _0901_;
-  assign _0902_ = _0903_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [151:148];
-  assign _0903_ = wr_addr[8:2] == 7'h25;
-  assign _0904_ = _0530_ ? _0902_ : \nonempty$105 [151:148];
-  assign _0600_[151:148] = rst ? 4'hf : _0904_;
-  assign _0905_ = _0579_ ? _0580_[31:0] : frames;
-  assign _0639_ = rst ? 32'd0 : _0905_;
-  assign _0906_ = _0573_ ? _0576_[1:0] : drain_slot;
-  assign _0907_ = drain_read ? _0906_ : drain_slot;
-  assign _0638_ = rst ? 2'h0 : _0907_;
-  assign _0908_ = _0909_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [147:144];
-  assign _0909_ = wr_addr[8:2] == 7'h24;
-  assign _0910_ = _0530_ ? _0908_ : \nonempty$105 [147:144];
-  assign _0600_[147:144] = rst ? 4'hf : _0910_;
-  assign _0911_ = _0573_ ? 9'h000 : _0577_[8:0];
-  assign _0912_ = drain_read ? _0911_ : drain_beat;
-  assign _0637_ = rst ? 9'h000 : _0912_;
-  assign _0913_ = drain_read ? drain_beat[1:0] : pending_lane;
-  assign _0914_ = _0915_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [143:140];
-  assign _0915_ = wr_addr[8:2] == 7'h23;
-  assign _0916_ = _0530_ ? _0914_ : \nonempty$105 [143:140];
-  assign _0635_ = rst ? 2'h0 : _0913_;
-  assign _0600_[143:140] = rst ? 4'hf : _0916_;
-  assign _0917_ = drain_read ? _0572_ : pending_last;
-  assign _0634_ = rst ? 1'h0 : _0917_;
-  assign _0633_ = rst ? 1'h0 : drain_read;
-  assign _0918_ = _0922_ ? 1'h1 : obuf_ready[2];
-  assign _0919_ = _0920_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [139:136];
-  assign _0920_ = wr_addr[8:2] == 7'h22;
-  assign _0921_ = _0530_ ? _0919_ : \nonempty$105 [139:136];
-  assign _0922_ = end_slot5 == 2'h2;
-  assign _0923_ = end_valid5 ? _0918_ : obuf_ready[2];
-  assign _0600_[139:136] = rst ? 4'hf : _0921_;
-  assign _0924_ = _0925_ ? 1'h0 : _0923_;
-  assign _0925_ = drain_slot == 2'h2;
-  assign _0926_ = _0573_ ? _0924_ : _0923_;
-  assign _0927_ = drain_read ? _0926_ : _0923_;
-  assign _0632_[2] = rst ? 1'h0 : _0927_;
-  assign _0928_ = _0929_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [135:132];
-  assign _0929_ = wr_addr[8:2] == 7'h21;
-  assign _0930_ = _0530_ ? _0928_ : \nonempty$105 [135:132];
-  assign _0600_[135:132] = rst ? 4'hf : _0930_;
-  assign _0931_ = _0932_ ? 1'h1 : obuf_ready[0];
-  assign _0932_ = ! end_slot5;
-  assign _0933_ = end_valid5 ? _0931_ : obuf_ready[0];
-  assign _0934_ = _0938_ ? 1'h0 : _0933_;
-  assign _0935_ = _0936_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [131:128];
-  assign _0936_ = wr_addr[8:2] == 7'h20;
-  assign _0937_ = _0530_ ? _0935_ : \nonempty$105 [131:128];
-  assign _0938_ = ! drain_slot;
-  assign _0939_ = _0573_ ? _0934_ : _0933_;
-  assign _0600_[131:128] = rst ? 4'hf : _0937_;
-  assign _0940_ = drain_read ? _0939_ : _0933_;
-  assign _0632_[0] = rst ? 1'h0 : _0940_;
-  assign _0941_ = _0942_ ? 1'h1 : obuf_ready[1];
-  assign _0942_ = end_slot5 == 2'h1;
-  assign _0944_ = end_valid5 ? _0941_ : obuf_ready[1];
-  assign _0943_ = _0945_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [127:124];
-  assign _0945_ = wr_addr[8:2] == 7'h1f;
-  assign _0946_ = _0530_ ? _0943_ : \nonempty$105 [127:124];
-  assign _0600_[127:124] = rst ? 4'hf : _0946_;
-  assign _0947_ = _0948_ ? 1'h0 : _0944_;
-  assign _0948_ = drain_slot == 2'h1;
-  assign _0949_ = _0573_ ? _0947_ : _0944_;
-  assign _0950_ = drain_read ? _0949_ : _0944_;
-  assign _0632_[1] = rst ? 1'h0 : _0950_;
-  assign _0631_ = rst ? 2'h0 : end_slot4;
-  assign _0951_ = _0952_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [123:120];
-  assign _0952_ = wr_addr[8:2] == 7'h1e;
-  assign _0953_ = _0530_ ? _0951_ : \nonempty$105 [123:120];
-  assign _0600_[123:120] = rst ? 4'hf : _0953_;
-  assign _0630_ = rst ? 1'h0 : end_valid4;
-  assign _0629_ = rst ? 2'h0 : end_slot3;
-  assign _0628_ = rst ? 1'h0 : end_valid3;
-  assign _0627_ = rst ? 2'h0 : end_slot2;
-  assign _0626_ = rst ? 1'h0 : end_valid2;
-  assign _0954_ = _0955_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [119:116];
-  assign _0955_ = wr_addr[8:2] == 7'h1d;
-  assign _0956_ = _0530_ ? _0954_ : \nonempty$105 [119:116];
-  assign _0600_[119:116] = rst ? 4'hf : _0956_;
+  assign _0088_ = ~ discard;
+  assign wr_en = in_take & _0088_;
+  assign _0099_ = in_take & discard;
+  assign _0110_ = ! wr_beat;
+  assign _0122_ = wr_beat == 9'h1ff;
+  assign _0133_ = ~ control;
+  assign _0144_ = ~ control;
+  assign _0155_ = ~ control;
+  assign _0166_ = ~ control;
+  assign _0177_ = ~ control;
+  assign _0188_ = ~ control;
+  assign _0199_ = ~ control;
+  assign _0210_ = ~ control;
+  assign _0221_ = ~ control;
+  assign _0233_ = ~ control;
+  assign _0244_ = ~ control;
+  assign _0255_ = ~ control;
+  assign _0266_ = ~ control;
+  assign _0277_ = ~ control;
+  assign _0288_ = ~ control;
+  assign _0299_ = ~ control;
+  assign _0310_ = ~ control;
+  assign _0321_ = ~ control;
+  assign _0332_ = ~ control;
+  assign _0343_ = ~ control;
+  assign _0354_ = ~ control;
+  assign _0365_ = ~ control;
+  assign _0376_ = ~ control;
+  assign _0387_ = ~ control;
+  assign _0398_ = ~ control;
+  assign _0409_ = ~ control;
+  assign _0420_ = ~ control;
+  assign _0431_ = ~ control;
+  assign _0442_ = ~ control;
+  assign _0454_ = ~ control;
+  assign _0465_ = ~ control;
+  assign _0476_ = ~ control;
+  assign _0487_ = ~ control;
+  assign _0498_ = ~ control;
+  assign _0508_ = ~ control;
+  assign _0516_ = ~ control;
+  assign _0524_ = ~ control;
+  assign _0534_ = ~ control;
+  assign _0545_ = ~ control;
+  assign _0556_ = ~ control;
+  assign _0567_ = ~ control;
+  assign _0578_ = ~ control;
+  assign _0589_ = ~ control;
+  assign _0600_ = ~ control;
+  assign _0611_ = ~ control;
+  assign _0622_ = ~ control;
+  assign _0633_ = ~ control;
+  assign _0642_ = ~ control;
+  assign _0643_ = ~ control;
+  assign _0645_ = ~ control;
+  assign _0646_ = ~ control;
+  assign _0647_ = ~ control;
+  assign _0648_ = ~ control;
+  assign _0649_ = ~ control;
+  assign _0650_ = ~ control;
+  assign _0651_ = ~ control;
+  assign _0652_ = ~ control;
+  assign _0653_ = ~ control;
+  assign _0654_ = ~ control;
+  assign _0655_ = ~ control;
+  assign _0656_ = ~ control;
+  assign _0657_ = ~ control;
+  assign _0658_ = ~ control;
+  assign _0659_ = ~ control;
+  assign _0660_ = ~ control;
+  assign _0661_ = ~ control;
+  assign _0662_ = ~ control;
+  assign _0663_ = ~ control;
+  assign _0664_ = ~ control;
+  assign _0666_ = ~ control;
+  assign _0667_ = ~ control;
+  assign _0668_ = ~ control;
+  assign _0669_ = ~ control;
+  assign _0670_ = ~ control;
+  assign _0671_ = ~ control;
+  assign _0672_ = ~ control;
+  assign _0673_ = ~ control;
+  assign _0674_ = ~ control;
+  assign _0675_ = ~ control;
+  assign _0001_ = ~ control;
+  assign _0002_ = ~ control;
+  assign _0003_ = ~ control;
+  assign _0004_ = ~ control;
+  assign _0005_ = ~ control;
+  assign _0006_ = ~ control;
+  assign _0007_ = ~ control;
+  assign _0008_ = ~ control;
+  assign _0009_ = ~ control;
+  assign _0010_ = ~ control;
+  assign _0012_ = ~ control;
+  assign _0013_ = ~ control;
+  assign _0014_ = ~ control;
+  assign _0015_ = ~ control;
+  assign _0016_ = ~ control;
+  assign _0017_ = ~ control;
+  assign _0018_ = ~ control;
+  assign _0019_ = ~ control;
+  assign _0020_ = ~ control;
+  assign _0021_ = ~ control;
+  assign _0022_ = ~ control;
+  assign _0023_ = ~ control;
+  assign _0024_ = ~ control;
+  assign _0025_ = ~ control;
+  assign _0026_ = ~ control;
+  assign _0028_ = ~ control;
+  assign _0031_ = ~ control;
+  assign _0034_ = ~ control;
+  assign _0037_ = ~ control;
+  assign _0039_ = ~ control;
+  assign _0043_ = ~ control;
+  assign _0046_ = ~ control;
+  assign _0047_ = ~ control;
+  assign _0048_ = ~ control;
+  assign _0049_ = ~ control;
+  assign _0050_ = ~ control;
+  assign _0051_ = ~ control;
+  assign _0052_ = ~ control;
+  assign _0053_ = ~ control;
+  assign _0054_ = ~ control;
+  assign _0056_ = ~ control;
+  assign _0057_ = ~ control;
+  assign _0058_ = ~ control;
+  assign _0059_ = ~ control;
+  assign _0060_ = ~ control;
+  assign _0061_ = ~ control;
+  assign _0062_ = ~ control;
+  assign _0063_ = ~ control;
+  assign _0064_ = ~ control;
+  assign _0065_ = ~ control;
+  assign _0067_ = ~ control;
+  assign _0068_ = ~ control;
+  assign _0069_ = ~ control;
+  assign _0070_ = ~ control;
+  assign _0071_ = ~ control;
+  assign _0072_ = ~ control;
+  assign _0073_ = ~ control;
+  assign _0074_ = ~ control;
+  assign _0075_ = ~ control;
+  assign _0076_ = ~ control;
+  assign _0078_ = ~ control;
+  assign _0079_ = ~ control;
+  assign _0080_ = ~ control;
+  assign _0081_ = ~ control;
+  assign _0082_ = ~ control;
+  assign _0083_ = ~ control;
+  assign _0084_ = ~ control;
+  assign _0085_ = ~ control;
+  assign _0086_ = ~ control;
+  assign _0087_ = ~ control;
+  assign _0089_ = ~ control;
+  assign _0090_ = ~ control;
+  assign _0091_ = ~ control;
+  assign _0092_ = ~ control;
+  assign _0093_ = ~ control;
+  assign _0094_ = ~ control;
+  assign _0095_ = ~ control;
+  assign _0096_ = ~ control;
+  assign _0097_ = ~ control;
+  assign _0098_ = ~ control;
+  assign _0100_ = ~ control;
+  assign _0101_ = ~ control;
+  assign _0102_ = ~ control;
+  assign _0103_ = ~ control;
+  assign _0104_ = ~ control;
+  assign _0105_ = ~ control;
+  assign _0106_ = ~ control;
+  assign _0107_ = ~ control;
+  assign _0108_ = ~ control;
+  assign _0109_ = ~ control;
+  assign _0111_ = ~ control;
+  assign _0112_ = ~ control;
+  assign _0113_ = ~ control;
+  assign _0114_ = ~ control;
+  assign _0115_ = ~ control;
+  assign _0116_ = ~ control;
+  assign _0117_ = ~ control;
+  assign _0118_ = ~ control;
+  assign _0119_ = ~ control;
+  assign _0120_ = ~ control;
+  assign _0123_ = ~ control;
+  assign _0124_ = ~ control;
+  assign _0125_ = ~ control;
+  assign _0126_ = ~ control;
+  assign _0127_ = ~ control;
+  assign _0128_ = ~ control;
+  assign _0129_ = ~ control;
+  assign _0130_ = ~ control;
+  assign _0131_ = ~ control;
+  assign _0132_ = ~ control;
+  assign _0134_ = ~ control;
+  assign _0135_ = ~ control;
+  assign _0136_ = ~ control;
+  assign _0137_ = ~ control;
+  assign _0138_ = ~ control;
+  assign _0139_ = ~ control;
+  assign _0140_ = ~ control;
+  assign _0141_ = ~ control;
+  assign _0142_ = ~ control;
+  assign _0143_ = ~ control;
+  assign _0145_ = ~ control;
+  assign _0146_ = ~ control;
+  assign _0147_ = ~ control;
+  assign _0148_ = ~ control;
+  assign _0149_ = ~ control;
+  assign _0150_ = ~ control;
+  assign _0151_ = ~ control;
+  assign _0152_ = ~ control;
+  assign _0153_ = ~ control;
+  assign _0154_ = ~ control;
+  assign _0156_ = ~ control;
+  assign _0157_ = ~ control;
+  assign _0158_ = ~ control;
+  assign _0159_ = ~ control;
+  assign _0160_ = ~ control;
+  assign _0161_ = ~ control;
+  assign _0162_ = ~ control;
+  assign _0163_ = ~ control;
+  assign _0164_ = ~ control;
+  assign _0165_ = ~ control;
+  assign _0167_ = ~ control;
+  assign _0168_ = ~ control;
+  assign _0169_ = ~ control;
+  assign _0170_ = ~ control;
+  assign _0171_ = ~ control;
+  assign _0172_ = ~ control;
+  assign _0173_ = ~ control;
+  assign _0174_ = ~ control;
+  assign _0175_ = ~ control;
+  assign _0176_ = ~ control;
+  assign _0178_ = ~ control;
+  assign _0179_ = ~ control;
+  assign _0180_ = ~ control;
+  assign _0181_ = ~ control;
+  assign _0182_ = ~ control;
+  assign _0183_ = ~ control;
+  assign _0184_ = ~ control;
+  assign _0185_ = ~ control;
+  assign _0186_ = ~ control;
+  assign _0187_ = ~ control;
+  assign _0189_ = ~ control;
+  assign _0190_ = ~ control;
+  assign _0191_ = ~ control;
+  assign _0192_ = ~ control;
+  assign _0193_ = ~ control;
+  assign _0194_ = ~ control;
+  assign _0195_ = ~ control;
+  assign _0196_ = ~ control;
+  assign _0197_ = ~ control;
+  assign _0198_ = ~ control;
+  assign _0200_ = ~ control;
+  assign _0201_ = ~ control;
+  assign _0202_ = ~ control;
+  assign _0203_ = ~ control;
+  assign _0204_ = ~ control;
+  assign _0205_ = ~ control;
+  assign _0206_ = ~ control;
+  assign _0207_ = ~ control;
+  assign _0208_ = ~ control;
+  assign _0209_ = ~ control;
+  assign _0211_ = ~ control;
+  assign _0212_ = ~ control;
+  assign _0213_ = ~ control;
+  assign _0214_ = ~ control;
+  assign _0215_ = ~ control;
+  assign _0216_ = ~ control;
+  assign _0217_ = ~ control;
+  assign _0218_ = ~ control;
+  assign _0219_ = ~ control;
+  assign _0220_ = ~ control;
+  assign _0222_ = ~ control;
+  assign _0223_ = ~ control;
+  assign _0224_ = ~ control;
+  assign _0225_ = ~ control;
+  assign _0226_ = ~ control;
+  assign _0227_ = ~ control;
+  assign _0228_ = ~ control;
+  assign _0229_ = ~ control;
+  assign _0230_ = ~ control;
+  assign _0231_ = ~ control;
+  assign _0234_ = ~ control;
+  assign _0235_ = ~ control;
+  assign _0236_ = ~ control;
+  assign _0237_ = ~ control;
+  assign _0238_ = ~ control;
+  assign _0676_ = _0677_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [447:444];
+  assign _0677_ = wr_addr[8:2] == 7'h6f;
+  assign _0678_ = _0529_ ? _0676_ : \nonempty$108 [447:444];
+  assign _0601_[447:444] = rst ? 4'hf : _0678_;
+  assign _0679_ = _0680_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [443:440];
+  assign _0680_ = wr_addr[8:2] == 7'h6e;
+  assign _0681_ = _0529_ ? _0679_ : \nonempty$108 [443:440];
+  assign _0601_[443:440] = rst ? 4'hf : _0681_;
+  assign _0682_ = _0683_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [439:436];
+  assign _0683_ = wr_addr[8:2] == 7'h6d;
+  assign _0684_ = _0529_ ? _0682_ : \nonempty$108 [439:436];
+  assign _0601_[439:436] = rst ? 4'hf : _0684_;
+  assign _0685_ = _0686_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [435:432];
+  assign _0686_ = wr_addr[8:2] == 7'h6c;
+  assign _0687_ = _0529_ ? _0685_ : \nonempty$108 [435:432];
+  assign _0601_[435:432] = rst ? 4'hf : _0687_;
+  assign _0688_ = _0689_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [431:428];
+  assign _0689_ = wr_addr[8:2] == 7'h6b;
+  assign _0690_ = _0529_ ? _0688_ : \nonempty$108 [431:428];
+  assign _0601_[431:428] = rst ? 4'hf : _0690_;
+  assign _0691_ = _0692_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [427:424];
+  assign _0692_ = wr_addr[8:2] == 7'h6a;
+  assign _0693_ = _0529_ ? _0691_ : \nonempty$108 [427:424];
+  assign _0601_[427:424] = rst ? 4'hf : _0693_;
+  assign _0694_ = _0695_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [423:420];
+  assign _0695_ = wr_addr[8:2] == 7'h69;
+  assign _0696_ = _0529_ ? _0694_ : \nonempty$108 [423:420];
+  assign _0601_[423:420] = rst ? 4'hf : _0696_;
+  assign _0697_ = _0698_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [419:416];
+  assign _0698_ = wr_addr[8:2] == 7'h68;
+  assign _0699_ = _0529_ ? _0697_ : \nonempty$108 [419:416];
+  assign _0601_[419:416] = rst ? 4'hf : _0699_;
+  assign _0700_ = _0701_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [415:412];
+  assign _0701_ = wr_addr[8:2] == 7'h67;
+  assign _0702_ = _0529_ ? _0700_ : \nonempty$108 [415:412];
+  assign _0601_[415:412] = rst ? 4'hf : _0702_;
+  assign _0703_ = _0704_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [411:408];
+  assign _0704_ = wr_addr[8:2] == 7'h66;
+  assign _0705_ = _0529_ ? _0703_ : \nonempty$108 [411:408];
+  assign _0601_[411:408] = rst ? 4'hf : _0705_;
+  assign _0706_ = _0707_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [407:404];
+  assign _0707_ = wr_addr[8:2] == 7'h65;
+  assign _0708_ = _0529_ ? _0706_ : \nonempty$108 [407:404];
+  assign _0601_[407:404] = rst ? 4'hf : _0708_;
+  assign _0709_ = _0710_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [403:400];
+  assign _0710_ = wr_addr[8:2] == 7'h64;
+  assign _0711_ = _0529_ ? _0709_ : \nonempty$108 [403:400];
+  assign _0601_[403:400] = rst ? 4'hf : _0711_;
+  assign _0712_ = _0713_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [399:396];
+  assign _0713_ = wr_addr[8:2] == 7'h63;
+  assign _0714_ = _0529_ ? _0712_ : \nonempty$108 [399:396];
+  assign _0601_[399:396] = rst ? 4'hf : _0714_;
+  assign _0715_ = _0716_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [395:392];
+  assign _0716_ = wr_addr[8:2] == 7'h62;
+  assign _0717_ = _0529_ ? _0715_ : \nonempty$108 [395:392];
+  assign _0601_[395:392] = rst ? 4'hf : _0717_;
+  assign _0718_ = _0719_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [391:388];
+  assign _0719_ = wr_addr[8:2] == 7'h61;
+  assign _0720_ = _0529_ ? _0718_ : \nonempty$108 [391:388];
+  assign _0601_[391:388] = rst ? 4'hf : _0720_;
+  assign _0721_ = _0722_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [387:384];
+  assign _0722_ = wr_addr[8:2] == 7'h60;
+  assign _0723_ = _0529_ ? _0721_ : \nonempty$108 [387:384];
+  assign _0601_[387:384] = rst ? 4'hf : _0723_;
+  assign _0724_ = _0725_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [383:380];
+  assign _0725_ = wr_addr[8:2] == 7'h5f;
+  assign _0726_ = _0529_ ? _0724_ : \nonempty$108 [383:380];
+  assign _0601_[383:380] = rst ? 4'hf : _0726_;
+  assign _0727_ = _0728_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [379:376];
+  assign _0728_ = wr_addr[8:2] == 7'h5e;
+  assign _0729_ = _0529_ ? _0727_ : \nonempty$108 [379:376];
+  assign _0601_[379:376] = rst ? 4'hf : _0729_;
+  assign _0730_ = _0731_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [375:372];
+  assign _0731_ = wr_addr[8:2] == 7'h5d;
+  assign _0732_ = _0529_ ? _0730_ : \nonempty$108 [375:372];
+  assign _0601_[375:372] = rst ? 4'hf : _0732_;
+  assign _0733_ = _0734_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [371:368];
+  assign _0734_ = wr_addr[8:2] == 7'h5c;
+  assign _0735_ = _0529_ ? _0733_ : \nonempty$108 [371:368];
+  assign _0601_[371:368] = rst ? 4'hf : _0735_;
+  assign _0736_ = _0737_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [367:364];
+  assign _0737_ = wr_addr[8:2] == 7'h5b;
+  assign _0738_ = _0529_ ? _0736_ : \nonempty$108 [367:364];
+  assign _0601_[367:364] = rst ? 4'hf : _0738_;
+  assign _0739_ = _0740_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [363:360];
+  assign _0740_ = wr_addr[8:2] == 7'h5a;
+  assign _0741_ = _0529_ ? _0739_ : \nonempty$108 [363:360];
+  assign _0601_[363:360] = rst ? 4'hf : _0741_;
+  assign _0742_ = _0743_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [359:356];
+  assign _0743_ = wr_addr[8:2] == 7'h59;
+  assign _0744_ = _0529_ ? _0742_ : \nonempty$108 [359:356];
+  assign _0601_[359:356] = rst ? 4'hf : _0744_;
+  assign _0745_ = _0746_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [355:352];
+  assign _0746_ = wr_addr[8:2] == 7'h58;
+  assign _0747_ = _0529_ ? _0745_ : \nonempty$108 [355:352];
+  assign _0601_[355:352] = rst ? 4'hf : _0747_;
+  assign _0748_ = _0749_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [351:348];
+  assign _0749_ = wr_addr[8:2] == 7'h57;
+  assign _0750_ = _0529_ ? _0748_ : \nonempty$108 [351:348];
+  assign _0601_[351:348] = rst ? 4'hf : _0750_;
+  assign _0751_ = _0752_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [347:344];
+  assign _0752_ = wr_addr[8:2] == 7'h56;
+  assign _0753_ = _0529_ ? _0751_ : \nonempty$108 [347:344];
+  assign _0601_[347:344] = rst ? 4'hf : _0753_;
+  assign _0754_ = _0755_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [343:340];
+  assign _0755_ = wr_addr[8:2] == 7'h55;
+  assign _0756_ = _0529_ ? _0754_ : \nonempty$108 [343:340];
+  assign _0601_[343:340] = rst ? 4'hf : _0756_;
+  assign _0757_ = _0758_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [339:336];
+  assign _0758_ = wr_addr[8:2] == 7'h54;
+  assign _0759_ = _0529_ ? _0757_ : \nonempty$108 [339:336];
+  assign _0601_[339:336] = rst ? 4'hf : _0759_;
+  assign _0760_ = _0761_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [335:332];
+  assign _0761_ = wr_addr[8:2] == 7'h53;
+  assign _0762_ = _0529_ ? _0760_ : \nonempty$108 [335:332];
+  assign _0601_[335:332] = rst ? 4'hf : _0762_;
+  assign _0763_ = _0764_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [331:328];
+  assign _0764_ = wr_addr[8:2] == 7'h52;
+  assign _0765_ = _0529_ ? _0763_ : \nonempty$108 [331:328];
+  assign _0601_[331:328] = rst ? 4'hf : _0765_;
+  assign _0766_ = _0767_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [327:324];
+  assign _0767_ = wr_addr[8:2] == 7'h51;
+  assign _0768_ = _0529_ ? _0766_ : \nonempty$108 [327:324];
+  assign _0601_[327:324] = rst ? 4'hf : _0768_;
+  assign _0769_ = _0770_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [323:320];
+  assign _0770_ = wr_addr[8:2] == 7'h50;
+  assign _0771_ = _0529_ ? _0769_ : \nonempty$108 [323:320];
+  assign _0601_[323:320] = rst ? 4'hf : _0771_;
+  assign _0772_ = _0773_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [319:316];
+  assign _0773_ = wr_addr[8:2] == 7'h4f;
+  assign _0774_ = _0529_ ? _0772_ : \nonempty$108 [319:316];
+  assign _0601_[319:316] = rst ? 4'hf : _0774_;
+  assign _0775_ = _0776_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [315:312];
+  assign _0776_ = wr_addr[8:2] == 7'h4e;
+  assign _0777_ = _0529_ ? _0775_ : \nonempty$108 [315:312];
+  assign _0601_[315:312] = rst ? 4'hf : _0777_;
+  assign _0778_ = _0779_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [311:308];
+  assign _0779_ = wr_addr[8:2] == 7'h4d;
+  assign _0780_ = _0529_ ? _0778_ : \nonempty$108 [311:308];
+  assign _0601_[311:308] = rst ? 4'hf : _0780_;
+  assign _0781_ = _0782_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [307:304];
+  assign _0782_ = wr_addr[8:2] == 7'h4c;
+  assign _0783_ = _0529_ ? _0781_ : \nonempty$108 [307:304];
+  assign _0601_[307:304] = rst ? 4'hf : _0783_;
+  assign _0784_ = _0785_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [303:300];
+  assign _0785_ = wr_addr[8:2] == 7'h4b;
+  assign _0786_ = _0529_ ? _0784_ : \nonempty$108 [303:300];
+  assign _0601_[303:300] = rst ? 4'hf : _0786_;
+  assign _0787_ = _0788_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [299:296];
+  assign _0788_ = wr_addr[8:2] == 7'h4a;
+  assign _0789_ = _0529_ ? _0787_ : \nonempty$108 [299:296];
+  assign _0601_[299:296] = rst ? 4'hf : _0789_;
+  assign _0790_ = _0791_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [295:292];
+  assign _0791_ = wr_addr[8:2] == 7'h49;
+  assign _0792_ = _0529_ ? _0790_ : \nonempty$108 [295:292];
+  assign _0601_[295:292] = rst ? 4'hf : _0792_;
+  assign _0793_ = _0794_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [291:288];
+  assign _0794_ = wr_addr[8:2] == 7'h48;
+  assign _0795_ = _0529_ ? _0793_ : \nonempty$108 [291:288];
+  assign _0601_[291:288] = rst ? 4'hf : _0795_;
+  assign _0796_ = _0797_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [287:284];
+  assign _0797_ = wr_addr[8:2] == 7'h47;
+  assign _0798_ = _0529_ ? _0796_ : \nonempty$108 [287:284];
+  assign _0601_[287:284] = rst ? 4'hf : _0798_;
+  assign _0799_ = _0800_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [283:280];
+  assign _0800_ = wr_addr[8:2] == 7'h46;
+  assign _0801_ = _0529_ ? _0799_ : \nonempty$108 [283:280];
+  assign _0601_[283:280] = rst ? 4'hf : _0801_;
+  assign _0802_ = _0803_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [279:276];
+  assign _0803_ = wr_addr[8:2] == 7'h45;
+  assign _0804_ = _0529_ ? _0802_ : \nonempty$108 [279:276];
+  assign _0601_[279:276] = rst ? 4'hf : _0804_;
+  assign _0805_ = _0806_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [275:272];
+  assign _0806_ = wr_addr[8:2] == 7'h44;
+  assign _0807_ = _0529_ ? _0805_ : \nonempty$108 [275:272];
+  assign _0601_[275:272] = rst ? 4'hf : _0807_;
+  assign _0808_ = _0809_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [271:268];
+  assign _0809_ = wr_addr[8:2] == 7'h43;
+  assign _0810_ = _0529_ ? _0808_ : \nonempty$108 [271:268];
+  assign _0601_[271:268] = rst ? 4'hf : _0810_;
+  assign _0811_ = _0812_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [267:264];
+  assign _0812_ = wr_addr[8:2] == 7'h42;
+  assign _0813_ = _0529_ ? _0811_ : \nonempty$108 [267:264];
+  assign _0601_[267:264] = rst ? 4'hf : _0813_;
+  assign _0814_ = _0815_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [263:260];
+  assign _0815_ = wr_addr[8:2] == 7'h41;
+  assign _0816_ = _0529_ ? _0814_ : \nonempty$108 [263:260];
+  assign _0601_[263:260] = rst ? 4'hf : _0816_;
+  assign _0817_ = _0818_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [259:256];
+  assign _0818_ = wr_addr[8:2] == 7'h40;
+  assign _0819_ = _0529_ ? _0817_ : \nonempty$108 [259:256];
+  assign _0601_[259:256] = rst ? 4'hf : _0819_;
+  assign _0820_ = _0821_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [255:252];
+  assign _0821_ = wr_addr[8:2] == 7'h3f;
+  assign _0822_ = _0529_ ? _0820_ : \nonempty$108 [255:252];
+  assign _0601_[255:252] = rst ? 4'hf : _0822_;
+  assign _0823_ = _0824_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [251:248];
+  assign _0824_ = wr_addr[8:2] == 7'h3e;
+  assign _0825_ = _0529_ ? _0823_ : \nonempty$108 [251:248];
+  assign _0601_[251:248] = rst ? 4'hf : _0825_;
+  assign _0826_ = _0827_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [247:244];
+  assign _0827_ = wr_addr[8:2] == 7'h3d;
+  assign _0828_ = _0529_ ? _0826_ : \nonempty$108 [247:244];
+  assign _0601_[247:244] = rst ? 4'hf : _0828_;
+  assign _0829_ = _0830_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [243:240];
+  assign _0830_ = wr_addr[8:2] == 7'h3c;
+  assign _0831_ = _0529_ ? _0829_ : \nonempty$108 [243:240];
+  assign _0601_[243:240] = rst ? 4'hf : _0831_;
+  assign _0832_ = _0833_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [239:236];
+  assign _0833_ = wr_addr[8:2] == 7'h3b;
+  assign _0834_ = _0529_ ? _0832_ : \nonempty$108 [239:236];
+  assign _0601_[239:236] = rst ? 4'hf : _0834_;
+  assign _0835_ = _0836_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [235:232];
+  assign _0836_ = wr_addr[8:2] == 7'h3a;
+  assign _0837_ = _0529_ ? _0835_ : \nonempty$108 [235:232];
+  assign _0601_[235:232] = rst ? 4'hf : _0837_;
+  assign _0838_ = _0839_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [231:228];
+  assign _0839_ = wr_addr[8:2] == 7'h39;
+  assign _0840_ = _0529_ ? _0838_ : \nonempty$108 [231:228];
+  assign _0601_[231:228] = rst ? 4'hf : _0840_;
+  assign _0841_ = _0842_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [227:224];
+  assign _0842_ = wr_addr[8:2] == 7'h38;
+  assign _0843_ = _0529_ ? _0841_ : \nonempty$108 [227:224];
+  assign _0601_[227:224] = rst ? 4'hf : _0843_;
+  assign _0844_ = _0845_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [223:220];
+  assign _0845_ = wr_addr[8:2] == 7'h37;
+  assign _0846_ = _0529_ ? _0844_ : \nonempty$108 [223:220];
+  assign _0601_[223:220] = rst ? 4'hf : _0846_;
+  assign _0847_ = _0848_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [219:216];
+  assign _0848_ = wr_addr[8:2] == 7'h36;
+  assign _0849_ = _0529_ ? _0847_ : \nonempty$108 [219:216];
+  assign _0601_[219:216] = rst ? 4'hf : _0849_;
+  assign _0850_ = _0851_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [215:212];
+  assign _0851_ = wr_addr[8:2] == 7'h35;
+  assign _0852_ = _0529_ ? _0850_ : \nonempty$108 [215:212];
+  assign _0601_[215:212] = rst ? 4'hf : _0852_;
+  assign _0853_ = _0854_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [211:208];
+  assign _0854_ = wr_addr[8:2] == 7'h34;
+  assign _0855_ = _0529_ ? _0853_ : \nonempty$108 [211:208];
+  assign _0601_[211:208] = rst ? 4'hf : _0855_;
+  assign _0856_ = _0857_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [207:204];
+  assign _0857_ = wr_addr[8:2] == 7'h33;
+  assign _0858_ = _0529_ ? _0856_ : \nonempty$108 [207:204];
+  assign _0601_[207:204] = rst ? 4'hf : _0858_;
+  assign _0859_ = _0860_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [203:200];
+  assign _0860_ = wr_addr[8:2] == 7'h32;
+  assign _0861_ = _0529_ ? _0859_ : \nonempty$108 [203:200];
+  assign _0601_[203:200] = rst ? 4'hf : _0861_;
+  assign _0862_ = _0863_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [199:196];
+  assign _0863_ = wr_addr[8:2] == 7'h31;
+  assign _0864_ = _0529_ ? _0862_ : \nonempty$108 [199:196];
+  assign _0601_[199:196] = rst ? 4'hf : _0864_;
+  assign _0865_ = _0866_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [195:192];
+  assign _0866_ = wr_addr[8:2] == 7'h30;
+  assign _0867_ = _0529_ ? _0865_ : \nonempty$108 [195:192];
+  assign _0601_[195:192] = rst ? 4'hf : _0867_;
+  assign _0868_ = _0869_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [191:188];
+  assign _0869_ = wr_addr[8:2] == 7'h2f;
+  assign _0870_ = _0529_ ? _0868_ : \nonempty$108 [191:188];
+  assign _0601_[191:188] = rst ? 4'hf : _0870_;
+  assign _0871_ = _0872_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [187:184];
+  assign _0872_ = wr_addr[8:2] == 7'h2e;
+  assign _0873_ = _0529_ ? _0871_ : \nonempty$108 [187:184];
+  assign _0601_[187:184] = rst ? 4'hf : _0873_;
+  assign _0874_ = _0875_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [183:180];
+  assign _0875_ = wr_addr[8:2] == 7'h2d;
+  assign _0876_ = _0529_ ? _0874_ : \nonempty$108 [183:180];
+  assign _0601_[183:180] = rst ? 4'hf : _0876_;
+  assign _0877_ = _0878_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [179:176];
+  assign _0878_ = wr_addr[8:2] == 7'h2c;
+  assign _0879_ = _0529_ ? _0877_ : \nonempty$108 [179:176];
+  assign _0601_[179:176] = rst ? 4'hf : _0879_;
+  assign _0880_ = _0881_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [175:172];
+  assign _0881_ = wr_addr[8:2] == 7'h2b;
+  assign _0882_ = _0529_ ? _0880_ : \nonempty$108 [175:172];
+  assign _0601_[175:172] = rst ? 4'hf : _0882_;
+  assign _0883_ = _0884_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [171:168];
+  assign _0884_ = wr_addr[8:2] == 7'h2a;
+  assign _0885_ = _0529_ ? _0883_ : \nonempty$108 [171:168];
+  assign _0601_[171:168] = rst ? 4'hf : _0885_;
+  assign _0886_ = _0887_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [167:164];
+  assign _0887_ = wr_addr[8:2] == 7'h29;
+  assign _0888_ = _0529_ ? _0886_ : \nonempty$108 [167:164];
+  assign _0601_[167:164] = rst ? 4'hf : _0888_;
+  assign _0889_ = _0890_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [163:160];
+  assign _0890_ = wr_addr[8:2] == 7'h28;
+  assign _0891_ = _0529_ ? _0889_ : \nonempty$108 [163:160];
+  assign _0601_[163:160] = rst ? 4'hf : _0891_;
+  assign _0892_ = _0893_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [159:156];
+  assign _0893_ = wr_addr[8:2] == 7'h27;
+  assign _0894_ = _0529_ ? _0892_ : \nonempty$108 [159:156];
+  assign _0601_[159:156] = rst ? 4'hf : _0894_;
+  assign _0895_ = _0896_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [155:152];
+  assign _0896_ = wr_addr[8:2] == 7'h26;
+  assign _0897_ = _0529_ ? _0895_ : \nonempty$108 [155:152];
+  assign _0601_[155:152] = rst ? 4'hf : _0897_;
+  assign _0898_ = _0579_ ? { 15'h0000, _0582_ } : last_macs;
+  assign _0899_ = _0900_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [151:148];
+  assign _0900_ = wr_addr[8:2] == 7'h25;
+  assign _0641_ = rst ? 32'd0 : _0898_;
+  assign _0901_ = _0529_ ? _0899_ : \nonempty$108 [151:148];
+  assign _0601_[151:148] = rst ? 4'hf : _0901_;
+  assign _0902_ = _0579_ ? { 19'h00000, \r_data$215  } : last_computed;
+  assign _0640_ = rst ? 32'd0 : _0902_;
+  assign _0903_ = _0579_ ? _0581_[31:0] : last_cycles;
+  assign _0639_ = rst ? 32'd0 : _0903_;
+  assign _0904_ = _0905_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [147:144];
+  assign _0905_ = wr_addr[8:2] == 7'h24;
+  assign _0906_ = _0529_ ? _0904_ : \nonempty$108 [147:144];
+  assign _0601_[147:144] = rst ? 4'hf : _0906_;
+  assign _0907_ = _0579_ ? _0580_[31:0] : frames;
+  assign _0638_ = rst ? 32'd0 : _0907_;
+  assign _0908_ = _0572_ ? _0575_[1:0] : drain_slot;
+  assign _0909_ = drain_read ? _0908_ : drain_slot;
+  assign _0637_ = rst ? 2'h0 : _0909_;
+  assign _0910_ = _0911_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [143:140];
+  assign _0911_ = wr_addr[8:2] == 7'h23;
+  assign _0912_ = _0529_ ? _0910_ : \nonempty$108 [143:140];
+  assign _0601_[143:140] = rst ? 4'hf : _0912_;
+  assign _0913_ = _0572_ ? 9'h000 : _0576_[8:0];
+  assign _0914_ = drain_read ? _0913_ : drain_beat;
+  assign _0636_ = rst ? 9'h000 : _0914_;
+  assign _0915_ = drain_read ? drain_beat[1:0] : pending_lane;
+  assign _0635_ = rst ? 2'h0 : _0915_;
+  assign _0916_ = _0917_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [139:136];
+  assign _0917_ = wr_addr[8:2] == 7'h22;
+  assign _0918_ = _0529_ ? _0916_ : \nonempty$108 [139:136];
+  assign _0601_[139:136] = rst ? 4'hf : _0918_;
+  assign _0919_ = drain_read ? _0571_ : pending_last;
+  assign _0634_ = rst ? 1'h0 : _0919_;
+  assign _0632_ = rst ? 1'h0 : drain_read;
+  assign _0920_ = _0921_ ? 1'h1 : obuf_ready[2];
+  assign _0921_ = end_slot5 == 2'h2;
+  assign _0925_ = end_valid5 ? _0920_ : obuf_ready[2];
+  assign _0922_ = _0923_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [135:132];
+  assign _0923_ = wr_addr[8:2] == 7'h21;
+  assign _0924_ = _0529_ ? _0922_ : \nonempty$108 [135:132];
+  assign _0601_[135:132] = rst ? 4'hf : _0924_;
+  assign _0926_ = _0927_ ? 1'h0 : _0925_;
+  assign _0927_ = drain_slot == 2'h2;
+  assign _0928_ = _0572_ ? _0926_ : _0925_;
+  assign _0929_ = drain_read ? _0928_ : _0925_;
+  assign _0631_[2] = rst ? 1'h0 : _0929_;
+  assign _0930_ = _0931_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [131:128];
+  assign _0931_ = wr_addr[8:2] == 7'h20;
+  assign _0932_ = _0529_ ? _0930_ : \nonempty$108 [131:128];
+  assign _0601_[131:128] = rst ? 4'hf : _0932_;
+  assign _0933_ = _0934_ ? 1'h1 : obuf_ready[0];
+  assign _0934_ = ! end_slot5;
+  assign _0935_ = end_valid5 ? _0933_ : obuf_ready[0];
+  assign _0936_ = _0937_ ? 1'h0 : _0935_;
+  assign _0937_ = ! drain_slot;
+  assign _0941_ = _0572_ ? _0936_ : _0935_;
+  assign _0938_ = _0939_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [127:124];
+  assign _0939_ = wr_addr[8:2] == 7'h1f;
+  assign _0940_ = _0529_ ? _0938_ : \nonempty$108 [127:124];
+  assign _0601_[127:124] = rst ? 4'hf : _0940_;
+  assign _0942_ = drain_read ? _0941_ : _0935_;
+  assign _0631_[0] = rst ? 1'h0 : _0942_;
+  assign _0943_ = _0944_ ? 1'h1 : obuf_ready[1];
+  assign _0944_ = end_slot5 == 2'h1;
+  assign _0945_ = end_valid5 ? _0943_ : obuf_ready[1];
+  assign _0946_ = _0947_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [123:120];
+  assign _0947_ = wr_addr[8:2] == 7'h1e;
+  assign _0948_ = _0529_ ? _0946_ : \nonempty$108 [123:120];
+  assign _0601_[123:120] = rst ? 4'hf : _0948_;
+  assign _0949_ = _0950_ ? 1'h0 : _0945_;
+  assign _0950_ = drain_slot == 2'h1;
+  assign _0951_ = _0572_ ? _0949_ : _0945_;
+  assign _0952_ = drain_read ? _0951_ : _0945_;
+  assign _0631_[1] = rst ? 1'h0 : _0952_;
+  assign _0630_ = rst ? 2'h0 : end_slot4;
+  assign _0953_ = _0954_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [119:116];
+  assign _0954_ = wr_addr[8:2] == 7'h1d;
+  assign _0955_ = _0529_ ? _0953_ : \nonempty$108 [119:116];
+  assign _0601_[119:116] = rst ? 4'hf : _0955_;
+  assign _0629_ = rst ? 1'h0 : end_valid4;
+  assign _0628_ = rst ? 2'h0 : end_slot3;
+  assign _0627_ = rst ? 1'h0 : end_valid3;
+  assign _0626_ = rst ? 2'h0 : end_slot2;
+  assign _0625_ = rst ? 1'h0 : end_valid2;
+  assign _0956_ = _0957_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [115:112];
+  assign _0957_ = wr_addr[8:2] == 7'h1c;
+  assign _0958_ = _0529_ ? _0956_ : \nonempty$108 [115:112];
   assign _0624_ = rst ? 2'h0 : end_slot1;
+  assign _0601_[115:112] = rst ? 4'hf : _0958_;
   assign _0623_ = rst ? 1'h0 : end_valid1;
-  assign _0622_ = rst ? 2'h0 : end_slot0;
-  assign _0621_ = rst ? 1'h0 : end_valid0;
-  assign _0620_ = rst ? 2'h0 : compute_obuf;
-  assign _0957_ = _0958_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [115:112];
-  assign _0958_ = wr_addr[8:2] == 7'h1c;
-  assign _0959_ = _0530_ ? _0957_ : \nonempty$105 [115:112];
-  assign _0600_[115:112] = rst ? 4'hf : _0959_;
-  assign _0619_ = rst ? 1'h0 : _0571_;
-  assign _0960_ = win_valid0 ? win_tag0 : in_tag;
-  assign _0618_ = rst ? 14'h0000 : _0960_;
-  assign _0617_ = rst ? 1'h0 : win_valid0;
-  assign _0961_ = _0569_ ? { compute_obuf, index } : win_tag0;
-  assign _0962_ = _0963_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [111:108];
-  assign _0963_ = wr_addr[8:2] == 7'h1b;
-  assign _0964_ = _0530_ ? _0962_ : \nonempty$105 [111:108];
-  assign _0616_ = rst ? 14'h0000 : _0961_;
-  assign _0600_[111:108] = rst ? 4'hf : _0964_;
-  assign _0615_ = rst ? 1'h0 : _0568_;
-  assign _0965_ = _0563_ ? _0567_[1:0] : compute_obuf;
-  assign _0613_ = rst ? 2'h0 : _0965_;
-  assign _0966_ = _0563_ ? _0564_ : compute_slot;
-  assign _0612_ = rst ? 1'h0 : _0966_;
-  assign _0967_ = _0968_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [107:104];
-  assign _0968_ = wr_addr[8:2] == 7'h1a;
-  assign _0969_ = _0530_ ? _0967_ : \nonempty$105 [107:104];
-  assign _0600_[107:104] = rst ? 4'hf : _0969_;
-  assign _0970_ = _0971_ ? 1'h1 : obuf_busy[2];
-  assign _0971_ = compute_obuf == 2'h2;
-  assign _0972_ = _0560_ ? _0970_ : obuf_busy[2];
-  assign _0973_ = _0974_ ? 1'h0 : _0972_;
-  assign _0974_ = drain_slot == 2'h2;
-  assign _0975_ = _0573_ ? _0973_ : _0972_;
-  assign _0976_ = drain_read ? _0975_ : _0972_;
-  assign _0977_ = _0978_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [103:100];
-  assign _0978_ = wr_addr[8:2] == 7'h19;
-  assign _0979_ = _0530_ ? _0977_ : \nonempty$105 [103:100];
-  assign _0600_[103:100] = rst ? 4'hf : _0979_;
-  assign _0611_[2] = rst ? 1'h0 : _0976_;
-  assign _0980_ = _0981_ ? 1'h1 : obuf_busy[0];
-  assign _0981_ = ! compute_obuf;
-  assign _0982_ = _0560_ ? _0980_ : obuf_busy[0];
-  assign _0986_ = _0987_ ? 1'h0 : _0982_;
-  assign _0983_ = _0984_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [99:96];
-  assign _0984_ = wr_addr[8:2] == 7'h18;
-  assign _0985_ = _0530_ ? _0983_ : \nonempty$105 [99:96];
-  assign _0600_[99:96] = rst ? 4'hf : _0985_;
-  assign _0987_ = ! drain_slot;
-  assign _0988_ = _0573_ ? _0986_ : _0982_;
-  assign _0989_ = drain_read ? _0988_ : _0982_;
-  assign _0611_[0] = rst ? 1'h0 : _0989_;
-  assign _0990_ = _0991_ ? 1'h1 : obuf_busy[1];
-  assign _0991_ = compute_obuf == 2'h1;
-  assign _0995_ = _0560_ ? _0990_ : obuf_busy[1];
-  assign _0992_ = _0993_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [95:92];
-  assign _0993_ = wr_addr[8:2] == 7'h17;
-  assign _0994_ = _0530_ ? _0992_ : \nonempty$105 [95:92];
-  assign _0600_[95:92] = rst ? 4'hf : _0994_;
-  assign _0996_ = _0997_ ? 1'h0 : _0995_;
-  assign _0997_ = drain_slot == 2'h1;
-  assign _0998_ = _0573_ ? _0996_ : _0995_;
-  assign _0999_ = drain_read ? _0998_ : _0995_;
-  assign _0611_[1] = rst ? 1'h0 : _0999_;
-  assign _1003_ = _0560_ ? 13'h0000 : computed_count;
-  assign _1000_ = _1001_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [91:88];
-  assign _1001_ = wr_addr[8:2] == 7'h16;
-  assign _1002_ = _0530_ ? _1000_ : \nonempty$105 [91:88];
-  assign _0600_[91:88] = rst ? 4'hf : _1002_;
-  assign _1004_ = _0561_ ? _0562_[12:0] : _1003_;
-  assign _0610_ = rst ? 13'h0000 : _1004_;
-  assign _1005_ = _0560_ ? 1'h1 : computing;
-  assign _1006_ = _0563_ ? 1'h0 : _1005_;
-  assign _0609_ = rst ? 1'h0 : _1006_;
-  assign _1007_ = _1008_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [87:84];
-  assign _1008_ = wr_addr[8:2] == 7'h15;
-  assign _1009_ = _0530_ ? _1007_ : \nonempty$105 [87:84];
-  assign _0600_[87:84] = rst ? 4'hf : _1009_;
-  assign _1010_ = s_axis_tlast ? 9'h000 : _0552_[8:0];
-  assign _1011_ = _0550_ ? 9'h000 : _1010_;
-  assign _1012_ = in_take ? _1011_ : wr_beat;
-  assign _1013_ = _0547_ ? wr_beat : _1012_;
-  assign _0608_ = rst ? 9'h000 : _1013_;
-  assign _1014_ = _1015_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [83:80];
-  assign _1015_ = wr_addr[8:2] == 7'h14;
-  assign _1016_ = _0530_ ? _1014_ : \nonempty$105 [83:80];
-  assign _1017_ = _0550_ ? _0551_ : load_slot;
-  assign _0600_[83:80] = rst ? 4'hf : _1016_;
-  assign _1018_ = in_take ? _1017_ : load_slot;
-  assign _1019_ = _0547_ ? load_slot : _1018_;
-  assign _0607_ = rst ? 1'h0 : _1019_;
-  assign _1020_ = load_slot ? 1'h1 : ifmap_full[1];
-  assign _1021_ = _0550_ ? _1020_ : ifmap_full[1];
-  assign _1022_ = _1023_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [79:76];
-  assign _1023_ = wr_addr[8:2] == 7'h13;
-  assign _1024_ = _0530_ ? _1022_ : \nonempty$105 [79:76];
-  assign _0600_[79:76] = rst ? 4'hf : _1024_;
-  assign _1025_ = in_take ? _1021_ : ifmap_full[1];
-  assign _1026_ = _0547_ ? ifmap_full[1] : _1025_;
-  assign _1027_ = compute_slot ? 1'h0 : _1026_;
-  assign _1028_ = _0563_ ? _1027_ : _1026_;
-  assign _0606_[1] = rst ? 1'h0 : _1028_;
-  assign _1029_ = _1030_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [75:72];
-  assign _1030_ = wr_addr[8:2] == 7'h12;
-  assign _1031_ = _0530_ ? _1029_ : \nonempty$105 [75:72];
-  assign _1032_ = load_slot ? ifmap_full[0] : 1'h1;
-  assign _0600_[75:72] = rst ? 4'hf : _1031_;
-  assign _1033_ = _0550_ ? _1032_ : ifmap_full[0];
-  assign _1034_ = in_take ? _1033_ : ifmap_full[0];
-  assign _1035_ = _0547_ ? ifmap_full[0] : _1034_;
-  assign _1036_ = compute_slot ? _1035_ : 1'h0;
-  assign _1040_ = _0563_ ? _1036_ : _1035_;
-  assign _1037_ = _1038_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [71:68];
-  assign _1038_ = wr_addr[8:2] == 7'h11;
-  assign _1039_ = _0530_ ? _1037_ : \nonempty$105 [71:68];
-  assign _0600_[71:68] = rst ? 4'hf : _1039_;
-  assign _0606_[0] = rst ? 1'h0 : _1040_;
-  assign _1041_ = _0549_ ? cycle : first_beat_time;
-  assign _1042_ = in_take ? _1041_ : first_beat_time;
-  assign _1043_ = _0547_ ? first_beat_time : _1042_;
-  assign _0605_ = rst ? 32'd0 : _1043_;
-  assign _1044_ = _1045_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [67:64];
-  assign _1047_ = s_axis_tlast ? discard : 1'h1;
-  assign _1045_ = wr_addr[8:2] == 7'h10;
-  assign _1046_ = _0530_ ? _1044_ : \nonempty$105 [67:64];
-  assign _0600_[67:64] = rst ? 4'hf : _1046_;
-  assign _1048_ = _0550_ ? _1047_ : discard;
-  assign _1049_ = in_take ? _1048_ : discard;
-  assign _1050_ = s_axis_tlast ? 1'h0 : discard;
-  assign _1051_ = _0547_ ? _1050_ : _1049_;
-  assign _0604_ = rst ? 1'h0 : _1051_;
-  assign _1052_ = _1053_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [63:60];
-  assign _1053_ = wr_addr[8:2] == 7'h0f;
-  assign _1054_ = _0530_ ? _1052_ : \nonempty$105 [63:60];
+  assign _0621_ = rst ? 2'h0 : end_slot0;
+  assign _0620_ = rst ? 1'h0 : end_valid0;
+  assign _0619_ = rst ? 2'h0 : compute_obuf;
+  assign _0618_ = rst ? 1'h0 : _0570_;
+  assign _0959_ = _0960_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [111:108];
+  assign _0960_ = wr_addr[8:2] == 7'h1b;
+  assign _0961_ = _0529_ ? _0959_ : \nonempty$108 [111:108];
+  assign _0601_[111:108] = rst ? 4'hf : _0961_;
+  assign _0962_ = win_valid0 ? win_tag0 : in_tag;
+  assign _0617_ = rst ? 14'h0000 : _0962_;
+  assign _0616_ = rst ? 1'h0 : win_valid0;
+  assign _0963_ = _0569_ ? { compute_obuf, index } : win_tag0;
+  assign _0615_ = rst ? 14'h0000 : _0963_;
+  assign _0964_ = _0965_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [107:104];
+  assign _0965_ = wr_addr[8:2] == 7'h1a;
+  assign _0966_ = _0529_ ? _0964_ : \nonempty$108 [107:104];
+  assign _0601_[107:104] = rst ? 4'hf : _0966_;
+  assign _0614_ = rst ? 1'h0 : _0568_;
+  assign _0967_ = _0562_ ? _0566_[1:0] : compute_obuf;
+  assign _0613_ = rst ? 2'h0 : _0967_;
+  assign _0968_ = _0562_ ? _0563_ : compute_slot;
+  assign _0612_ = rst ? 1'h0 : _0968_;
+  assign _0969_ = _0970_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [103:100];
+  assign _0970_ = wr_addr[8:2] == 7'h19;
+  assign _0972_ = _0973_ ? 1'h1 : obuf_busy[2];
+  assign _0971_ = _0529_ ? _0969_ : \nonempty$108 [103:100];
+  assign _0601_[103:100] = rst ? 4'hf : _0971_;
+  assign _0973_ = compute_obuf == 2'h2;
+  assign _0974_ = _0559_ ? _0972_ : obuf_busy[2];
+  assign _0975_ = _0976_ ? 1'h0 : _0974_;
+  assign _0976_ = drain_slot == 2'h2;
+  assign _0977_ = _0572_ ? _0975_ : _0974_;
+  assign _0978_ = drain_read ? _0977_ : _0974_;
+  assign _0610_[2] = rst ? 1'h0 : _0978_;
+  assign _0979_ = _0980_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [99:96];
+  assign _0980_ = wr_addr[8:2] == 7'h18;
+  assign _0981_ = _0529_ ? _0979_ : \nonempty$108 [99:96];
+  assign _0601_[99:96] = rst ? 4'hf : _0981_;
+  assign _0982_ = _0983_ ? 1'h1 : obuf_busy[0];
+  assign _0983_ = ! compute_obuf;
+  assign _0984_ = _0559_ ? _0982_ : obuf_busy[0];
+  assign _0985_ = _0989_ ? 1'h0 : _0984_;
+  assign _0986_ = _0987_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [95:92];
+  assign _0987_ = wr_addr[8:2] == 7'h17;
+  assign _0988_ = _0529_ ? _0986_ : \nonempty$108 [95:92];
+  assign _0989_ = ! drain_slot;
+  assign _0990_ = _0572_ ? _0985_ : _0984_;
+  assign _0601_[95:92] = rst ? 4'hf : _0988_;
+  assign _0991_ = drain_read ? _0990_ : _0984_;
+  assign _0610_[0] = rst ? 1'h0 : _0991_;
+  assign _0992_ = _0993_ ? 1'h1 : obuf_busy[1];
+  assign _0993_ = compute_obuf == 2'h1;
+  assign _0994_ = _0559_ ? _0992_ : obuf_busy[1];
+  assign _0995_ = _0996_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [91:88];
+  assign _0996_ = wr_addr[8:2] == 7'h16;
+  assign _0997_ = _0529_ ? _0995_ : \nonempty$108 [91:88];
+  assign _0601_[91:88] = rst ? 4'hf : _0997_;
+  assign _0998_ = _0999_ ? 1'h0 : _0994_;
+  assign _0999_ = drain_slot == 2'h1;
+  assign _1000_ = _0572_ ? _0998_ : _0994_;
+  assign _1001_ = drain_read ? _1000_ : _0994_;
+  assign _0610_[1] = rst ? 1'h0 : _1001_;
+  assign _1002_ = _0559_ ? 13'h0000 : computed_count;
+  assign _1006_ = _0560_ ? _0561_[12:0] : _1002_;
+  assign _1003_ = _1004_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [87:84];
+  assign _1004_ = wr_addr[8:2] == 7'h15;
+  assign _1005_ = _0529_ ? _1003_ : \nonempty$108 [87:84];
+  assign _0601_[87:84] = rst ? 4'hf : _1005_;
+  assign _0609_ = rst ? 13'h0000 : _1006_;
+  assign _1007_ = _0559_ ? 1'h1 : computing;
+  assign _1008_ = _0562_ ? 1'h0 : _1007_;
+  assign _0608_ = rst ? 1'h0 : _1008_;
+  assign _1012_ = s_axis_tlast ? 9'h000 : _0551_[8:0];
+  assign _1009_ = _1010_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [83:80];
+  assign _1010_ = wr_addr[8:2] == 7'h14;
+  assign _1011_ = _0529_ ? _1009_ : \nonempty$108 [83:80];
+  assign _0601_[83:80] = rst ? 4'hf : _1011_;
+  assign _1013_ = _0549_ ? 9'h000 : _1012_;
+  assign _1014_ = in_take ? _1013_ : wr_beat;
+  assign _1015_ = _0547_ ? wr_beat : _1014_;
+  assign _0607_ = rst ? 9'h000 : _1015_;
+  assign _1016_ = _0549_ ? _0550_ : load_slot;
+  assign _1017_ = _1018_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [79:76];
+  assign _1018_ = wr_addr[8:2] == 7'h13;
+  assign _1019_ = _0529_ ? _1017_ : \nonempty$108 [79:76];
+  assign _1020_ = in_take ? _1016_ : load_slot;
+  assign _0601_[79:76] = rst ? 4'hf : _1019_;
+  assign _1021_ = _0547_ ? load_slot : _1020_;
+  assign _0606_ = rst ? 1'h0 : _1021_;
+  assign _1022_ = load_slot ? 1'h1 : ifmap_full[1];
+  assign _1023_ = _0549_ ? _1022_ : ifmap_full[1];
+  assign _1024_ = in_take ? _1023_ : ifmap_full[1];
+  assign _1025_ = _1026_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [75:72];
+  assign _1026_ = wr_addr[8:2] == 7'h12;
+  assign _1027_ = _0529_ ? _1025_ : \nonempty$108 [75:72];
+  assign _0601_[75:72] = rst ? 4'hf : _1027_;
+  assign _1028_ = _0547_ ? ifmap_full[1] : _1024_;
+  assign _1029_ = compute_slot ? 1'h0 : _1028_;
+  assign _1030_ = _0562_ ? _1029_ : _1028_;
+  assign _0605_[1] = rst ? 1'h0 : _1030_;
+  assign _1031_ = load_slot ? ifmap_full[0] : 1'h1;
+  assign _1032_ = _1033_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [71:68];
+  assign _1033_ = wr_addr[8:2] == 7'h11;
+  assign _1035_ = _0549_ ? _1031_ : ifmap_full[0];
+  assign _1034_ = _0529_ ? _1032_ : \nonempty$108 [71:68];
+  assign _0601_[71:68] = rst ? 4'hf : _1034_;
+  assign _1036_ = in_take ? _1035_ : ifmap_full[0];
+  assign _1037_ = _0547_ ? ifmap_full[0] : _1036_;
+  assign _1038_ = compute_slot ? _1037_ : 1'h0;
+  assign _1039_ = _0562_ ? _1038_ : _1037_;
+  assign _0605_[0] = rst ? 1'h0 : _1039_;
+  assign _1040_ = _1041_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [67:64];
+  assign _1041_ = wr_addr[8:2] == 7'h10;
+  assign _1042_ = _0529_ ? _1040_ : \nonempty$108 [67:64];
+  assign _0601_[67:64] = rst ? 4'hf : _1042_;
+  assign _1043_ = _0548_ ? cycle : first_beat_time;
+  assign _1044_ = in_take ? _1043_ : first_beat_time;
+  assign _1045_ = _0547_ ? first_beat_time : _1044_;
+  assign _0604_ = rst ? 32'd0 : _1045_;
+  assign _1046_ = s_axis_tlast ? discard : 1'h1;
+  assign _1050_ = _0549_ ? _1046_ : discard;
+  assign _1047_ = _1048_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [63:60];
+  assign _1048_ = wr_addr[8:2] == 7'h0f;
+  assign _1049_ = _0529_ ? _1047_ : \nonempty$108 [63:60];
+  assign _0601_[63:60] = rst ? 4'hf : _1049_;
+  assign _1051_ = in_take ? _1050_ : discard;
+  assign _1052_ = s_axis_tlast ? 1'h0 : discard;
+  assign _1053_ = _0547_ ? _1052_ : _1051_;
+  assign _0603_ = rst ? 1'h0 : _1053_;
   assign _0602_ = rst ? 4'h0 : _0546_[3:0];
-  assign _0600_[63:60] = rst ? 4'hf : _1054_;
-  assign _1055_ = \$signature__en$59  ? s_axil_araddr : \rd_addr$65 ;
-  assign _0601_ = rst ? 13'h0000 : _1055_;
-  assign _1056_ = _1057_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [511:508];
-  assign _1057_ = wr_addr[8:2] == 7'h7f;
-  assign _1058_ = _0530_ ? _1056_ : \nonempty$105 [511:508];
-  assign _0600_[511:508] = rst ? 4'hf : _1058_;
-  assign _1059_ = _1060_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [59:56];
-  assign _1060_ = wr_addr[8:2] == 7'h0e;
-  assign _1061_ = _0530_ ? _1059_ : \nonempty$105 [59:56];
-  assign _0600_[59:56] = rst ? 4'hf : _1061_;
-  assign _1062_ = _1063_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [503:500];
-  assign _1063_ = wr_addr[8:2] == 7'h7d;
-  assign _1064_ = _0530_ ? _1062_ : \nonempty$105 [503:500];
-  assign _0600_[503:500] = rst ? 4'hf : _1064_;
-  assign _1068_ = _1069_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [499:496];
-  assign _1065_ = _1066_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [55:52];
-  assign _1066_ = wr_addr[8:2] == 7'h0d;
-  assign _1067_ = _0530_ ? _1065_ : \nonempty$105 [55:52];
-  assign _0600_[55:52] = rst ? 4'hf : _1067_;
-  assign _1069_ = wr_addr[8:2] == 7'h7c;
-  assign _1070_ = _0530_ ? _1068_ : \nonempty$105 [499:496];
-  assign _0600_[499:496] = rst ? 4'hf : _1070_;
-  assign _1071_ = _1072_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [495:492];
-  assign _1072_ = wr_addr[8:2] == 7'h7b;
-  assign _1076_ = _0530_ ? _1071_ : \nonempty$105 [495:492];
-  assign _1073_ = _1074_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [51:48];
-  assign _1074_ = wr_addr[8:2] == 7'h0c;
-  assign _1075_ = _0530_ ? _1073_ : \nonempty$105 [51:48];
-  assign _0600_[51:48] = rst ? 4'hf : _1075_;
-  assign _0600_[495:492] = rst ? 4'hf : _1076_;
-  assign _1077_ = _1078_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [491:488];
-  assign _1078_ = wr_addr[8:2] == 7'h7a;
-  assign _1079_ = _0530_ ? _1077_ : \nonempty$105 [491:488];
-  assign _1080_ = _1081_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [47:44];
-  assign _0600_[491:488] = rst ? 4'hf : _1079_;
-  assign _1081_ = wr_addr[8:2] == 7'h0b;
-  assign _1082_ = _0530_ ? _1080_ : \nonempty$105 [47:44];
-  assign _0600_[47:44] = rst ? 4'hf : _1082_;
-  assign _1083_ = _1084_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [487:484];
-  assign _1084_ = wr_addr[8:2] == 7'h79;
-  assign _1085_ = _0530_ ? _1083_ : \nonempty$105 [487:484];
-  assign _0600_[487:484] = rst ? 4'hf : _1085_;
-  assign _1086_ = _1087_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [43:40];
-  assign _1087_ = wr_addr[8:2] == 7'h0a;
-  assign _1088_ = _0530_ ? _1086_ : \nonempty$105 [43:40];
-  assign _0600_[43:40] = rst ? 4'hf : _1088_;
-  assign _1089_ = _1090_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [483:480];
-  assign _1090_ = wr_addr[8:2] == 7'h78;
-  assign _1091_ = _0530_ ? _1089_ : \nonempty$105 [483:480];
-  assign _1092_ = _1093_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [39:36];
-  assign _1093_ = wr_addr[8:2] == 7'h09;
-  assign _1094_ = _0530_ ? _1092_ : \nonempty$105 [39:36];
-  assign _0600_[483:480] = rst ? 4'hf : _1091_;
-  assign _0600_[39:36] = rst ? 4'hf : _1094_;
-  assign _1095_ = _1096_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [479:476];
-  assign _1096_ = wr_addr[8:2] == 7'h77;
-  assign _1100_ = _0530_ ? _1095_ : \nonempty$105 [479:476];
-  assign _1097_ = _1098_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [35:32];
-  assign _1098_ = wr_addr[8:2] == 7'h08;
-  assign _1099_ = _0530_ ? _1097_ : \nonempty$105 [35:32];
-  assign _0600_[35:32] = rst ? 4'hf : _1099_;
-  assign _0600_[479:476] = rst ? 4'hf : _1100_;
-  assign _1101_ = _1102_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [31:28];
-  assign _1102_ = wr_addr[8:2] == 7'h07;
-  assign _1103_ = _0530_ ? _1101_ : \nonempty$105 [31:28];
-  assign _1104_ = _1105_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [475:472];
-  assign _0600_[31:28] = rst ? 4'hf : _1103_;
-  assign _1105_ = wr_addr[8:2] == 7'h76;
-  assign _1106_ = _0530_ ? _1104_ : \nonempty$105 [475:472];
-  assign _0600_[475:472] = rst ? 4'hf : _1106_;
-  assign _1107_ = _1108_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [27:24];
-  assign _1108_ = wr_addr[8:2] == 7'h06;
-  assign _1109_ = _0530_ ? _1107_ : \nonempty$105 [27:24];
-  assign _0600_[27:24] = rst ? 4'hf : _1109_;
-  assign _1110_ = _1111_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [471:468];
-  assign _1111_ = wr_addr[8:2] == 7'h75;
-  assign _1112_ = _0530_ ? _1110_ : \nonempty$105 [471:468];
-  assign _0600_[471:468] = rst ? 4'hf : _1112_;
-  assign _1113_ = _1114_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [23:20];
-  assign _1114_ = wr_addr[8:2] == 7'h05;
-  assign _1115_ = _0530_ ? _1113_ : \nonempty$105 [23:20];
-  assign _0600_[23:20] = rst ? 4'hf : _1115_;
-  assign _1116_ = _1117_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [467:464];
-  assign _1117_ = wr_addr[8:2] == 7'h74;
-  assign _1118_ = _0530_ ? _1116_ : \nonempty$105 [467:464];
-  assign _0600_[467:464] = rst ? 4'hf : _1118_;
-  assign _1119_ = _1120_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [19:16];
-  assign _1120_ = wr_addr[8:2] == 7'h04;
-  assign _1121_ = _0530_ ? _1119_ : \nonempty$105 [19:16];
-  assign _0600_[19:16] = rst ? 4'hf : _1121_;
-  assign _1125_ = _1126_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [463:460];
-  assign _1122_ = _1123_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [15:12];
-  assign _1123_ = wr_addr[8:2] == 7'h03;
-  assign _1124_ = _0530_ ? _1122_ : \nonempty$105 [15:12];
-  assign _0600_[15:12] = rst ? 4'hf : _1124_;
-  assign _1126_ = wr_addr[8:2] == 7'h73;
-  assign _1127_ = _0530_ ? _1125_ : \nonempty$105 [463:460];
-  assign _0600_[463:460] = rst ? 4'hf : _1127_;
-  assign _1128_ = _1129_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [11:8];
-  assign _1129_ = wr_addr[8:2] == 7'h02;
-  assign _1130_ = _0530_ ? _1128_ : \nonempty$105 [11:8];
-  assign _0600_[11:8] = rst ? 4'hf : _1130_;
-  assign _1131_ = _1132_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [459:456];
-  assign _1132_ = wr_addr[8:2] == 7'h72;
-  assign _1133_ = _0530_ ? _1131_ : \nonempty$105 [459:456];
-  assign _0600_[459:456] = rst ? 4'hf : _1133_;
-  assign _1134_ = _1135_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [7:4];
-  assign _1135_ = wr_addr[8:2] == 7'h01;
-  assign _1136_ = _0530_ ? _1134_ : \nonempty$105 [7:4];
-  assign _0600_[7:4] = rst ? 4'hf : _1136_;
-  assign _1140_ = _1144_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [455:452];
-  assign _1137_ = _1138_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [3:0];
-  assign _1138_ = ! wr_addr[8:2];
-  assign _1139_ = _0530_ ? _1137_ : \nonempty$105 [3:0];
-  assign _0600_[3:0] = rst ? 4'hf : _1139_;
-  assign _1141_ = _1142_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [507:504];
-  assign _1142_ = wr_addr[8:2] == 7'h7e;
-  assign _1143_ = _0530_ ? _1141_ : \nonempty$105 [507:504];
-  assign _0600_[507:504] = rst ? 4'hf : _1143_;
-  assign _1144_ = wr_addr[8:2] == 7'h71;
-  assign _1150_ = _0530_ ? _1140_ : \nonempty$105 [455:452];
-  assign _1145_ = wr_strb[0] ? mask_wr__data[4:0] : shift;
-  assign _1146_ = _1147_ ? _1145_ : shift;
-  assign _1147_ = wr_addr[12:2] == 11'h013;
-  assign _1148_ = wr_stb ? _1146_ : shift;
-  assign _0599_ = rst ? 5'h00 : _1148_;
-  assign _1149_ = wr_strb[1] ? mask_wr__data[15:8] : mult[15:8];
-  assign _1151_ = _1152_ ? _1149_ : mult[15:8];
-  assign _1152_ = wr_addr[12:2] == 11'h012;
-  assign _1153_ = wr_stb ? _1151_ : mult[15:8];
-  assign _0598_[15:8] = rst ? 8'h00 : _1153_;
-  assign _1154_ = wr_strb[0] ? mask_wr__data[7:0] : mult[7:0];
-  assign _1155_ = _1156_ ? _1154_ : mult[7:0];
-  assign _1156_ = wr_addr[12:2] == 11'h012;
-  assign _0600_[455:452] = rst ? 4'hf : _1150_;
-  assign _1157_ = wr_stb ? _1155_ : mult[7:0];
-  assign _0598_[7:0] = rst ? 8'h00 : _1157_;
-  assign _1158_ = wr_strb[3] ? mask_wr__data[31:24] : bias[31:24];
-  assign _1159_ = _1160_ ? _1158_ : bias[31:24];
-  assign _1160_ = wr_addr[12:2] == 11'h011;
-  assign _1161_ = wr_stb ? _1159_ : bias[31:24];
-  assign _0597_[31:24] = rst ? 8'h00 : _1161_;
-  assign _1162_ = wr_strb[1] ? mask_wr__data[15:8] : bias[15:8];
-  assign _1163_ = _1164_ ? _1162_ : bias[15:8];
-  assign _1164_ = wr_addr[12:2] == 11'h011;
-  assign _1165_ = wr_stb ? _1163_ : bias[15:8];
-  assign _0597_[15:8] = rst ? 8'h00 : _1165_;
-  assign _1166_ = wr_strb[0] ? mask_wr__data[7:0] : bias[7:0];
-  assign _1167_ = _1168_ ? _1166_ : bias[7:0];
-  assign _1168_ = wr_addr[12:2] == 11'h011;
-  assign _1169_ = wr_stb ? _1167_ : bias[7:0];
-  assign _0597_[7:0] = rst ? 8'h00 : _1169_;
-  assign _1170_ = wr_strb[2] ? mask_wr__data[23:16] : bias[23:16];
-  assign _1171_ = _1172_ ? _1170_ : bias[23:16];
-  assign _1172_ = wr_addr[12:2] == 11'h011;
-  assign _1173_ = wr_stb ? _1171_ : bias[23:16];
-  assign _0597_[23:16] = rst ? 8'h00 : _1173_;
-  assign _1174_ = wr_strb[0] ? mask_wr__data[7:0] : w8;
-  assign _1175_ = _1176_ ? _1174_ : w8;
-  assign _1176_ = wr_addr[12:2] == 11'h010;
-  assign _1177_ = wr_stb ? _1175_ : w8;
-  assign _0596_ = rst ? 8'h00 : _1177_;
-  assign _1178_ = wr_strb[0] ? mask_wr__data[7:0] : w7;
-  assign _1179_ = _1180_ ? _1178_ : w7;
-  assign _1180_ = wr_addr[12:2] == 11'h00f;
-  assign _1181_ = wr_stb ? _1179_ : w7;
+  assign _1057_ = _1058_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [511:508];
+  assign _1054_ = _1055_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [59:56];
+  assign _1055_ = wr_addr[8:2] == 7'h0e;
+  assign _1056_ = _0529_ ? _1054_ : \nonempty$108 [59:56];
+  assign _0601_[59:56] = rst ? 4'hf : _1056_;
+  assign _1058_ = wr_addr[8:2] == 7'h7f;
+  assign _1059_ = _0529_ ? _1057_ : \nonempty$108 [511:508];
+  assign _0601_[511:508] = rst ? 4'hf : _1059_;
+  assign _1060_ = _1061_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [503:500];
+  assign _1061_ = wr_addr[8:2] == 7'h7d;
+  assign _1062_ = _0529_ ? _1060_ : \nonempty$108 [503:500];
+  assign _0601_[503:500] = rst ? 4'hf : _1062_;
+  assign _1063_ = _1064_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [55:52];
+  assign _1064_ = wr_addr[8:2] == 7'h0d;
+  assign _1065_ = _0529_ ? _1063_ : \nonempty$108 [55:52];
+  assign _0601_[55:52] = rst ? 4'hf : _1065_;
+  assign _1066_ = _1067_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [499:496];
+  assign _1067_ = wr_addr[8:2] == 7'h7c;
+  assign _1068_ = _0529_ ? _1066_ : \nonempty$108 [499:496];
+  assign _0601_[499:496] = rst ? 4'hf : _1068_;
+  assign _1069_ = _1070_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [51:48];
+  assign _1070_ = wr_addr[8:2] == 7'h0c;
+  assign _1071_ = _0529_ ? _1069_ : \nonempty$108 [51:48];
+  assign _0601_[51:48] = rst ? 4'hf : _1071_;
+  assign _1072_ = _1073_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [495:492];
+  assign _1073_ = wr_addr[8:2] == 7'h7b;
+  assign _1074_ = _0529_ ? _1072_ : \nonempty$108 [495:492];
+  assign _0601_[495:492] = rst ? 4'hf : _1074_;
+  assign _1075_ = _1076_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [47:44];
+  assign _1076_ = wr_addr[8:2] == 7'h0b;
+  assign _1077_ = _0529_ ? _1075_ : \nonempty$108 [47:44];
+  assign _0601_[47:44] = rst ? 4'hf : _1077_;
+  assign _1078_ = _1079_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [491:488];
+  assign _1079_ = wr_addr[8:2] == 7'h7a;
+  assign _1080_ = _0529_ ? _1078_ : \nonempty$108 [491:488];
+  assign _0601_[491:488] = rst ? 4'hf : _1080_;
+  assign _1081_ = _1082_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [43:40];
+  assign _1082_ = wr_addr[8:2] == 7'h0a;
+  assign _1083_ = _0529_ ? _1081_ : \nonempty$108 [43:40];
+  assign _0601_[43:40] = rst ? 4'hf : _1083_;
+  assign _1084_ = _1085_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [487:484];
+  assign _1085_ = wr_addr[8:2] == 7'h79;
+  assign _1086_ = _0529_ ? _1084_ : \nonempty$108 [487:484];
+  assign _0601_[487:484] = rst ? 4'hf : _1086_;
+  assign _1087_ = _1088_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [39:36];
+  assign _1088_ = wr_addr[8:2] == 7'h09;
+  assign _1089_ = _0529_ ? _1087_ : \nonempty$108 [39:36];
+  assign _0601_[39:36] = rst ? 4'hf : _1089_;
+  assign _1090_ = _1091_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [483:480];
+  assign _1091_ = wr_addr[8:2] == 7'h78;
+  assign _1092_ = _0529_ ? _1090_ : \nonempty$108 [483:480];
+  assign _0601_[483:480] = rst ? 4'hf : _1092_;
+  assign _1093_ = _1094_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [35:32];
+  assign _1094_ = wr_addr[8:2] == 7'h08;
+  assign _1095_ = _0529_ ? _1093_ : \nonempty$108 [35:32];
+  assign _0601_[35:32] = rst ? 4'hf : _1095_;
+  assign _1096_ = _1097_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [479:476];
+  assign _1097_ = wr_addr[8:2] == 7'h77;
+  assign _1098_ = _0529_ ? _1096_ : \nonempty$108 [479:476];
+  assign _0601_[479:476] = rst ? 4'hf : _1098_;
+  assign _1099_ = _1100_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [31:28];
+  assign _1100_ = wr_addr[8:2] == 7'h07;
+  assign _1101_ = _0529_ ? _1099_ : \nonempty$108 [31:28];
+  assign _0601_[31:28] = rst ? 4'hf : _1101_;
+  assign _1102_ = _1103_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [475:472];
+  assign _1103_ = wr_addr[8:2] == 7'h76;
+  assign _1104_ = _0529_ ? _1102_ : \nonempty$108 [475:472];
+  assign _0601_[475:472] = rst ? 4'hf : _1104_;
+  assign _1105_ = _1106_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [27:24];
+  assign _1106_ = wr_addr[8:2] == 7'h06;
+  assign _1107_ = _0529_ ? _1105_ : \nonempty$108 [27:24];
+  assign _0601_[27:24] = rst ? 4'hf : _1107_;
+  assign _1108_ = _1109_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [471:468];
+  assign _1109_ = wr_addr[8:2] == 7'h75;
+  assign _1110_ = _0529_ ? _1108_ : \nonempty$108 [471:468];
+  assign _1111_ = _1112_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [23:20];
+  assign _1112_ = wr_addr[8:2] == 7'h05;
+  assign _0601_[471:468] = rst ? 4'hf : _1110_;
+  assign _1113_ = _0529_ ? _1111_ : \nonempty$108 [23:20];
+  assign _0601_[23:20] = rst ? 4'hf : _1113_;
+  assign _1114_ = _1115_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [19:16];
+  assign _1115_ = wr_addr[8:2] == 7'h04;
+  assign _1116_ = _0529_ ? _1114_ : \nonempty$108 [19:16];
+  assign _1117_ = _1118_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [467:464];
+  assign _0601_[19:16] = rst ? 4'hf : _1116_;
+  assign _1118_ = wr_addr[8:2] == 7'h74;
+  assign _1119_ = _0529_ ? _1117_ : \nonempty$108 [467:464];
+  assign _0601_[467:464] = rst ? 4'hf : _1119_;
+  assign _1120_ = _1121_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [15:12];
+  assign _1121_ = wr_addr[8:2] == 7'h03;
+  assign _1122_ = _0529_ ? _1120_ : \nonempty$108 [15:12];
+  assign _0601_[15:12] = rst ? 4'hf : _1122_;
+  assign _1123_ = _1124_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [463:460];
+  assign _1124_ = wr_addr[8:2] == 7'h73;
+  assign _1125_ = _0529_ ? _1123_ : \nonempty$108 [463:460];
+  assign _0601_[463:460] = rst ? 4'hf : _1125_;
+  assign _1126_ = _1127_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [11:8];
+  assign _1127_ = wr_addr[8:2] == 7'h02;
+  assign _1128_ = _0529_ ? _1126_ : \nonempty$108 [11:8];
+  assign _0601_[11:8] = rst ? 4'hf : _1128_;
+  assign _1129_ = _1130_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [459:456];
+  assign _1130_ = wr_addr[8:2] == 7'h72;
+  assign _1134_ = _0529_ ? _1129_ : \nonempty$108 [459:456];
+  assign _1131_ = _1132_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [7:4];
+  assign _1132_ = wr_addr[8:2] == 7'h01;
+  assign _1133_ = _0529_ ? _1131_ : \nonempty$108 [7:4];
+  assign _0601_[7:4] = rst ? 4'hf : _1133_;
+  assign _0601_[459:456] = rst ? 4'hf : _1134_;
+  assign _1135_ = _1136_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [3:0];
+  assign _1136_ = ! wr_addr[8:2];
+  assign _1137_ = _0529_ ? _1135_ : \nonempty$108 [3:0];
+  assign _0601_[3:0] = rst ? 4'hf : _1137_;
+  assign _1138_ = _1139_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [507:504];
+  assign _1139_ = wr_addr[8:2] == 7'h7e;
+  assign _1140_ = _0529_ ? _1138_ : \nonempty$108 [507:504];
+  assign _0601_[507:504] = rst ? 4'hf : _1140_;
+  assign _1141_ = clear_status_frame_error ? 1'h0 : frame_error;
+  assign _1142_ = s_axis_tlast ? 1'h1 : _1141_;
+  assign _1143_ = s_axis_tlast ? _1141_ : 1'h1;
+  assign _1144_ = _0549_ ? _1143_ : _1142_;
+  assign _1145_ = in_take ? _1144_ : _1141_;
+  assign _1146_ = _0547_ ? _1141_ : _1145_;
+  assign _0599_ = rst ? 1'h0 : _1146_;
+  assign _1147_ = wr_strb[0] ? wr_data[4:0] : shift;
+  assign _1148_ = _1149_ ? _1147_ : shift;
+  assign _1149_ = wr_addr[12:2] == 11'h013;
+  assign _1150_ = wr_stb ? _1148_ : shift;
+  assign _0598_ = rst ? 5'h00 : _1150_;
+  assign _1151_ = wr_strb[1] ? wr_data[15:8] : mult[15:8];
+  assign _1152_ = _1153_ ? _1151_ : mult[15:8];
+  assign _1153_ = wr_addr[12:2] == 11'h012;
+  assign _1154_ = wr_stb ? _1152_ : mult[15:8];
+  assign _0597_[15:8] = rst ? 8'h00 : _1154_;
+  assign _1155_ = wr_strb[0] ? wr_data[7:0] : mult[7:0];
+  assign _1156_ = _1157_ ? _1155_ : mult[7:0];
+  assign _1157_ = wr_addr[12:2] == 11'h012;
+  assign _1163_ = _1168_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [455:452];
+  assign _1158_ = wr_stb ? _1156_ : mult[7:0];
+  assign _0597_[7:0] = rst ? 8'h00 : _1158_;
+  assign _1159_ = wr_strb[3] ? wr_data[31:24] : bias[31:24];
+  assign _1160_ = _1161_ ? _1159_ : bias[31:24];
+  assign _1161_ = wr_addr[12:2] == 11'h011;
+  assign _1162_ = wr_stb ? _1160_ : bias[31:24];
+  assign _0596_[31:24] = rst ? 8'h00 : _1162_;
+  assign _1164_ = wr_strb[1] ? wr_data[15:8] : bias[15:8];
+  assign _1165_ = _1166_ ? _1164_ : bias[15:8];
+  assign _1166_ = wr_addr[12:2] == 11'h011;
+  assign _1167_ = wr_stb ? _1165_ : bias[15:8];
+  assign _0596_[15:8] = rst ? 8'h00 : _1167_;
+  assign _1168_ = wr_addr[8:2] == 7'h71;
+  assign _1174_ = _0529_ ? _1163_ : \nonempty$108 [455:452];
+  assign _1169_ = wr_strb[0] ? wr_data[7:0] : bias[7:0];
+  assign _1170_ = _1171_ ? _1169_ : bias[7:0];
+  assign _1171_ = wr_addr[12:2] == 11'h011;
+  assign _1172_ = wr_stb ? _1170_ : bias[7:0];
+  assign _0596_[7:0] = rst ? 8'h00 : _1172_;
+  assign _1173_ = wr_strb[2] ? wr_data[23:16] : bias[23:16];
+  assign _1175_ = _1176_ ? _1173_ : bias[23:16];
+  assign _1176_ = wr_addr[12:2] == 11'h011;
+  assign _1177_ = wr_stb ? _1175_ : bias[23:16];
+  assign _0596_[23:16] = rst ? 8'h00 : _1177_;
+  assign _1178_ = wr_strb[0] ? wr_data[7:0] : w8;
+  assign _1179_ = _1180_ ? _1178_ : w8;
+  assign _1180_ = wr_addr[12:2] == 11'h010;
+  assign _0601_[455:452] = rst ? 4'hf : _1174_;
+  assign _1181_ = wr_stb ? _1179_ : w8;
   assign _0595_ = rst ? 8'h00 : _1181_;
-  assign _1182_ = wr_strb[0] ? mask_wr__data[7:0] : w6;
-  assign _1183_ = _1184_ ? _1182_ : w6;
-  assign _1184_ = wr_addr[12:2] == 11'h00e;
-  assign _1185_ = wr_stb ? _1183_ : w6;
+  assign _1182_ = wr_strb[0] ? wr_data[7:0] : w7;
+  assign _1183_ = _1184_ ? _1182_ : w7;
+  assign _1184_ = wr_addr[12:2] == 11'h00f;
+  assign _1185_ = wr_stb ? _1183_ : w7;
   assign _0594_ = rst ? 8'h00 : _1185_;
-  assign _1186_ = wr_strb[0] ? mask_wr__data[7:0] : w5;
-  assign _1187_ = _1188_ ? _1186_ : w5;
-  assign _1188_ = wr_addr[12:2] == 11'h00d;
-  assign _1189_ = wr_stb ? _1187_ : w5;
+  assign _1186_ = wr_strb[0] ? wr_data[7:0] : w6;
+  assign _1187_ = _1188_ ? _1186_ : w6;
+  assign _1188_ = wr_addr[12:2] == 11'h00e;
+  assign _1189_ = wr_stb ? _1187_ : w6;
   assign _0593_ = rst ? 8'h00 : _1189_;
-  assign _1190_ = wr_strb[0] ? mask_wr__data[7:0] : w4;
-  assign _1191_ = _1192_ ? _1190_ : w4;
-  assign _1192_ = wr_addr[12:2] == 11'h00c;
-  assign _1193_ = wr_stb ? _1191_ : w4;
-  assign _0591_ = rst ? 8'h00 : _1193_;
-  assign _1194_ = wr_strb[0] ? mask_wr__data[7:0] : w3;
-  assign _1195_ = _1196_ ? _1194_ : w3;
-  assign _1196_ = wr_addr[12:2] == 11'h00b;
-  assign _1197_ = wr_stb ? _1195_ : w3;
-  assign _0590_ = rst ? 8'h00 : _1197_;
-  assign _1198_ = wr_strb[0] ? mask_wr__data[7:0] : w2;
-  assign _1199_ = _1200_ ? _1198_ : w2;
-  assign _1200_ = wr_addr[12:2] == 11'h00a;
-  assign _1201_ = wr_stb ? _1199_ : w2;
-  assign _0589_ = rst ? 8'h00 : _1201_;
-  assign _1202_ = wr_strb[0] ? mask_wr__data[7:0] : w1;
-  assign _1203_ = _1204_ ? _1202_ : w1;
-  assign _1204_ = wr_addr[12:2] == 11'h009;
-  assign _1205_ = wr_stb ? _1203_ : w1;
+  assign _1190_ = wr_strb[0] ? wr_data[7:0] : w5;
+  assign _1191_ = _1192_ ? _1190_ : w5;
+  assign _1192_ = wr_addr[12:2] == 11'h00d;
+  assign _1193_ = wr_stb ? _1191_ : w5;
+  assign _0592_ = rst ? 8'h00 : _1193_;
+  assign _1194_ = wr_strb[0] ? wr_data[7:0] : w4;
+  assign _1195_ = _1196_ ? _1194_ : w4;
+  assign _1196_ = wr_addr[12:2] == 11'h00c;
+  assign _1197_ = wr_stb ? _1195_ : w4;
+  assign _0591_ = rst ? 8'h00 : _1197_;
+  assign _1198_ = wr_strb[0] ? wr_data[7:0] : w3;
+  assign _1199_ = _1200_ ? _1198_ : w3;
+  assign _1200_ = wr_addr[12:2] == 11'h00b;
+  assign _1201_ = wr_stb ? _1199_ : w3;
+  assign _0590_ = rst ? 8'h00 : _1201_;
+  assign _1202_ = wr_strb[0] ? wr_data[7:0] : w2;
+  assign _1203_ = _1204_ ? _1202_ : w2;
+  assign _1204_ = wr_addr[12:2] == 11'h00a;
+  assign _1205_ = wr_stb ? _1203_ : w2;
   assign _0588_ = rst ? 8'h00 : _1205_;
-  assign _1206_ = wr_strb[0] ? mask_wr__data[7:0] : w0;
-  assign _1207_ = _1208_ ? _1206_ : w0;
-  assign _1208_ = wr_addr[12:2] == 11'h008;
-  assign _1209_ = wr_stb ? _1207_ : w0;
+  assign _1206_ = wr_strb[0] ? wr_data[7:0] : w1;
+  assign _1207_ = _1208_ ? _1206_ : w1;
+  assign _1208_ = wr_addr[12:2] == 11'h009;
+  assign _1209_ = wr_stb ? _1207_ : w1;
   assign _0587_ = rst ? 8'h00 : _1209_;
-  assign _1210_ = _0528_ ? 1'h0 : frame_error;
-  assign _1211_ = _1212_ ? _1210_ : frame_error;
-  assign _1212_ = wr_addr[12:2] == 11'h003;
-  assign _1213_ = wr_stb ? _1211_ : frame_error;
-  assign _1214_ = s_axis_tlast ? 1'h1 : _1213_;
-  assign _1215_ = s_axis_tlast ? _1213_ : 1'h1;
-  assign _1216_ = _0550_ ? _1215_ : _1214_;
-  assign _1217_ = in_take ? _1216_ : _1213_;
-  assign _1218_ = _0547_ ? _1213_ : _1217_;
-  assign _0586_ = rst ? 1'h0 : _1218_;
-  assign _1219_ = wr_strb[0] ? mask_wr__data[0] : skip_en;
-  assign _1220_ = _1221_ ? _1219_ : skip_en;
-  assign _1221_ = wr_addr[12:2] == 11'h002;
-  assign _1222_ = wr_stb ? _1220_ : skip_en;
-  assign _0585_ = rst ? 1'h1 : _1222_;
-  assign _0584_ = rst ? 32'd0 : _0527_[31:0];
-  assign \r_en$195  = _0525_ ? 1'h1 : 1'h0;
-  assign \r_en$194  = _0525_ ? 1'h1 : 1'h0;
-  assign frame_emitted = _0525_ ? 1'h1 : 1'h0;
-  assign \w_data$126  = _0497_ ? _0499_[12:0] : 13'h0000;
-  assign \w_en$125  = _0497_ ? 1'h1 : 1'h0;
+  assign _1210_ = wr_strb[0] ? wr_data[7:0] : w0;
+  assign _1211_ = _1212_ ? _1210_ : w0;
+  assign _1212_ = wr_addr[12:2] == 11'h008;
+  assign _1213_ = wr_stb ? _1211_ : w0;
+  assign _0586_ = rst ? 8'h00 : _1213_;
+  assign _1214_ = wr_strb[0] ? wr_data[0] : control;
+  assign _1215_ = _1216_ ? _1214_ : control;
+  assign _1216_ = wr_addr[12:2] == 11'h002;
+  assign _1217_ = wr_stb ? _1215_ : control;
+  assign _0585_ = rst ? 1'h1 : _1217_;
+  assign _1218_ = \$signature__en$82  ? s_axil_araddr : rd_addr;
+  assign _0584_ = rst ? 13'h0000 : _1218_;
+  assign _0583_ = rst ? 32'd0 : _0527_[31:0];
+  assign \r_en$198  = _0526_ ? 1'h1 : 1'h0;
+  assign \r_en$197  = _0526_ ? 1'h1 : 1'h0;
+  assign frame_emitted = _0526_ ? 1'h1 : 1'h0;
+  assign \w_data$129  = _0497_ ? _0500_[12:0] : 13'h0000;
+  assign \w_en$128  = _0497_ ? 1'h1 : 1'h0;
   assign start = _0496_ ? 1'h1 : 1'h0;
-  assign _1223_ = s_axis_tlast ? 1'h1 : 1'h0;
-  assign _1224_ = _0090_ ? 1'h0 : _1223_;
+  assign _1219_ = s_axis_tlast ? 1'h1 : 1'h0;
+  assign _1220_ = _0122_ ? 1'h0 : _1219_;
+  assign _1221_ = in_take ? _1220_ : 1'h0;
+  assign frame_dropped = _0099_ ? 1'h0 : _1221_;
+  assign _1222_ = _0122_ ? first_beat_time : 32'd0;
+  assign _1223_ = in_take ? _1222_ : 32'd0;
+  assign w_data = _0099_ ? 32'd0 : _1223_;
+  assign _1224_ = _0122_ ? 1'h1 : 1'h0;
   assign _1225_ = in_take ? _1224_ : 1'h0;
-  assign frame_dropped = _0068_ ? 1'h0 : _1225_;
-  assign _1226_ = _0090_ ? first_beat_time : 32'd0;
-  assign _1227_ = in_take ? _1226_ : 32'd0;
-  assign w_data = _0068_ ? 32'd0 : _1227_;
-  assign _1228_ = _0090_ ? 1'h1 : 1'h0;
-  assign _1229_ = in_take ? _1228_ : 1'h0;
-  assign w_en = _0068_ ? 1'h0 : _1229_;
-  assign _1230_ = _0079_ ? 1'h1 : 1'h0;
-  assign _1238_ = _1249_ ? { _0543_, _0540_, _0536_, _0533_ } : \nonempty$105 [451:448];
-  assign _1231_ = in_take ? _1230_ : 1'h0;
-  assign frame_started = _0068_ ? 1'h0 : _1231_;
-  function [31:0] _2708_;
+  assign w_en = _0099_ ? 1'h0 : _1225_;
+  assign _1226_ = _0110_ ? 1'h1 : 1'h0;
+  assign _1227_ = in_take ? _1226_ : 1'h0;
+  assign frame_started = _0099_ ? 1'h0 : _1227_;
+  assign _1228_ = _0042_ ? \$signature__data$91  : register_read;
+  assign rd_data = rd_addr[12] ? _0055_ : _1228_;
+  function [31:0] _2701_;
     input [31:0] a;
     input [639:0] b;
     input [19:0] s;
     casez (s) // synopsys parallel_case
       20'b???????????????????1:
-        _2708_ = b[31:0];
+        _2701_ = b[31:0];
       20'b??????????????????1?:
-        _2708_ = b[63:32];
+        _2701_ = b[63:32];
       20'b?????????????????1??:
-        _2708_ = b[95:64];
+        _2701_ = b[95:64];
       20'b????????????????1???:
-        _2708_ = b[127:96];
+        _2701_ = b[127:96];
       20'b???????????????1????:
-        _2708_ = b[159:128];
+        _2701_ = b[159:128];
       20'b??????????????1?????:
-        _2708_ = b[191:160];
+        _2701_ = b[191:160];
       20'b?????????????1??????:
-        _2708_ = b[223:192];
+        _2701_ = b[223:192];
       20'b????????????1???????:
-        _2708_ = b[255:224];
+        _2701_ = b[255:224];
       20'b???????????1????????:
-        _2708_ = b[287:256];
+        _2701_ = b[287:256];
       20'b??????????1?????????:
-        _2708_ = b[319:288];
+        _2701_ = b[319:288];
       20'b?????????1??????????:
-        _2708_ = b[351:320];
+        _2701_ = b[351:320];
       20'b????????1???????????:
-        _2708_ = b[383:352];
+        _2701_ = b[383:352];
       20'b???????1????????????:
-        _2708_ = b[415:384];
+        _2701_ = b[415:384];
       20'b??????1?????????????:
-        _2708_ = b[447:416];
+        _2701_ = b[447:416];
       20'b?????1??????????????:
-        _2708_ = b[479:448];
+        _2701_ = b[479:448];
       20'b????1???????????????:
-        _2708_ = b[511:480];
+        _2701_ = b[511:480];
       20'b???1????????????????:
-        _2708_ = b[543:512];
+        _2701_ = b[543:512];
       20'b??1?????????????????:
-        _2708_ = b[575:544];
+        _2701_ = b[575:544];
       20'b?1??????????????????:
-        _2708_ = b[607:576];
+        _2701_ = b[607:576];
       20'b1???????????????????:
-        _2708_ = b[639:608];
+        _2701_ = b[639:608];
       default:
-        _2708_ = a;
+        _2701_ = a;
     endcase
   endfunction
-  assign _1232_ = _2708_(32'd0, { 95'h2b22a6218401a02000000000, skip_en, 30'h00000000, frame_error, busy, frames, last_cycles, last_macs, last_computed, w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0, w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1, w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2, w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3, w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4, w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5, w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6, w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7, w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8, bias, 16'h0000, mult, 27'h0000000, shift }, { _1254_, _1253_, _1252_, _1251_, _1250_, _1248_, _1247_, _1246_, _1245_, _1244_, _1243_, _1242_, _1241_, _1240_, _1239_, _1237_, _1236_, _1235_, _1234_, _1233_ });
-  assign _1233_ = \rd_addr$65 [8:2] == 7'h13;
-  assign _1234_ = \rd_addr$65 [8:2] == 7'h12;
-  assign _1235_ = \rd_addr$65 [8:2] == 7'h11;
-  assign _1236_ = \rd_addr$65 [8:2] == 7'h10;
-  assign _1237_ = \rd_addr$65 [8:2] == 7'h0f;
-  assign _1239_ = \rd_addr$65 [8:2] == 7'h0e;
-  assign _1240_ = \rd_addr$65 [8:2] == 7'h0d;
-  assign _1241_ = \rd_addr$65 [8:2] == 7'h0c;
-  assign _1242_ = \rd_addr$65 [8:2] == 7'h0b;
-  assign _1243_ = \rd_addr$65 [8:2] == 7'h0a;
-  assign _1244_ = \rd_addr$65 [8:2] == 7'h09;
-  assign _1245_ = \rd_addr$65 [8:2] == 7'h08;
-  assign _1246_ = \rd_addr$65 [8:2] == 7'h07;
-  assign _1247_ = \rd_addr$65 [8:2] == 7'h06;
-  assign _1248_ = \rd_addr$65 [8:2] == 7'h05;
-  assign _1249_ = wr_addr[8:2] == 7'h70;
-  assign _1257_ = _0530_ ? _1238_ : \nonempty$105 [451:448];
-  assign _1250_ = \rd_addr$65 [8:2] == 7'h04;
-  assign _1251_ = \rd_addr$65 [8:2] == 7'h03;
-  assign _1252_ = \rd_addr$65 [8:2] == 7'h02;
-  assign _1253_ = \rd_addr$65 [8:2] == 7'h01;
-  assign _1254_ = ! \rd_addr$65 [8:2];
-  assign _1255_ = _0001_ ? _1232_ : 32'd0;
-  assign _1256_ = _0666_ ? \$signature__data$69  : _1255_;
-  assign rd_data = \rd_addr$65 [12] ? _0012_ : _1256_;
-  assign _0600_[451:448] = rst ? 4'hf : _1257_;
+  assign register_read = _2701_(32'd0, { 95'h2b22a6218401a02000000000, control, 30'h00000000, frame_error, \$signal , frames, last_cycles, last_macs, last_computed, w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0[7], w0, w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1[7], w1, w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2[7], w2, w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3[7], w3, w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4[7], w4, w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5[7], w5, w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6[7], w6, w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7[7], w7, w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8[7], w8, bias, 16'h0000, mult, 27'h0000000, shift }, { _1248_, _1247_, _1246_, _1245_, _1244_, _1243_, _1242_, _1241_, _1240_, _1239_, _1238_, _1237_, _1236_, _1235_, _1234_, _1233_, _1232_, _1231_, _1230_, _1229_ });
+  assign _1229_ = rd_addr[12:2] == 11'h013;
+  assign _1230_ = rd_addr[12:2] == 11'h012;
+  assign _1231_ = rd_addr[12:2] == 11'h011;
+  assign _1232_ = rd_addr[12:2] == 11'h010;
+  assign _1233_ = rd_addr[12:2] == 11'h00f;
+  assign _1234_ = rd_addr[12:2] == 11'h00e;
+  assign _1235_ = rd_addr[12:2] == 11'h00d;
+  assign _1236_ = rd_addr[12:2] == 11'h00c;
+  assign _1237_ = rd_addr[12:2] == 11'h00b;
+  assign _1238_ = rd_addr[12:2] == 11'h00a;
+  assign _1239_ = rd_addr[12:2] == 11'h009;
+  assign _1240_ = rd_addr[12:2] == 11'h008;
+  assign _1241_ = rd_addr[12:2] == 11'h007;
+  assign _1242_ = rd_addr[12:2] == 11'h006;
+  assign _1243_ = rd_addr[12:2] == 11'h005;
+  assign _1244_ = rd_addr[12:2] == 11'h004;
+  assign _1245_ = rd_addr[12:2] == 11'h003;
+  assign _1246_ = rd_addr[12:2] == 11'h002;
+  assign _1247_ = rd_addr[12:2] == 11'h001;
+  assign _1248_ = ! rd_addr[12:2];
+  assign _1249_ = _1250_ ? _0000_ : 1'h0;
+  assign _1250_ = wr_addr[12:2] == 11'h003;
+  assign clear_status_frame_error = wr_stb ? _1249_ : 1'h0;
+  assign _1251_ = _1252_ ? { _0542_, _0539_, _0536_, _0532_ } : \nonempty$108 [451:448];
+  assign _1252_ = wr_addr[8:2] == 7'h70;
+  assign _1253_ = _0529_ ? _1251_ : \nonempty$108 [451:448];
+  assign _0601_[451:448] = rst ? 4'hf : _1253_;
   \velcro_conv2d.axil  axil (
-    .ar_take(\$signature__en$59 ),
+    .axil__arready(s_axil_arready),
+    .axil__arvalid(s_axil_arvalid),
+    .axil__awaddr(s_axil_awaddr),
+    .axil__awready(s_axil_awready),
+    .axil__awvalid(s_axil_awvalid),
+    .axil__bready(s_axil_bready),
+    .axil__bvalid(s_axil_bvalid),
+    .axil__rdata(s_axil_rdata),
+    .axil__rready(s_axil_rready),
+    .axil__rvalid(s_axil_rvalid),
+    .axil__wdata(s_axil_wdata),
+    .axil__wready(s_axil_wready),
+    .axil__wstrb(s_axil_wstrb),
+    .axil__wvalid(s_axil_wvalid),
     .clk(clk),
     .rd_addr(s_axil_araddr),
     .rd_data(rd_data),
+    .rd_stb(\$signature__en$82 ),
     .rst(rst),
-    .s_axil_arready(s_axil_arready),
-    .s_axil_arvalid(s_axil_arvalid),
-    .s_axil_awaddr(s_axil_awaddr),
-    .s_axil_awready(s_axil_awready),
-    .s_axil_awvalid(s_axil_awvalid),
-    .s_axil_bready(s_axil_bready),
-    .s_axil_bvalid(s_axil_bvalid),
-    .s_axil_rdata(s_axil_rdata),
-    .s_axil_rready(s_axil_rready),
-    .s_axil_rvalid(s_axil_rvalid),
-    .s_axil_wdata(s_axil_wdata),
-    .s_axil_wready(s_axil_wready),
-    .s_axil_wstrb(s_axil_wstrb),
-    .s_axil_wvalid(s_axil_wvalid),
     .wr_addr(wr_addr),
-    .wr_data(mask_wr__data),
+    .wr_data(wr_data),
     .wr_stb(wr_stb),
     .wr_strb(wr_strb)
   );
   \velcro_conv2d.count_queue  count_queue (
     .clk(clk),
-    .r_data(\r_data$212 ),
-    .r_en(\r_en$195 ),
+    .r_data(\r_data$215 ),
+    .r_en(\r_en$198 ),
     .rst(rst),
-    .w_en(\w_en$125 ),
-    .w_port__data(\w_data$126 )
+    .w_en(\w_en$128 ),
+    .w_port__data(\w_data$129 )
   );
   \velcro_conv2d.ifmap  ifmap (
     .clk(clk),
-    .\port$1338$0 (index[0]),
-    .\port$1343$0 (index[1]),
-    .\port$1348$0 (index[2]),
-    .\port$1756$0 (index[11:3]),
+    .\port$1340$0 (index[0]),
+    .\port$1345$0 (index[1]),
+    .\port$1350$0 (index[2]),
+    .\port$1760$0 (index[11:3]),
     .rd_en(rd_en),
     .rd_slot(compute_slot),
     .rst(rst),
@@ -5965,15 +5962,15 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   \velcro_conv2d.out_fifo  out_fifo (
     .clk(clk),
     .level(level),
-    .\port$1643$0 (pending_last),
-    .\port$593$0 (\w_data$183 [7:0]),
-    .\port$596$0 (\w_data$183 [15:8]),
-    .\port$599$0 (\w_data$183 [23:16]),
-    .\port$602$0 (\w_data$183 [31:24]),
-    .\port$605$0 (\w_data$183 [39:32]),
-    .\port$608$0 (\w_data$183 [47:40]),
-    .\port$611$0 (\w_data$183 [55:48]),
-    .\port$614$0 (\w_data$183 [63:56]),
+    .\port$1648$0 (pending_last),
+    .\port$612$0 (\w_data$186 [7:0]),
+    .\port$615$0 (\w_data$186 [15:8]),
+    .\port$618$0 (\w_data$186 [23:16]),
+    .\port$621$0 (\w_data$186 [31:24]),
+    .\port$624$0 (\w_data$186 [39:32]),
+    .\port$627$0 (\w_data$186 [47:40]),
+    .\port$630$0 (\w_data$186 [55:48]),
+    .\port$633$0 (\w_data$186 [63:56]),
     .r_data(r_data),
     .r_en(m_axis_tready),
     .r_rdy(m_axis_tvalid),
@@ -5986,26 +5983,26 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
     .done(done),
     .issue(issue),
     .mask_data(mask_data),
-    .mask_en(\$signature__en$109 ),
+    .mask_en(\$signature__en$112 ),
     .nonempty(nonempty),
-    .\port$1338$0 (index[0]),
-    .\port$1343$0 (index[1]),
-    .\port$1348$0 (index[2]),
-    .\port$1366$0 (\$signature__addr$107 [0]),
-    .\port$1371$0 (\$signature__addr$107 [1]),
-    .\port$1376$0 (\$signature__addr$107 [2]),
-    .\port$1381$0 (\$signature__addr$107 [3]),
-    .\port$1386$0 (\$signature__addr$107 [4]),
-    .\port$1391$0 (\$signature__addr$107 [5]),
-    .\port$1396$0 (\$signature__addr$107 [6]),
+    .\port$1340$0 (index[0]),
+    .\port$1345$0 (index[1]),
+    .\port$1350$0 (index[2]),
+    .\port$1368$0 (\$signature__addr$110 [0]),
+    .\port$1373$0 (\$signature__addr$110 [1]),
+    .\port$1378$0 (\$signature__addr$110 [2]),
+    .\port$1383$0 (\$signature__addr$110 [3]),
+    .\port$1388$0 (\$signature__addr$110 [4]),
+    .\port$1393$0 (\$signature__addr$110 [5]),
+    .\port$1398$0 (\$signature__addr$110 [6]),
     .rst(rst),
-    .skip_en(skip_en),
+    .skip_en(control),
     .start(start)
   );
   \velcro_conv2d.start_queue  start_queue (
     .clk(clk),
-    .r_data(\r_data$211 ),
-    .r_en(\r_en$194 ),
+    .r_data(\r_data$214 ),
+    .r_en(\r_en$197 ),
     .rst(rst),
     .w_en(w_en),
     .w_port__data(w_data)
@@ -6017,14 +6014,14 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   assign m_axis_tdata = r_data[63:0];
   assign r_en = m_axis_tready;
   assign r_rdy = m_axis_tvalid;
-  assign \w_data$183 [64] = pending_last;
-  assign \w_en$182  = read_pending;
-  assign \$signature__en$181  = drain_read;
-  assign \$signature__addr$180  = drain_beat;
-  assign \$signature__en$179  = drain_read;
-  assign \$signature__addr$178  = drain_beat;
-  assign \$signature__en$177  = drain_read;
-  assign \$signature__addr$176  = drain_beat[8:2];
+  assign \w_data$186 [64] = pending_last;
+  assign \w_en$185  = read_pending;
+  assign \$signature__en$184  = drain_read;
+  assign \$signature__addr$183  = drain_beat;
+  assign \$signature__en$182  = drain_read;
+  assign \$signature__addr$181  = drain_beat;
+  assign \$signature__en$180  = drain_read;
+  assign \$signature__addr$179  = drain_beat[8:2];
   assign obuf_rd__en = drain_read;
   assign obuf_rd__addr = { drain_slot, drain_beat };
   assign obuf_wr__data = { out_pixel, out_pixel, out_pixel, out_pixel, out_pixel, out_pixel, out_pixel, out_pixel };
@@ -6038,64 +6035,65 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   assign weights__2 = w2;
   assign weights__1 = w1;
   assign weights__0 = w0;
-  assign \window__8$152  = window__8;
-  assign \window__7$150  = window__7;
-  assign \window__6$148  = window__6;
-  assign \window__5$146  = window__5;
-  assign \window__4$144  = window__4;
-  assign \window__3$142  = window__3;
-  assign \window__2$140  = window__2;
-  assign \window__1$138  = window__1;
-  assign \window__0$136  = window__0;
-  assign \shift$134  = shift;
-  assign \mult$133  = mult;
-  assign \bias$132  = bias;
+  assign \window__8$155  = window__8;
+  assign \window__7$153  = window__7;
+  assign \window__6$151  = window__6;
+  assign \window__5$149  = window__5;
+  assign \window__4$147  = window__4;
+  assign \window__3$145  = window__3;
+  assign \window__2$143  = window__2;
+  assign \window__1$141  = window__1;
+  assign \window__0$139  = window__0;
+  assign \shift$137  = shift;
+  assign \mult$136  = mult;
+  assign \bias$135  = bias;
   assign win_tag1 = in_tag;
   assign win_valid1 = in_valid;
   assign rd_x = index[5:0];
   assign rd_y = index[11:6];
   assign rd_slot = compute_slot;
-  assign \$signature__data$112  = mask_data;
-  assign mask_en = \$signature__en$109 ;
-  assign mask_addr = \$signature__addr$107 ;
-  assign \skip_en$106  = skip_en;
-  assign \wr_data$98  = s_axis_tdata;
+  assign \$signature__data$115  = mask_data;
+  assign mask_en = \$signature__en$112 ;
+  assign mask_addr = \$signature__addr$110 ;
+  assign skip_en = control;
+  assign \wr_data$101  = s_axis_tdata;
   assign load_beat = wr_beat;
   assign wr_slot = load_slot;
-  assign \$signature__en$64  = \$signature__en$59 ;
-  assign \$signature__addr$63  = s_axil_araddr[11:3];
-  assign \$signature__en$62  = \$signature__en$59 ;
-  assign \$signature__addr$61  = s_axil_araddr[11:3];
-  assign rd_stb = \$signature__en$59 ;
-  assign rd_addr = s_axil_araddr;
-  assign \$signature__addr$57  = s_axil_araddr[8:2];
-  assign \$signature__data$55  = mask_wr__data;
-  assign \$signature__addr$54  = wr_addr[11:3];
-  assign \$signature__data  = mask_wr__data;
+  assign \$signature__en$87  = \$signature__en$82 ;
+  assign \$signature__addr$86  = s_axil_araddr[11:3];
+  assign \$signature__en$85  = \$signature__en$82 ;
+  assign \$signature__addr$84  = s_axil_araddr[11:3];
+  assign rd_stb = \$signature__en$82 ;
+  assign \rd_addr$81  = s_axil_araddr;
+  assign \$signature__addr$80  = s_axil_araddr[8:2];
+  assign \$signature__data$78  = wr_data;
+  assign \$signature__addr$77  = wr_addr[11:3];
+  assign \$signature__data  = wr_data;
   assign \$signature__addr  = wr_addr[11:3];
-  assign wr_data = mask_wr__data;
+  assign mask_wr__data = wr_data;
   assign mask_wr__addr = wr_addr[8:2];
-  assign \s_axil_rready$43  = s_axil_rready;
-  assign \s_axil_rvalid$42  = s_axil_rvalid;
-  assign \s_axil_rresp$41  = 2'h0;
-  assign \s_axil_rdata$40  = s_axil_rdata;
-  assign \s_axil_arready$39  = s_axil_arready;
-  assign \s_axil_arvalid$38  = s_axil_arvalid;
-  assign \s_axil_araddr$37  = s_axil_araddr;
-  assign \s_axil_bready$36  = s_axil_bready;
-  assign \s_axil_bvalid$35  = s_axil_bvalid;
-  assign \s_axil_bresp$34  = 2'h0;
-  assign \s_axil_wready$33  = s_axil_wready;
-  assign \s_axil_wvalid$32  = s_axil_wvalid;
-  assign \s_axil_wstrb$31  = s_axil_wstrb;
-  assign \s_axil_wdata$30  = s_axil_wdata;
-  assign \s_axil_awready$29  = s_axil_awready;
-  assign \s_axil_awvalid$28  = s_axil_awvalid;
-  assign \s_axil_awaddr$27  = s_axil_awaddr;
+  assign status = { frame_error, \$signal  };
+  assign axil__wvalid = s_axil_wvalid;
+  assign axil__wstrb = s_axil_wstrb;
+  assign axil__wready = s_axil_wready;
+  assign axil__wdata = s_axil_wdata;
+  assign axil__rvalid = s_axil_rvalid;
+  assign axil__rresp = 2'h0;
+  assign axil__rready = s_axil_rready;
+  assign axil__rdata = s_axil_rdata;
+  assign axil__bvalid = s_axil_bvalid;
+  assign axil__bresp = 2'h0;
+  assign axil__bready = s_axil_bready;
+  assign axil__awvalid = s_axil_awvalid;
+  assign axil__awready = s_axil_awready;
+  assign axil__awaddr = s_axil_awaddr;
+  assign axil__arvalid = s_axil_arvalid;
+  assign axil__arready = s_axil_arready;
+  assign axil__araddr = s_axil_araddr;
 endmodule
 
-module \velcro_conv2d.axil (s_axil_awvalid, s_axil_wdata, s_axil_wstrb, s_axil_wvalid, s_axil_bready, rd_addr, s_axil_arvalid, s_axil_rready, clk, rst, s_axil_awready, s_axil_wready, s_axil_arready, ar_take, rd_data, wr_stb, wr_addr, wr_data, wr_strb, s_axil_bvalid, s_axil_rdata
-, s_axil_rvalid, s_axil_awaddr);
+module \velcro_conv2d.axil (axil__awvalid, axil__wdata, axil__wstrb, axil__wvalid, axil__bready, rd_addr, axil__arvalid, axil__rready, clk, rst, axil__awready, axil__wready, wr_stb, wr_addr, wr_data, wr_strb, axil__arready, rd_stb, rd_data, axil__bvalid, axil__rdata
+, axil__rvalid, axil__awaddr);
   wire _00_;
   wire _01_;
   wire _02_;
@@ -6103,14 +6101,14 @@ module \velcro_conv2d.axil (s_axil_awvalid, s_axil_wdata, s_axil_wstrb, s_axil_w
   wire _04_;
   wire _05_;
   wire _06_;
-  wire [12:0] _07_;
-  wire _08_;
+  wire _07_;
+  wire [12:0] _08_;
   wire [31:0] _09_;
   wire [3:0] _10_;
   wire _11_;
   wire _12_;
-  wire _13_;
-  wire [31:0] _14_;
+  wire [31:0] _13_;
+  wire _14_;
   wire _15_;
   wire _16_;
   wire _17_;
@@ -6120,21 +6118,53 @@ module \velcro_conv2d.axil (s_axil_awvalid, s_axil_wdata, s_axil_wstrb, s_axil_w
   wire _21_;
   wire _22_;
   wire _23_;
-  wire _24_;
-  wire [31:0] _25_;
-  wire _26_;
-  wire _27_;
-  wire [3:0] _28_;
-  wire [31:0] _29_;
-  wire _30_;
+  wire [31:0] _24_;
+  wire [3:0] _25_;
+  wire [3:0] _26_;
+  wire [31:0] _27_;
+  wire [31:0] _28_;
+  wire [12:0] _29_;
+  wire [12:0] _30_;
   wire _31_;
-  wire [12:0] _32_;
+  wire _32_;
   wire _33_;
   wire _34_;
-  output ar_take;
-  wire ar_take;
-  wire [12:0] aw_addr;
-  reg aw_full = 1'h0;
+  wire _35_;
+  wire _36_;
+  reg [12:0] \$like  = 13'h0000;
+  reg [31:0] \$like$15  = 32'd0;
+  reg \$signal  = 1'h0;
+  wire [12:0] axil__araddr;
+  output axil__arready;
+  wire axil__arready;
+  input axil__arvalid;
+  wire axil__arvalid;
+  input [12:0] axil__awaddr;
+  wire [12:0] axil__awaddr;
+  output axil__awready;
+  wire axil__awready;
+  input axil__awvalid;
+  wire axil__awvalid;
+  input axil__bready;
+  wire axil__bready;
+  wire [1:0] axil__bresp;
+  output axil__bvalid;
+  reg axil__bvalid = 1'h0;
+  output [31:0] axil__rdata;
+  reg [31:0] axil__rdata = 32'd0;
+  input axil__rready;
+  wire axil__rready;
+  wire [1:0] axil__rresp;
+  output axil__rvalid;
+  reg axil__rvalid = 1'h0;
+  input [31:0] axil__wdata;
+  wire [31:0] axil__wdata;
+  output axil__wready;
+  wire axil__wready;
+  input [3:0] axil__wstrb;
+  wire [3:0] axil__wstrb;
+  input axil__wvalid;
+  wire axil__wvalid;
   reg capture = 1'h0;
   input clk;
   wire clk;
@@ -6142,116 +6172,86 @@ module \velcro_conv2d.axil (s_axil_awvalid, s_axil_wdata, s_axil_wstrb, s_axil_w
   wire [12:0] rd_addr;
   input [31:0] rd_data;
   wire [31:0] rd_data;
+  output rd_stb;
   wire rd_stb;
   input rst;
   wire rst;
-  wire [12:0] s_axil_araddr;
-  output s_axil_arready;
-  wire s_axil_arready;
-  input s_axil_arvalid;
-  wire s_axil_arvalid;
-  input [12:0] s_axil_awaddr;
-  wire [12:0] s_axil_awaddr;
-  output s_axil_awready;
-  wire s_axil_awready;
-  input s_axil_awvalid;
-  wire s_axil_awvalid;
-  input s_axil_bready;
-  wire s_axil_bready;
-  wire [1:0] s_axil_bresp;
-  output s_axil_bvalid;
-  reg s_axil_bvalid = 1'h0;
-  output [31:0] s_axil_rdata;
-  reg [31:0] s_axil_rdata = 32'd0;
-  input s_axil_rready;
-  wire s_axil_rready;
-  wire [1:0] s_axil_rresp;
-  output s_axil_rvalid;
-  reg s_axil_rvalid = 1'h0;
-  input [31:0] s_axil_wdata;
-  wire [31:0] s_axil_wdata;
-  output s_axil_wready;
-  wire s_axil_wready;
-  input [3:0] s_axil_wstrb;
-  wire [3:0] s_axil_wstrb;
-  input s_axil_wvalid;
-  wire s_axil_wvalid;
-  wire [31:0] w_data;
   reg w_full = 1'h0;
-  wire [3:0] w_strb;
+  reg [3:0] w_strb = 4'h0;
   output [12:0] wr_addr;
-  reg [12:0] wr_addr = 13'h0000;
+  wire [12:0] wr_addr;
   output [31:0] wr_data;
-  reg [31:0] wr_data = 32'd0;
+  wire [31:0] wr_data;
   output wr_stb;
   wire wr_stb;
   output [3:0] wr_strb;
-  reg [3:0] wr_strb = 4'h0;
-  assign s_axil_awready = ~ aw_full;
-  assign s_axil_wready = ~ w_full;
-  assign _00_ = aw_full & w_full;
-  assign _11_ = ~ s_axil_bvalid;
-  assign _16_ = _00_ & _11_;
-  assign _17_ = ~ capture;
-  assign _18_ = ~ s_axil_rvalid;
-  assign s_axil_arready = _17_ & _18_;
-  assign ar_take = s_axil_arvalid & s_axil_arready;
-  assign _19_ = ~ aw_full;
-  assign _20_ = s_axil_awvalid & _19_;
-  assign _21_ = ~ w_full;
-  assign _22_ = s_axil_wvalid & _21_;
-  assign _01_ = s_axil_bvalid & s_axil_bready;
-  assign _02_ = aw_full & w_full;
-  assign _03_ = ~ s_axil_bvalid;
-  assign _04_ = _02_ & _03_;
-  assign _05_ = s_axil_rvalid & s_axil_rready;
+  wire [3:0] wr_strb;
+  assign axil__awready = ~ \$signal ;
+  assign axil__wready = ~ w_full;
+  assign _00_ = \$signal  | axil__awvalid;
+  assign _11_ = w_full | axil__wvalid;
+  assign _15_ = _00_ & _11_;
+  assign _16_ = ~ axil__bvalid;
+  assign _17_ = _16_ | axil__bready;
+  assign wr_stb = _15_ & _17_;
+  assign wr_addr = \$signal  ? \$like  : axil__awaddr;
+  assign wr_data = w_full ? \$like$15  : axil__wdata;
+  assign wr_strb = w_full ? w_strb : axil__wstrb;
+  assign _18_ = ~ capture;
+  assign _19_ = ~ axil__rvalid;
+  assign axil__arready = _18_ & _19_;
+  assign rd_stb = axil__arvalid & axil__arready;
+  assign _20_ = ~ \$signal ;
+  assign _21_ = axil__awvalid & _20_;
+  assign _01_ = ~ w_full;
+  assign _02_ = axil__wvalid & _01_;
+  assign _03_ = axil__bvalid & axil__bready;
+  assign _04_ = axil__rvalid & axil__rready;
   always @(posedge clk)
-    aw_full <= _06_;
+    \$signal  <= _05_;
   always @(posedge clk)
-    wr_addr <= _07_;
+    w_full <= _06_;
   always @(posedge clk)
-    w_full <= _08_;
+    axil__bvalid <= _07_;
   always @(posedge clk)
-    wr_data <= _09_;
+    \$like  <= _08_;
   always @(posedge clk)
-    wr_strb <= _10_;
+    \$like$15  <= _09_;
   always @(posedge clk)
-    s_axil_bvalid <= _12_;
+    w_strb <= _10_;
   always @(posedge clk)
-    capture <= _13_;
+    capture <= _12_;
   always @(posedge clk)
-    s_axil_rdata <= _14_;
+    axil__rdata <= _13_;
   always @(posedge clk)
-    s_axil_rvalid <= _15_;
-  assign _23_ = _05_ ? 1'h0 : s_axil_rvalid;
-  assign _24_ = capture ? 1'h1 : _23_;
-  assign _15_ = rst ? 1'h0 : _24_;
-  assign _25_ = capture ? rd_data : s_axil_rdata;
-  assign _14_ = rst ? 32'd0 : _25_;
-  assign _13_ = rst ? 1'h0 : ar_take;
-  assign _26_ = _01_ ? 1'h0 : s_axil_bvalid;
-  assign _27_ = _04_ ? 1'h1 : _26_;
-  assign _12_ = rst ? 1'h0 : _27_;
-  assign _28_ = _22_ ? s_axil_wstrb : wr_strb;
-  assign _10_ = rst ? 4'h0 : _28_;
-  assign _29_ = _22_ ? s_axil_wdata : wr_data;
-  assign _09_ = rst ? 32'd0 : _29_;
-  assign _30_ = _22_ ? 1'h1 : w_full;
-  assign _31_ = _04_ ? 1'h0 : _30_;
-  assign _08_ = rst ? 1'h0 : _31_;
-  assign _32_ = _20_ ? s_axil_awaddr : wr_addr;
-  assign _07_ = rst ? 13'h0000 : _32_;
-  assign _33_ = _20_ ? 1'h1 : aw_full;
-  assign _34_ = _04_ ? 1'h0 : _33_;
+    axil__rvalid <= _14_;
+  assign _22_ = _04_ ? 1'h0 : axil__rvalid;
+  assign _23_ = capture ? 1'h1 : _22_;
+  assign _14_ = rst ? 1'h0 : _23_;
+  assign _24_ = capture ? rd_data : axil__rdata;
+  assign _13_ = rst ? 32'd0 : _24_;
+  assign _12_ = rst ? 1'h0 : rd_stb;
+  assign _25_ = _02_ ? axil__wstrb : w_strb;
+  assign _26_ = wr_stb ? w_strb : _25_;
+  assign _10_ = rst ? 4'h0 : _26_;
+  assign _27_ = _02_ ? axil__wdata : \$like$15 ;
+  assign _28_ = wr_stb ? \$like$15  : _27_;
+  assign _09_ = rst ? 32'd0 : _28_;
+  assign _29_ = _21_ ? axil__awaddr : \$like ;
+  assign _30_ = wr_stb ? \$like  : _29_;
+  assign _08_ = rst ? 13'h0000 : _30_;
+  assign _31_ = _03_ ? 1'h0 : axil__bvalid;
+  assign _32_ = wr_stb ? 1'h1 : _31_;
+  assign _07_ = rst ? 1'h0 : _32_;
+  assign _33_ = _02_ ? 1'h1 : w_full;
+  assign _34_ = wr_stb ? 1'h0 : _33_;
   assign _06_ = rst ? 1'h0 : _34_;
-  assign wr_stb = _16_ ? 1'h1 : 1'h0;
-  assign s_axil_rresp = 2'h0;
-  assign s_axil_araddr = rd_addr;
-  assign rd_stb = ar_take;
-  assign w_strb = wr_strb;
-  assign w_data = wr_data;
-  assign aw_addr = wr_addr;
-  assign s_axil_bresp = 2'h0;
+  assign _35_ = _21_ ? 1'h1 : \$signal ;
+  assign _36_ = wr_stb ? 1'h0 : _35_;
+  assign _05_ = rst ? 1'h0 : _36_;
+  assign axil__rresp = 2'h0;
+  assign axil__araddr = rd_addr;
+  assign axil__bresp = 2'h0;
 endmodule
 
 module \velcro_conv2d.count_queue (rst, r_data, w_en, w_port__data, r_en, clk);
@@ -6354,7 +6354,7 @@ module \velcro_conv2d.count_queue (rst, r_data, w_en, w_port__data, r_en, clk);
   assign w_level = level;
 endmodule
 
-module \velcro_conv2d.ifmap (clk, rst, wr_en, rd_en, \port$1338$0 , \port$1343$0 , \port$1348$0 , wr_slot, wr_beat, rd_slot, window__0, window__1, window__2, window__3, window__4, window__5, window__6, window__7, window__8, \port$1756$0 , wr_data
+module \velcro_conv2d.ifmap (clk, rst, wr_en, rd_en, \port$1340$0 , \port$1345$0 , \port$1350$0 , wr_slot, wr_beat, rd_slot, window__0, window__1, window__2, window__3, window__4, window__5, window__6, window__7, window__8, \port$1760$0 , wr_data
 );
   wire _000_;
   wire _001_;
@@ -6657,14 +6657,14 @@ module \velcro_conv2d.ifmap (clk, rst, wr_en, rd_en, \port$1338$0 , \port$1343$0
   wire [63:0] neighbour2;
   reg [2:0] offset_q = 3'h0;
   wire [3:0] other_word;
-  input \port$1338$0 ;
-  wire \port$1338$0 ;
-  input \port$1343$0 ;
-  wire \port$1343$0 ;
-  input \port$1348$0 ;
-  wire \port$1348$0 ;
-  input [8:0] \port$1756$0 ;
-  wire [8:0] \port$1756$0 ;
+  input \port$1340$0 ;
+  wire \port$1340$0 ;
+  input \port$1345$0 ;
+  wire \port$1345$0 ;
+  input \port$1350$0 ;
+  wire \port$1350$0 ;
+  input [8:0] \port$1760$0 ;
+  wire [8:0] \port$1760$0 ;
   input rd_en;
   wire rd_en;
   input rd_slot;
@@ -7884,44 +7884,44 @@ module \velcro_conv2d.ifmap (clk, rst, wr_en, rd_en, \port$1338$0 , \port$1343$0
   assign _072_ = wr_beat[4:3] == 2'h3;
   assign _073_ = wr_en & _072_;
   assign \$signature__en$27  = _073_ & wr_beat[0];
-  assign _074_ = \port$1756$0 [2:0] + 1'h1;
-  assign _075_ = ! { \port$1348$0 , \port$1343$0 , \port$1338$0  };
-  assign _076_ = \port$1756$0 [2:0] - 1'h1;
-  assign _077_ = \port$1756$0 [8:3] + 1'h0;
+  assign _074_ = \port$1760$0 [2:0] + 1'h1;
+  assign _075_ = ! { \port$1350$0 , \port$1345$0 , \port$1340$0  };
+  assign _076_ = \port$1760$0 [2:0] - 1'h1;
+  assign _077_ = \port$1760$0 [8:3] + 1'h0;
   assign { _078_[8:7], row0 } = _077_ - 1'h1;
-  assign _080_ = \port$1756$0 [8:3] + 1'h1;
+  assign _080_ = \port$1760$0 [8:3] + 1'h1;
   assign { _081_[8:7], row1 } = _080_ - 1'h1;
-  assign _082_ = \port$1756$0 [8:3] + 2'h2;
+  assign _082_ = \port$1760$0 [8:3] + 2'h2;
   assign { _083_[8:7], row2 } = _082_ - 1'h1;
-  assign word_r0_w0 = \port$1756$0 [0] ? other_word[2:0] : \port$1756$0 [2:0];
+  assign word_r0_w0 = \port$1760$0 [0] ? other_word[2:0] : \port$1760$0 [2:0];
   assign _084_ = ! row0[1:0];
   assign _085_ = ! row1[1:0];
   assign _086_ = ! row2[1:0];
-  assign word_r0_w1 = \port$1756$0 [0] ? \port$1756$0 [2:0] : other_word[2:0];
+  assign word_r0_w1 = \port$1760$0 [0] ? \port$1760$0 [2:0] : other_word[2:0];
   assign _087_ = ! row0[1:0];
   assign _089_ = ! row1[1:0];
   assign _090_ = ! row2[1:0];
-  assign word_r1_w0 = \port$1756$0 [0] ? other_word[2:0] : \port$1756$0 [2:0];
+  assign word_r1_w0 = \port$1760$0 [0] ? other_word[2:0] : \port$1760$0 [2:0];
   assign _091_ = row0[1:0] == 1'h1;
   assign _092_ = row1[1:0] == 1'h1;
   assign _093_ = row2[1:0] == 1'h1;
-  assign word_r1_w1 = \port$1756$0 [0] ? \port$1756$0 [2:0] : other_word[2:0];
+  assign word_r1_w1 = \port$1760$0 [0] ? \port$1760$0 [2:0] : other_word[2:0];
   assign _094_ = row0[1:0] == 1'h1;
   assign _095_ = row1[1:0] == 1'h1;
   assign _096_ = row2[1:0] == 1'h1;
-  assign word_r2_w0 = \port$1756$0 [0] ? other_word[2:0] : \port$1756$0 [2:0];
+  assign word_r2_w0 = \port$1760$0 [0] ? other_word[2:0] : \port$1760$0 [2:0];
   assign _098_ = row0[1:0] == 2'h2;
   assign _099_ = row1[1:0] == 2'h2;
   assign _100_ = row2[1:0] == 2'h2;
-  assign word_r2_w1 = \port$1756$0 [0] ? \port$1756$0 [2:0] : other_word[2:0];
+  assign word_r2_w1 = \port$1760$0 [0] ? \port$1760$0 [2:0] : other_word[2:0];
   assign _101_ = row0[1:0] == 2'h2;
   assign _102_ = row1[1:0] == 2'h2;
   assign _103_ = row2[1:0] == 2'h2;
-  assign word_r3_w0 = \port$1756$0 [0] ? other_word[2:0] : \port$1756$0 [2:0];
+  assign word_r3_w0 = \port$1760$0 [0] ? other_word[2:0] : \port$1760$0 [2:0];
   assign _104_ = row0[1:0] == 2'h3;
   assign _105_ = row1[1:0] == 2'h3;
   assign _106_ = row2[1:0] == 2'h3;
-  assign word_r3_w1 = \port$1756$0 [0] ? \port$1756$0 [2:0] : other_word[2:0];
+  assign word_r3_w1 = \port$1760$0 [0] ? \port$1760$0 [2:0] : other_word[2:0];
   assign _107_ = row0[1:0] == 2'h3;
   assign _108_ = row1[1:0] == 2'h3;
   assign _109_ = row2[1:0] == 2'h3;
@@ -8036,9 +8036,9 @@ module \velcro_conv2d.ifmap (clk, rst, wr_en, rd_en, \port$1338$0 , \port$1343$0
   assign _059_ = rst ? 8'h00 : _138_;
   assign _139_ = issued ? _023_[7:0] : window__0;
   assign _057_ = rst ? 8'h00 : _139_;
-  assign _140_ = rd_en ? { \port$1348$0 , \port$1343$0 , \port$1338$0  } : offset_q;
+  assign _140_ = rd_en ? { \port$1350$0 , \port$1345$0 , \port$1340$0  } : offset_q;
   assign _056_ = rst ? 3'h0 : _140_;
-  assign _141_ = rd_en ? \port$1756$0 [2:0] : word_q;
+  assign _141_ = rd_en ? \port$1760$0 [2:0] : word_q;
   assign _055_ = rst ? 3'h0 : _141_;
   assign _142_ = rd_en ? row2 : row2_q;
   assign _054_ = rst ? 7'h00 : _142_;
@@ -8176,8 +8176,8 @@ module \velcro_conv2d.ifmap (clk, rst, wr_en, rd_en, \port$1338$0 , \port$1343$0
   assign \$signature__en$44  = rd_en;
   assign \$signature__en$41  = rd_en;
   assign \$signature__en$37  = rd_en;
-  assign rd_y = \port$1756$0 [8:3];
-  assign rd_x = { \port$1756$0 [2:0], \port$1348$0 , \port$1343$0 , \port$1338$0  };
+  assign rd_y = \port$1760$0 [8:3];
+  assign rd_x = { \port$1760$0 [2:0], \port$1350$0 , \port$1345$0 , \port$1340$0  };
   assign \$signature__data$26  = wr_data;
   assign \$signature__addr$25  = { wr_slot, wr_beat[8:5], wr_beat[2:1] };
   assign \$signature__data$23  = wr_data;
@@ -8437,7 +8437,7 @@ module \velcro_conv2d.mac (rst, weights__0, weights__1, weights__2, weights__3, 
   assign out_valid = valid_s4;
 endmodule
 
-module \velcro_conv2d.out_fifo (clk, rst, \port$593$0 , \port$596$0 , \port$599$0 , \port$602$0 , \port$605$0 , \port$608$0 , \port$611$0 , \port$614$0 , r_rdy, r_data, w_en, \port$1643$0 , level, r_en);
+module \velcro_conv2d.out_fifo (clk, rst, \port$612$0 , \port$615$0 , \port$618$0 , \port$621$0 , \port$624$0 , \port$627$0 , \port$630$0 , \port$633$0 , r_rdy, r_data, w_en, \port$1648$0 , level, r_en);
   wire _00_;
   wire _01_;
   wire _02_;
@@ -8464,24 +8464,24 @@ module \velcro_conv2d.out_fifo (clk, rst, \port$593$0 , \port$596$0 , \port$599$
   wire [1:0] consume;
   output [2:0] level;
   reg [2:0] level = 3'h0;
-  input \port$1643$0 ;
-  wire \port$1643$0 ;
-  input [7:0] \port$593$0 ;
-  wire [7:0] \port$593$0 ;
-  input [7:0] \port$596$0 ;
-  wire [7:0] \port$596$0 ;
-  input [7:0] \port$599$0 ;
-  wire [7:0] \port$599$0 ;
-  input [7:0] \port$602$0 ;
-  wire [7:0] \port$602$0 ;
-  input [7:0] \port$605$0 ;
-  wire [7:0] \port$605$0 ;
-  input [7:0] \port$608$0 ;
-  wire [7:0] \port$608$0 ;
-  input [7:0] \port$611$0 ;
-  wire [7:0] \port$611$0 ;
-  input [7:0] \port$614$0 ;
-  wire [7:0] \port$614$0 ;
+  input \port$1648$0 ;
+  wire \port$1648$0 ;
+  input [7:0] \port$612$0 ;
+  wire [7:0] \port$612$0 ;
+  input [7:0] \port$615$0 ;
+  wire [7:0] \port$615$0 ;
+  input [7:0] \port$618$0 ;
+  wire [7:0] \port$618$0 ;
+  input [7:0] \port$621$0 ;
+  wire [7:0] \port$621$0 ;
+  input [7:0] \port$624$0 ;
+  wire [7:0] \port$624$0 ;
+  input [7:0] \port$627$0 ;
+  wire [7:0] \port$627$0 ;
+  input [7:0] \port$630$0 ;
+  wire [7:0] \port$630$0 ;
+  input [7:0] \port$633$0 ;
+  wire [7:0] \port$633$0 ;
   wire [1:0] produce;
   output [64:0] r_data;
   wire [64:0] r_data;
@@ -8511,7 +8511,7 @@ module \velcro_conv2d.out_fifo (clk, rst, \port$593$0 , \port$596$0 , \port$599$
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$1643$0 , \port$614$0 , \port$611$0 , \port$608$0 , \port$605$0 , \port$602$0 , \port$599$0 , \port$596$0 , \port$593$0  };
+      storage[w_port__addr] <= { \port$1648$0 , \port$633$0 , \port$630$0 , \port$627$0 , \port$624$0 , \port$621$0 , \port$618$0 , \port$615$0 , \port$612$0  };
   end
   assign r_data = storage[r_port__addr];
   assign w_rdy = level != 3'h4;
@@ -8546,14 +8546,14 @@ module \velcro_conv2d.out_fifo (clk, rst, \port$593$0 , \port$596$0 , \port$599$
   assign _07_ = rst ? 2'h0 : _20_;
   assign r_port__data = r_data;
   assign consume = r_port__addr;
-  assign w_data = { \port$1643$0 , \port$614$0 , \port$611$0 , \port$608$0 , \port$605$0 , \port$602$0 , \port$599$0 , \port$596$0 , \port$593$0  };
-  assign w_port__data = { \port$1643$0 , \port$614$0 , \port$611$0 , \port$608$0 , \port$605$0 , \port$602$0 , \port$599$0 , \port$596$0 , \port$593$0  };
+  assign w_data = { \port$1648$0 , \port$633$0 , \port$630$0 , \port$627$0 , \port$624$0 , \port$621$0 , \port$618$0 , \port$615$0 , \port$612$0  };
+  assign w_port__data = { \port$1648$0 , \port$633$0 , \port$630$0 , \port$627$0 , \port$624$0 , \port$621$0 , \port$618$0 , \port$615$0 , \port$612$0  };
   assign produce = w_port__addr;
   assign r_level = level;
   assign w_level = level;
 endmodule
 
-module \velcro_conv2d.scanner (rst, nonempty, mask_data, issue, \port$1338$0 , \port$1343$0 , \port$1348$0 , done, \port$1366$0 , \port$1371$0 , \port$1376$0 , \port$1381$0 , \port$1386$0 , \port$1391$0 , \port$1396$0 , mask_en, start, skip_en, current_group, clk);
+module \velcro_conv2d.scanner (rst, nonempty, mask_data, issue, \port$1340$0 , \port$1345$0 , \port$1350$0 , done, \port$1368$0 , \port$1373$0 , \port$1378$0 , \port$1383$0 , \port$1388$0 , \port$1393$0 , \port$1398$0 , mask_en, start, skip_en, current_group, clk);
   wire [8:0] _000_;
   wire [512:0] _001_;
   wire _002_;
@@ -8693,26 +8693,26 @@ module \velcro_conv2d.scanner (rst, nonempty, mask_data, issue, \port$1338$0 , \
   input [511:0] nonempty;
   wire [511:0] nonempty;
   reg [511:0] pending = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  output \port$1338$0 ;
-  wire \port$1338$0 ;
-  output \port$1343$0 ;
-  wire \port$1343$0 ;
-  output \port$1348$0 ;
-  wire \port$1348$0 ;
-  output \port$1366$0 ;
-  wire \port$1366$0 ;
-  output \port$1371$0 ;
-  wire \port$1371$0 ;
-  output \port$1376$0 ;
-  wire \port$1376$0 ;
-  output \port$1381$0 ;
-  wire \port$1381$0 ;
-  output \port$1386$0 ;
-  wire \port$1386$0 ;
-  output \port$1391$0 ;
-  wire \port$1391$0 ;
-  output \port$1396$0 ;
-  wire \port$1396$0 ;
+  output \port$1340$0 ;
+  wire \port$1340$0 ;
+  output \port$1345$0 ;
+  wire \port$1345$0 ;
+  output \port$1350$0 ;
+  wire \port$1350$0 ;
+  output \port$1368$0 ;
+  wire \port$1368$0 ;
+  output \port$1373$0 ;
+  wire \port$1373$0 ;
+  output \port$1378$0 ;
+  wire \port$1378$0 ;
+  output \port$1383$0 ;
+  wire \port$1383$0 ;
+  output \port$1388$0 ;
+  wire \port$1388$0 ;
+  output \port$1393$0 ;
+  wire \port$1393$0 ;
+  output \port$1398$0 ;
+  wire \port$1398$0 ;
   input rst;
   wire rst;
   reg scanning = 1'h0;
@@ -8735,46 +8735,46 @@ module \velcro_conv2d.scanner (rst, nonempty, mask_data, issue, \port$1338$0 , \
   assign _064_ = ~ current_bits;
   assign _071_ = _064_ + 1'h1;
   assign _081_ = { 1'h0, current_bits } & _071_;
-  assign \port$1338$0  = | { 1'h0, _081_[7], 1'h0, _081_[5], 1'h0, _081_[3], 1'h0, _081_[1], 1'h0 };
+  assign \port$1340$0  = | { 1'h0, _081_[7], 1'h0, _081_[5], 1'h0, _081_[3], 1'h0, _081_[1], 1'h0 };
   assign _009_ = ~ current_bits;
   assign _018_ = _009_ + 1'h1;
   assign _029_ = { 1'h0, current_bits } & _018_;
-  assign \port$1343$0  = | { 1'h0, _029_[7:6], 2'h0, _029_[3:2], 2'h0 };
+  assign \port$1345$0  = | { 1'h0, _029_[7:6], 2'h0, _029_[3:2], 2'h0 };
   assign _037_ = ~ current_bits;
   assign _038_ = _037_ + 1'h1;
   assign _039_ = { 1'h0, current_bits } & _038_;
-  assign \port$1348$0  = | { 1'h0, _039_[7:4], 4'h0 };
+  assign \port$1350$0  = | { 1'h0, _039_[7:4], 4'h0 };
   assign done = finishing & current_last;
   assign _042_ = ~ staged;
   assign advance = _042_ | expander_free;
   assign _044_ = ~ pending;
   assign _045_ = _044_ + 1'h1;
   assign _046_ = { 1'h0, pending } & _045_;
-  assign \port$1366$0  = | { 1'h0, _046_[511:508], 4'h0, _046_[503:500], 4'h0, _046_[495:492], 4'h0, _046_[487:484], 4'h0, _046_[479:476], 4'h0, _046_[471:468], 4'h0, _046_[463:460], 4'h0, _046_[455:452], 4'h0, _046_[447:444], 4'h0, _046_[439:436], 4'h0, _046_[431:428], 4'h0, _046_[423:420], 4'h0, _046_[415:412], 4'h0, _046_[407:404], 4'h0, _046_[399:396], 4'h0, _046_[391:388], 4'h0, _046_[383:380], 4'h0, _046_[375:372], 4'h0, _046_[367:364], 4'h0, _046_[359:356], 4'h0, _046_[351:348], 4'h0, _046_[343:340], 4'h0, _046_[335:332], 4'h0, _046_[327:324], 4'h0, _046_[319:316], 4'h0, _046_[311:308], 4'h0, _046_[303:300], 4'h0, _046_[295:292], 4'h0, _046_[287:284], 4'h0, _046_[279:276], 4'h0, _046_[271:268], 4'h0, _046_[263:260], 4'h0, _046_[255:252], 4'h0, _046_[247:244], 4'h0, _046_[239:236], 4'h0, _046_[231:228], 4'h0, _046_[223:220], 4'h0, _046_[215:212], 4'h0, _046_[207:204], 4'h0, _046_[199:196], 4'h0, _046_[191:188], 4'h0, _046_[183:180], 4'h0, _046_[175:172], 4'h0, _046_[167:164], 4'h0, _046_[159:156], 4'h0, _046_[151:148], 4'h0, _046_[143:140], 4'h0, _046_[135:132], 4'h0, _046_[127:124], 4'h0, _046_[119:116], 4'h0, _046_[111:108], 4'h0, _046_[103:100], 4'h0, _046_[95:92], 4'h0, _046_[87:84], 4'h0, _046_[79:76], 4'h0, _046_[71:68], 4'h0, _046_[63:60], 4'h0, _046_[55:52], 4'h0, _046_[47:44], 4'h0, _046_[39:36], 4'h0, _046_[31:28], 4'h0, _046_[23:20], 4'h0, _046_[15:12], 4'h0, _046_[7:4], 4'h0 };
+  assign \port$1368$0  = | { 1'h0, _046_[511:508], 4'h0, _046_[503:500], 4'h0, _046_[495:492], 4'h0, _046_[487:484], 4'h0, _046_[479:476], 4'h0, _046_[471:468], 4'h0, _046_[463:460], 4'h0, _046_[455:452], 4'h0, _046_[447:444], 4'h0, _046_[439:436], 4'h0, _046_[431:428], 4'h0, _046_[423:420], 4'h0, _046_[415:412], 4'h0, _046_[407:404], 4'h0, _046_[399:396], 4'h0, _046_[391:388], 4'h0, _046_[383:380], 4'h0, _046_[375:372], 4'h0, _046_[367:364], 4'h0, _046_[359:356], 4'h0, _046_[351:348], 4'h0, _046_[343:340], 4'h0, _046_[335:332], 4'h0, _046_[327:324], 4'h0, _046_[319:316], 4'h0, _046_[311:308], 4'h0, _046_[303:300], 4'h0, _046_[295:292], 4'h0, _046_[287:284], 4'h0, _046_[279:276], 4'h0, _046_[271:268], 4'h0, _046_[263:260], 4'h0, _046_[255:252], 4'h0, _046_[247:244], 4'h0, _046_[239:236], 4'h0, _046_[231:228], 4'h0, _046_[223:220], 4'h0, _046_[215:212], 4'h0, _046_[207:204], 4'h0, _046_[199:196], 4'h0, _046_[191:188], 4'h0, _046_[183:180], 4'h0, _046_[175:172], 4'h0, _046_[167:164], 4'h0, _046_[159:156], 4'h0, _046_[151:148], 4'h0, _046_[143:140], 4'h0, _046_[135:132], 4'h0, _046_[127:124], 4'h0, _046_[119:116], 4'h0, _046_[111:108], 4'h0, _046_[103:100], 4'h0, _046_[95:92], 4'h0, _046_[87:84], 4'h0, _046_[79:76], 4'h0, _046_[71:68], 4'h0, _046_[63:60], 4'h0, _046_[55:52], 4'h0, _046_[47:44], 4'h0, _046_[39:36], 4'h0, _046_[31:28], 4'h0, _046_[23:20], 4'h0, _046_[15:12], 4'h0, _046_[7:4], 4'h0 };
   assign _047_ = ~ pending;
   assign _048_ = _047_ + 1'h1;
   assign _049_ = { 1'h0, pending } & _048_;
-  assign \port$1371$0  = | { 1'h0, _049_[511:504], 8'h00, _049_[495:488], 8'h00, _049_[479:472], 8'h00, _049_[463:456], 8'h00, _049_[447:440], 8'h00, _049_[431:424], 8'h00, _049_[415:408], 8'h00, _049_[399:392], 8'h00, _049_[383:376], 8'h00, _049_[367:360], 8'h00, _049_[351:344], 8'h00, _049_[335:328], 8'h00, _049_[319:312], 8'h00, _049_[303:296], 8'h00, _049_[287:280], 8'h00, _049_[271:264], 8'h00, _049_[255:248], 8'h00, _049_[239:232], 8'h00, _049_[223:216], 8'h00, _049_[207:200], 8'h00, _049_[191:184], 8'h00, _049_[175:168], 8'h00, _049_[159:152], 8'h00, _049_[143:136], 8'h00, _049_[127:120], 8'h00, _049_[111:104], 8'h00, _049_[95:88], 8'h00, _049_[79:72], 8'h00, _049_[63:56], 8'h00, _049_[47:40], 8'h00, _049_[31:24], 8'h00, _049_[15:8], 8'h00 };
+  assign \port$1373$0  = | { 1'h0, _049_[511:504], 8'h00, _049_[495:488], 8'h00, _049_[479:472], 8'h00, _049_[463:456], 8'h00, _049_[447:440], 8'h00, _049_[431:424], 8'h00, _049_[415:408], 8'h00, _049_[399:392], 8'h00, _049_[383:376], 8'h00, _049_[367:360], 8'h00, _049_[351:344], 8'h00, _049_[335:328], 8'h00, _049_[319:312], 8'h00, _049_[303:296], 8'h00, _049_[287:280], 8'h00, _049_[271:264], 8'h00, _049_[255:248], 8'h00, _049_[239:232], 8'h00, _049_[223:216], 8'h00, _049_[207:200], 8'h00, _049_[191:184], 8'h00, _049_[175:168], 8'h00, _049_[159:152], 8'h00, _049_[143:136], 8'h00, _049_[127:120], 8'h00, _049_[111:104], 8'h00, _049_[95:88], 8'h00, _049_[79:72], 8'h00, _049_[63:56], 8'h00, _049_[47:40], 8'h00, _049_[31:24], 8'h00, _049_[15:8], 8'h00 };
   assign _051_ = ~ pending;
   assign _052_ = _051_ + 1'h1;
   assign _053_ = { 1'h0, pending } & _052_;
-  assign \port$1376$0  = | { 1'h0, _053_[511:496], 16'h0000, _053_[479:464], 16'h0000, _053_[447:432], 16'h0000, _053_[415:400], 16'h0000, _053_[383:368], 16'h0000, _053_[351:336], 16'h0000, _053_[319:304], 16'h0000, _053_[287:272], 16'h0000, _053_[255:240], 16'h0000, _053_[223:208], 16'h0000, _053_[191:176], 16'h0000, _053_[159:144], 16'h0000, _053_[127:112], 16'h0000, _053_[95:80], 16'h0000, _053_[63:48], 16'h0000, _053_[31:16], 16'h0000 };
+  assign \port$1378$0  = | { 1'h0, _053_[511:496], 16'h0000, _053_[479:464], 16'h0000, _053_[447:432], 16'h0000, _053_[415:400], 16'h0000, _053_[383:368], 16'h0000, _053_[351:336], 16'h0000, _053_[319:304], 16'h0000, _053_[287:272], 16'h0000, _053_[255:240], 16'h0000, _053_[223:208], 16'h0000, _053_[191:176], 16'h0000, _053_[159:144], 16'h0000, _053_[127:112], 16'h0000, _053_[95:80], 16'h0000, _053_[63:48], 16'h0000, _053_[31:16], 16'h0000 };
   assign _054_ = ~ pending;
   assign _055_ = _054_ + 1'h1;
   assign _056_ = { 1'h0, pending } & _055_;
-  assign \port$1381$0  = | { 1'h0, _056_[511:480], 32'h00000000, _056_[447:416], 32'h00000000, _056_[383:352], 32'h00000000, _056_[319:288], 32'h00000000, _056_[255:224], 32'h00000000, _056_[191:160], 32'h00000000, _056_[127:96], 32'h00000000, _056_[63:32], 32'h00000000 };
+  assign \port$1383$0  = | { 1'h0, _056_[511:480], 32'h00000000, _056_[447:416], 32'h00000000, _056_[383:352], 32'h00000000, _056_[319:288], 32'h00000000, _056_[255:224], 32'h00000000, _056_[191:160], 32'h00000000, _056_[127:96], 32'h00000000, _056_[63:32], 32'h00000000 };
   assign _058_ = ~ pending;
   assign _059_ = _058_ + 1'h1;
   assign _060_ = { 1'h0, pending } & _059_;
-  assign \port$1386$0  = | { 1'h0, _060_[511:448], 64'h0000000000000000, _060_[383:320], 64'h0000000000000000, _060_[255:192], 64'h0000000000000000, _060_[127:64], 64'h0000000000000000 };
+  assign \port$1388$0  = | { 1'h0, _060_[511:448], 64'h0000000000000000, _060_[383:320], 64'h0000000000000000, _060_[255:192], 64'h0000000000000000, _060_[127:64], 64'h0000000000000000 };
   assign _061_ = ~ pending;
   assign _062_ = _061_ + 1'h1;
   assign _063_ = { 1'h0, pending } & _062_;
-  assign \port$1391$0  = | { 1'h0, _063_[511:384], 128'h00000000000000000000000000000000, _063_[255:128], 128'h00000000000000000000000000000000 };
+  assign \port$1393$0  = | { 1'h0, _063_[511:384], 128'h00000000000000000000000000000000, _063_[255:128], 128'h00000000000000000000000000000000 };
   assign _065_ = ~ pending;
   assign _066_ = _065_ + 1'h1;
   assign _067_ = { 1'h0, pending } & _066_;
-  assign \port$1396$0  = | { 1'h0, _067_[511:256], 256'h0000000000000000000000000000000000000000000000000000000000000000 };
+  assign \port$1398$0  = | { 1'h0, _067_[511:256], 256'h0000000000000000000000000000000000000000000000000000000000000000 };
   assign mask_en = advance & scanning;
   assign _041_ = staged_group[1:0] * 4'h8;
   assign _068_ = mask_data >> _041_;
@@ -8876,8 +8876,8 @@ module \velcro_conv2d.scanner (rst, nonempty, mask_data, issue, \port$1338$0 , \
   assign _113_ = scanning ? _022_[511:0] : pending;
   assign _114_ = advance ? _113_ : pending;
   assign _115_ = start ? nonempty : _114_;
-  assign mask_addr = { \port$1396$0 , \port$1391$0 , \port$1386$0 , \port$1381$0 , \port$1376$0 , \port$1371$0 , \port$1366$0  };
-  assign index = { current_group, \port$1348$0 , \port$1343$0 , \port$1338$0  };
+  assign mask_addr = { \port$1398$0 , \port$1393$0 , \port$1388$0 , \port$1383$0 , \port$1378$0 , \port$1373$0 , \port$1368$0  };
+  assign index = { current_group, \port$1350$0 , \port$1345$0 , \port$1340$0  };
 endmodule
 
 module \velcro_conv2d.start_queue (rst, r_data, w_en, w_port__data, r_en, clk);
@@ -8982,6 +8982,1877 @@ endmodule
 
 module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_axil_awvalid, s_axil_wdata, s_axil_wstrb, s_axil_wvalid, s_axil_bready, s_axil_araddr, s_axil_arvalid, s_axil_rready, clk, rst, s_axis_tready, m_axis_tdata, m_axis_tvalid, m_axis_tlast, s_axil_awready, s_axil_wready, s_axil_bresp
 , s_axil_bvalid, s_axil_arready, s_axil_rdata, s_axil_rresp, s_axil_rvalid, s_axis_tdata);
+  wire [16:0] bus__araddr;
+  wire bus__arready;
+  wire bus__arvalid;
+  wire [16:0] bus__awaddr;
+  wire bus__awready;
+  wire bus__awvalid;
+  wire bus__bready;
+  wire [1:0] bus__bresp;
+  wire bus__bvalid;
+  wire [31:0] bus__rdata;
+  wire bus__rready;
+  wire [1:0] bus__rresp;
+  wire bus__rvalid;
+  wire [31:0] bus__wdata;
+  wire bus__wready;
+  wire [3:0] bus__wstrb;
+  wire bus__wvalid;
+  input clk;
+  wire clk;
+  wire [63:0] conv0__m_axis__tdata;
+  wire conv0__m_axis__tlast;
+  wire conv0__m_axis__tready;
+  wire conv0__m_axis__tvalid;
+  wire [12:0] conv0__s_axil__araddr;
+  wire conv0__s_axil__arready;
+  wire conv0__s_axil__arvalid;
+  wire [12:0] conv0__s_axil__awaddr;
+  wire conv0__s_axil__awready;
+  wire conv0__s_axil__awvalid;
+  wire conv0__s_axil__bready;
+  wire [1:0] conv0__s_axil__bresp;
+  wire conv0__s_axil__bvalid;
+  wire [31:0] conv0__s_axil__rdata;
+  wire conv0__s_axil__rready;
+  wire [1:0] conv0__s_axil__rresp;
+  wire conv0__s_axil__rvalid;
+  wire [31:0] conv0__s_axil__wdata;
+  wire conv0__s_axil__wready;
+  wire [3:0] conv0__s_axil__wstrb;
+  wire conv0__s_axil__wvalid;
+  wire [63:0] conv0__s_axis__tdata;
+  wire conv0__s_axis__tlast;
+  wire conv0__s_axis__tready;
+  wire conv0__s_axis__tvalid;
+  wire [63:0] conv10__m_axis__tdata;
+  wire conv10__m_axis__tlast;
+  wire conv10__m_axis__tready;
+  wire conv10__m_axis__tvalid;
+  wire [12:0] conv10__s_axil__araddr;
+  wire conv10__s_axil__arready;
+  wire conv10__s_axil__arvalid;
+  wire [12:0] conv10__s_axil__awaddr;
+  wire conv10__s_axil__awready;
+  wire conv10__s_axil__awvalid;
+  wire conv10__s_axil__bready;
+  wire [1:0] conv10__s_axil__bresp;
+  wire conv10__s_axil__bvalid;
+  wire [31:0] conv10__s_axil__rdata;
+  wire conv10__s_axil__rready;
+  wire [1:0] conv10__s_axil__rresp;
+  wire conv10__s_axil__rvalid;
+  wire [31:0] conv10__s_axil__wdata;
+  wire conv10__s_axil__wready;
+  wire [3:0] conv10__s_axil__wstrb;
+  wire conv10__s_axil__wvalid;
+  wire [63:0] conv10__s_axis__tdata;
+  wire conv10__s_axis__tlast;
+  wire conv10__s_axis__tready;
+  wire conv10__s_axis__tvalid;
+  wire [63:0] conv11__m_axis__tdata;
+  wire conv11__m_axis__tlast;
+  wire conv11__m_axis__tready;
+  wire conv11__m_axis__tvalid;
+  wire [12:0] conv11__s_axil__araddr;
+  wire conv11__s_axil__arready;
+  wire conv11__s_axil__arvalid;
+  wire [12:0] conv11__s_axil__awaddr;
+  wire conv11__s_axil__awready;
+  wire conv11__s_axil__awvalid;
+  wire conv11__s_axil__bready;
+  wire [1:0] conv11__s_axil__bresp;
+  wire conv11__s_axil__bvalid;
+  wire [31:0] conv11__s_axil__rdata;
+  wire conv11__s_axil__rready;
+  wire [1:0] conv11__s_axil__rresp;
+  wire conv11__s_axil__rvalid;
+  wire [31:0] conv11__s_axil__wdata;
+  wire conv11__s_axil__wready;
+  wire [3:0] conv11__s_axil__wstrb;
+  wire conv11__s_axil__wvalid;
+  wire [63:0] conv11__s_axis__tdata;
+  wire conv11__s_axis__tlast;
+  wire conv11__s_axis__tready;
+  wire conv11__s_axis__tvalid;
+  wire [63:0] conv12__m_axis__tdata;
+  wire conv12__m_axis__tlast;
+  wire conv12__m_axis__tready;
+  wire conv12__m_axis__tvalid;
+  wire [12:0] conv12__s_axil__araddr;
+  wire conv12__s_axil__arready;
+  wire conv12__s_axil__arvalid;
+  wire [12:0] conv12__s_axil__awaddr;
+  wire conv12__s_axil__awready;
+  wire conv12__s_axil__awvalid;
+  wire conv12__s_axil__bready;
+  wire [1:0] conv12__s_axil__bresp;
+  wire conv12__s_axil__bvalid;
+  wire [31:0] conv12__s_axil__rdata;
+  wire conv12__s_axil__rready;
+  wire [1:0] conv12__s_axil__rresp;
+  wire conv12__s_axil__rvalid;
+  wire [31:0] conv12__s_axil__wdata;
+  wire conv12__s_axil__wready;
+  wire [3:0] conv12__s_axil__wstrb;
+  wire conv12__s_axil__wvalid;
+  wire [63:0] conv12__s_axis__tdata;
+  wire conv12__s_axis__tlast;
+  wire conv12__s_axis__tready;
+  wire conv12__s_axis__tvalid;
+  wire [63:0] conv13__m_axis__tdata;
+  wire conv13__m_axis__tlast;
+  wire conv13__m_axis__tready;
+  wire conv13__m_axis__tvalid;
+  wire [12:0] conv13__s_axil__araddr;
+  wire conv13__s_axil__arready;
+  wire conv13__s_axil__arvalid;
+  wire [12:0] conv13__s_axil__awaddr;
+  wire conv13__s_axil__awready;
+  wire conv13__s_axil__awvalid;
+  wire conv13__s_axil__bready;
+  wire [1:0] conv13__s_axil__bresp;
+  wire conv13__s_axil__bvalid;
+  wire [31:0] conv13__s_axil__rdata;
+  wire conv13__s_axil__rready;
+  wire [1:0] conv13__s_axil__rresp;
+  wire conv13__s_axil__rvalid;
+  wire [31:0] conv13__s_axil__wdata;
+  wire conv13__s_axil__wready;
+  wire [3:0] conv13__s_axil__wstrb;
+  wire conv13__s_axil__wvalid;
+  wire [63:0] conv13__s_axis__tdata;
+  wire conv13__s_axis__tlast;
+  wire conv13__s_axis__tready;
+  wire conv13__s_axis__tvalid;
+  wire [63:0] conv14__m_axis__tdata;
+  wire conv14__m_axis__tlast;
+  wire conv14__m_axis__tready;
+  wire conv14__m_axis__tvalid;
+  wire [12:0] conv14__s_axil__araddr;
+  wire conv14__s_axil__arready;
+  wire conv14__s_axil__arvalid;
+  wire [12:0] conv14__s_axil__awaddr;
+  wire conv14__s_axil__awready;
+  wire conv14__s_axil__awvalid;
+  wire conv14__s_axil__bready;
+  wire [1:0] conv14__s_axil__bresp;
+  wire conv14__s_axil__bvalid;
+  wire [31:0] conv14__s_axil__rdata;
+  wire conv14__s_axil__rready;
+  wire [1:0] conv14__s_axil__rresp;
+  wire conv14__s_axil__rvalid;
+  wire [31:0] conv14__s_axil__wdata;
+  wire conv14__s_axil__wready;
+  wire [3:0] conv14__s_axil__wstrb;
+  wire conv14__s_axil__wvalid;
+  wire [63:0] conv14__s_axis__tdata;
+  wire conv14__s_axis__tlast;
+  wire conv14__s_axis__tready;
+  wire conv14__s_axis__tvalid;
+  wire [63:0] conv15__m_axis__tdata;
+  wire conv15__m_axis__tlast;
+  wire conv15__m_axis__tready;
+  wire conv15__m_axis__tvalid;
+  wire [12:0] conv15__s_axil__araddr;
+  wire conv15__s_axil__arready;
+  wire conv15__s_axil__arvalid;
+  wire [12:0] conv15__s_axil__awaddr;
+  wire conv15__s_axil__awready;
+  wire conv15__s_axil__awvalid;
+  wire conv15__s_axil__bready;
+  wire [1:0] conv15__s_axil__bresp;
+  wire conv15__s_axil__bvalid;
+  wire [31:0] conv15__s_axil__rdata;
+  wire conv15__s_axil__rready;
+  wire [1:0] conv15__s_axil__rresp;
+  wire conv15__s_axil__rvalid;
+  wire [31:0] conv15__s_axil__wdata;
+  wire conv15__s_axil__wready;
+  wire [3:0] conv15__s_axil__wstrb;
+  wire conv15__s_axil__wvalid;
+  wire [63:0] conv15__s_axis__tdata;
+  wire conv15__s_axis__tlast;
+  wire conv15__s_axis__tready;
+  wire conv15__s_axis__tvalid;
+  wire [63:0] conv1__m_axis__tdata;
+  wire conv1__m_axis__tlast;
+  wire conv1__m_axis__tready;
+  wire conv1__m_axis__tvalid;
+  wire [12:0] conv1__s_axil__araddr;
+  wire conv1__s_axil__arready;
+  wire conv1__s_axil__arvalid;
+  wire [12:0] conv1__s_axil__awaddr;
+  wire conv1__s_axil__awready;
+  wire conv1__s_axil__awvalid;
+  wire conv1__s_axil__bready;
+  wire [1:0] conv1__s_axil__bresp;
+  wire conv1__s_axil__bvalid;
+  wire [31:0] conv1__s_axil__rdata;
+  wire conv1__s_axil__rready;
+  wire [1:0] conv1__s_axil__rresp;
+  wire conv1__s_axil__rvalid;
+  wire [31:0] conv1__s_axil__wdata;
+  wire conv1__s_axil__wready;
+  wire [3:0] conv1__s_axil__wstrb;
+  wire conv1__s_axil__wvalid;
+  wire [63:0] conv1__s_axis__tdata;
+  wire conv1__s_axis__tlast;
+  wire conv1__s_axis__tready;
+  wire conv1__s_axis__tvalid;
+  wire [63:0] conv2__m_axis__tdata;
+  wire conv2__m_axis__tlast;
+  wire conv2__m_axis__tready;
+  wire conv2__m_axis__tvalid;
+  wire [12:0] conv2__s_axil__araddr;
+  wire conv2__s_axil__arready;
+  wire conv2__s_axil__arvalid;
+  wire [12:0] conv2__s_axil__awaddr;
+  wire conv2__s_axil__awready;
+  wire conv2__s_axil__awvalid;
+  wire conv2__s_axil__bready;
+  wire [1:0] conv2__s_axil__bresp;
+  wire conv2__s_axil__bvalid;
+  wire [31:0] conv2__s_axil__rdata;
+  wire conv2__s_axil__rready;
+  wire [1:0] conv2__s_axil__rresp;
+  wire conv2__s_axil__rvalid;
+  wire [31:0] conv2__s_axil__wdata;
+  wire conv2__s_axil__wready;
+  wire [3:0] conv2__s_axil__wstrb;
+  wire conv2__s_axil__wvalid;
+  wire [63:0] conv2__s_axis__tdata;
+  wire conv2__s_axis__tlast;
+  wire conv2__s_axis__tready;
+  wire conv2__s_axis__tvalid;
+  wire [63:0] conv3__m_axis__tdata;
+  wire conv3__m_axis__tlast;
+  wire conv3__m_axis__tready;
+  wire conv3__m_axis__tvalid;
+  wire [12:0] conv3__s_axil__araddr;
+  wire conv3__s_axil__arready;
+  wire conv3__s_axil__arvalid;
+  wire [12:0] conv3__s_axil__awaddr;
+  wire conv3__s_axil__awready;
+  wire conv3__s_axil__awvalid;
+  wire conv3__s_axil__bready;
+  wire [1:0] conv3__s_axil__bresp;
+  wire conv3__s_axil__bvalid;
+  wire [31:0] conv3__s_axil__rdata;
+  wire conv3__s_axil__rready;
+  wire [1:0] conv3__s_axil__rresp;
+  wire conv3__s_axil__rvalid;
+  wire [31:0] conv3__s_axil__wdata;
+  wire conv3__s_axil__wready;
+  wire [3:0] conv3__s_axil__wstrb;
+  wire conv3__s_axil__wvalid;
+  wire [63:0] conv3__s_axis__tdata;
+  wire conv3__s_axis__tlast;
+  wire conv3__s_axis__tready;
+  wire conv3__s_axis__tvalid;
+  wire [63:0] conv4__m_axis__tdata;
+  wire conv4__m_axis__tlast;
+  wire conv4__m_axis__tready;
+  wire conv4__m_axis__tvalid;
+  wire [12:0] conv4__s_axil__araddr;
+  wire conv4__s_axil__arready;
+  wire conv4__s_axil__arvalid;
+  wire [12:0] conv4__s_axil__awaddr;
+  wire conv4__s_axil__awready;
+  wire conv4__s_axil__awvalid;
+  wire conv4__s_axil__bready;
+  wire [1:0] conv4__s_axil__bresp;
+  wire conv4__s_axil__bvalid;
+  wire [31:0] conv4__s_axil__rdata;
+  wire conv4__s_axil__rready;
+  wire [1:0] conv4__s_axil__rresp;
+  wire conv4__s_axil__rvalid;
+  wire [31:0] conv4__s_axil__wdata;
+  wire conv4__s_axil__wready;
+  wire [3:0] conv4__s_axil__wstrb;
+  wire conv4__s_axil__wvalid;
+  wire [63:0] conv4__s_axis__tdata;
+  wire conv4__s_axis__tlast;
+  wire conv4__s_axis__tready;
+  wire conv4__s_axis__tvalid;
+  wire [63:0] conv5__m_axis__tdata;
+  wire conv5__m_axis__tlast;
+  wire conv5__m_axis__tready;
+  wire conv5__m_axis__tvalid;
+  wire [12:0] conv5__s_axil__araddr;
+  wire conv5__s_axil__arready;
+  wire conv5__s_axil__arvalid;
+  wire [12:0] conv5__s_axil__awaddr;
+  wire conv5__s_axil__awready;
+  wire conv5__s_axil__awvalid;
+  wire conv5__s_axil__bready;
+  wire [1:0] conv5__s_axil__bresp;
+  wire conv5__s_axil__bvalid;
+  wire [31:0] conv5__s_axil__rdata;
+  wire conv5__s_axil__rready;
+  wire [1:0] conv5__s_axil__rresp;
+  wire conv5__s_axil__rvalid;
+  wire [31:0] conv5__s_axil__wdata;
+  wire conv5__s_axil__wready;
+  wire [3:0] conv5__s_axil__wstrb;
+  wire conv5__s_axil__wvalid;
+  wire [63:0] conv5__s_axis__tdata;
+  wire conv5__s_axis__tlast;
+  wire conv5__s_axis__tready;
+  wire conv5__s_axis__tvalid;
+  wire [63:0] conv6__m_axis__tdata;
+  wire conv6__m_axis__tlast;
+  wire conv6__m_axis__tready;
+  wire conv6__m_axis__tvalid;
+  wire [12:0] conv6__s_axil__araddr;
+  wire conv6__s_axil__arready;
+  wire conv6__s_axil__arvalid;
+  wire [12:0] conv6__s_axil__awaddr;
+  wire conv6__s_axil__awready;
+  wire conv6__s_axil__awvalid;
+  wire conv6__s_axil__bready;
+  wire [1:0] conv6__s_axil__bresp;
+  wire conv6__s_axil__bvalid;
+  wire [31:0] conv6__s_axil__rdata;
+  wire conv6__s_axil__rready;
+  wire [1:0] conv6__s_axil__rresp;
+  wire conv6__s_axil__rvalid;
+  wire [31:0] conv6__s_axil__wdata;
+  wire conv6__s_axil__wready;
+  wire [3:0] conv6__s_axil__wstrb;
+  wire conv6__s_axil__wvalid;
+  wire [63:0] conv6__s_axis__tdata;
+  wire conv6__s_axis__tlast;
+  wire conv6__s_axis__tready;
+  wire conv6__s_axis__tvalid;
+  wire [63:0] conv7__m_axis__tdata;
+  wire conv7__m_axis__tlast;
+  wire conv7__m_axis__tready;
+  wire conv7__m_axis__tvalid;
+  wire [12:0] conv7__s_axil__araddr;
+  wire conv7__s_axil__arready;
+  wire conv7__s_axil__arvalid;
+  wire [12:0] conv7__s_axil__awaddr;
+  wire conv7__s_axil__awready;
+  wire conv7__s_axil__awvalid;
+  wire conv7__s_axil__bready;
+  wire [1:0] conv7__s_axil__bresp;
+  wire conv7__s_axil__bvalid;
+  wire [31:0] conv7__s_axil__rdata;
+  wire conv7__s_axil__rready;
+  wire [1:0] conv7__s_axil__rresp;
+  wire conv7__s_axil__rvalid;
+  wire [31:0] conv7__s_axil__wdata;
+  wire conv7__s_axil__wready;
+  wire [3:0] conv7__s_axil__wstrb;
+  wire conv7__s_axil__wvalid;
+  wire [63:0] conv7__s_axis__tdata;
+  wire conv7__s_axis__tlast;
+  wire conv7__s_axis__tready;
+  wire conv7__s_axis__tvalid;
+  wire [63:0] conv8__m_axis__tdata;
+  wire conv8__m_axis__tlast;
+  wire conv8__m_axis__tready;
+  wire conv8__m_axis__tvalid;
+  wire [12:0] conv8__s_axil__araddr;
+  wire conv8__s_axil__arready;
+  wire conv8__s_axil__arvalid;
+  wire [12:0] conv8__s_axil__awaddr;
+  wire conv8__s_axil__awready;
+  wire conv8__s_axil__awvalid;
+  wire conv8__s_axil__bready;
+  wire [1:0] conv8__s_axil__bresp;
+  wire conv8__s_axil__bvalid;
+  wire [31:0] conv8__s_axil__rdata;
+  wire conv8__s_axil__rready;
+  wire [1:0] conv8__s_axil__rresp;
+  wire conv8__s_axil__rvalid;
+  wire [31:0] conv8__s_axil__wdata;
+  wire conv8__s_axil__wready;
+  wire [3:0] conv8__s_axil__wstrb;
+  wire conv8__s_axil__wvalid;
+  wire [63:0] conv8__s_axis__tdata;
+  wire conv8__s_axis__tlast;
+  wire conv8__s_axis__tready;
+  wire conv8__s_axis__tvalid;
+  wire [63:0] conv9__m_axis__tdata;
+  wire conv9__m_axis__tlast;
+  wire conv9__m_axis__tready;
+  wire conv9__m_axis__tvalid;
+  wire [12:0] conv9__s_axil__araddr;
+  wire conv9__s_axil__arready;
+  wire conv9__s_axil__arvalid;
+  wire [12:0] conv9__s_axil__awaddr;
+  wire conv9__s_axil__awready;
+  wire conv9__s_axil__awvalid;
+  wire conv9__s_axil__bready;
+  wire [1:0] conv9__s_axil__bresp;
+  wire conv9__s_axil__bvalid;
+  wire [31:0] conv9__s_axil__rdata;
+  wire conv9__s_axil__rready;
+  wire [1:0] conv9__s_axil__rresp;
+  wire conv9__s_axil__rvalid;
+  wire [31:0] conv9__s_axil__wdata;
+  wire conv9__s_axil__wready;
+  wire [3:0] conv9__s_axil__wstrb;
+  wire conv9__s_axil__wvalid;
+  wire [63:0] conv9__s_axis__tdata;
+  wire conv9__s_axis__tlast;
+  wire conv9__s_axis__tready;
+  wire conv9__s_axis__tvalid;
+  output [1023:0] m_axis_tdata;
+  wire [1023:0] m_axis_tdata;
+  output [15:0] m_axis_tlast;
+  wire [15:0] m_axis_tlast;
+  input [15:0] m_axis_tready;
+  wire [15:0] m_axis_tready;
+  output [15:0] m_axis_tvalid;
+  wire [15:0] m_axis_tvalid;
+  input rst;
+  wire rst;
+  input [16:0] s_axil_araddr;
+  wire [16:0] s_axil_araddr;
+  output s_axil_arready;
+  wire s_axil_arready;
+  input s_axil_arvalid;
+  wire s_axil_arvalid;
+  input [16:0] s_axil_awaddr;
+  wire [16:0] s_axil_awaddr;
+  output s_axil_awready;
+  wire s_axil_awready;
+  input s_axil_awvalid;
+  wire s_axil_awvalid;
+  input s_axil_bready;
+  wire s_axil_bready;
+  output [1:0] s_axil_bresp;
+  wire [1:0] s_axil_bresp;
+  output s_axil_bvalid;
+  wire s_axil_bvalid;
+  output [31:0] s_axil_rdata;
+  wire [31:0] s_axil_rdata;
+  input s_axil_rready;
+  wire s_axil_rready;
+  output [1:0] s_axil_rresp;
+  wire [1:0] s_axil_rresp;
+  output s_axil_rvalid;
+  wire s_axil_rvalid;
+  input [31:0] s_axil_wdata;
+  wire [31:0] s_axil_wdata;
+  output s_axil_wready;
+  wire s_axil_wready;
+  input [3:0] s_axil_wstrb;
+  wire [3:0] s_axil_wstrb;
+  input s_axil_wvalid;
+  wire s_axil_wvalid;
+  input [1023:0] s_axis_tdata;
+  wire [1023:0] s_axis_tdata;
+  input [15:0] s_axis_tlast;
+  wire [15:0] s_axis_tlast;
+  output [15:0] s_axis_tready;
+  wire [15:0] s_axis_tready;
+  input [15:0] s_axis_tvalid;
+  wire [15:0] s_axis_tvalid;
+  wire [12:0] targets__0__araddr;
+  wire targets__0__arready;
+  wire targets__0__arvalid;
+  wire [12:0] targets__0__awaddr;
+  wire targets__0__awready;
+  wire targets__0__awvalid;
+  wire targets__0__bready;
+  wire [1:0] targets__0__bresp;
+  wire targets__0__bvalid;
+  wire [31:0] targets__0__rdata;
+  wire targets__0__rready;
+  wire [1:0] targets__0__rresp;
+  wire targets__0__rvalid;
+  wire [31:0] targets__0__wdata;
+  wire targets__0__wready;
+  wire [3:0] targets__0__wstrb;
+  wire targets__0__wvalid;
+  wire [12:0] targets__10__araddr;
+  wire targets__10__arready;
+  wire targets__10__arvalid;
+  wire [12:0] targets__10__awaddr;
+  wire targets__10__awready;
+  wire targets__10__awvalid;
+  wire targets__10__bready;
+  wire [1:0] targets__10__bresp;
+  wire targets__10__bvalid;
+  wire [31:0] targets__10__rdata;
+  wire targets__10__rready;
+  wire [1:0] targets__10__rresp;
+  wire targets__10__rvalid;
+  wire [31:0] targets__10__wdata;
+  wire targets__10__wready;
+  wire [3:0] targets__10__wstrb;
+  wire targets__10__wvalid;
+  wire [12:0] targets__11__araddr;
+  wire targets__11__arready;
+  wire targets__11__arvalid;
+  wire [12:0] targets__11__awaddr;
+  wire targets__11__awready;
+  wire targets__11__awvalid;
+  wire targets__11__bready;
+  wire [1:0] targets__11__bresp;
+  wire targets__11__bvalid;
+  wire [31:0] targets__11__rdata;
+  wire targets__11__rready;
+  wire [1:0] targets__11__rresp;
+  wire targets__11__rvalid;
+  wire [31:0] targets__11__wdata;
+  wire targets__11__wready;
+  wire [3:0] targets__11__wstrb;
+  wire targets__11__wvalid;
+  wire [12:0] targets__12__araddr;
+  wire targets__12__arready;
+  wire targets__12__arvalid;
+  wire [12:0] targets__12__awaddr;
+  wire targets__12__awready;
+  wire targets__12__awvalid;
+  wire targets__12__bready;
+  wire [1:0] targets__12__bresp;
+  wire targets__12__bvalid;
+  wire [31:0] targets__12__rdata;
+  wire targets__12__rready;
+  wire [1:0] targets__12__rresp;
+  wire targets__12__rvalid;
+  wire [31:0] targets__12__wdata;
+  wire targets__12__wready;
+  wire [3:0] targets__12__wstrb;
+  wire targets__12__wvalid;
+  wire [12:0] targets__13__araddr;
+  wire targets__13__arready;
+  wire targets__13__arvalid;
+  wire [12:0] targets__13__awaddr;
+  wire targets__13__awready;
+  wire targets__13__awvalid;
+  wire targets__13__bready;
+  wire [1:0] targets__13__bresp;
+  wire targets__13__bvalid;
+  wire [31:0] targets__13__rdata;
+  wire targets__13__rready;
+  wire [1:0] targets__13__rresp;
+  wire targets__13__rvalid;
+  wire [31:0] targets__13__wdata;
+  wire targets__13__wready;
+  wire [3:0] targets__13__wstrb;
+  wire targets__13__wvalid;
+  wire [12:0] targets__14__araddr;
+  wire targets__14__arready;
+  wire targets__14__arvalid;
+  wire [12:0] targets__14__awaddr;
+  wire targets__14__awready;
+  wire targets__14__awvalid;
+  wire targets__14__bready;
+  wire [1:0] targets__14__bresp;
+  wire targets__14__bvalid;
+  wire [31:0] targets__14__rdata;
+  wire targets__14__rready;
+  wire [1:0] targets__14__rresp;
+  wire targets__14__rvalid;
+  wire [31:0] targets__14__wdata;
+  wire targets__14__wready;
+  wire [3:0] targets__14__wstrb;
+  wire targets__14__wvalid;
+  wire [12:0] targets__15__araddr;
+  wire targets__15__arready;
+  wire targets__15__arvalid;
+  wire [12:0] targets__15__awaddr;
+  wire targets__15__awready;
+  wire targets__15__awvalid;
+  wire targets__15__bready;
+  wire [1:0] targets__15__bresp;
+  wire targets__15__bvalid;
+  wire [31:0] targets__15__rdata;
+  wire targets__15__rready;
+  wire [1:0] targets__15__rresp;
+  wire targets__15__rvalid;
+  wire [31:0] targets__15__wdata;
+  wire targets__15__wready;
+  wire [3:0] targets__15__wstrb;
+  wire targets__15__wvalid;
+  wire [12:0] targets__1__araddr;
+  wire targets__1__arready;
+  wire targets__1__arvalid;
+  wire [12:0] targets__1__awaddr;
+  wire targets__1__awready;
+  wire targets__1__awvalid;
+  wire targets__1__bready;
+  wire [1:0] targets__1__bresp;
+  wire targets__1__bvalid;
+  wire [31:0] targets__1__rdata;
+  wire targets__1__rready;
+  wire [1:0] targets__1__rresp;
+  wire targets__1__rvalid;
+  wire [31:0] targets__1__wdata;
+  wire targets__1__wready;
+  wire [3:0] targets__1__wstrb;
+  wire targets__1__wvalid;
+  wire [12:0] targets__2__araddr;
+  wire targets__2__arready;
+  wire targets__2__arvalid;
+  wire [12:0] targets__2__awaddr;
+  wire targets__2__awready;
+  wire targets__2__awvalid;
+  wire targets__2__bready;
+  wire [1:0] targets__2__bresp;
+  wire targets__2__bvalid;
+  wire [31:0] targets__2__rdata;
+  wire targets__2__rready;
+  wire [1:0] targets__2__rresp;
+  wire targets__2__rvalid;
+  wire [31:0] targets__2__wdata;
+  wire targets__2__wready;
+  wire [3:0] targets__2__wstrb;
+  wire targets__2__wvalid;
+  wire [12:0] targets__3__araddr;
+  wire targets__3__arready;
+  wire targets__3__arvalid;
+  wire [12:0] targets__3__awaddr;
+  wire targets__3__awready;
+  wire targets__3__awvalid;
+  wire targets__3__bready;
+  wire [1:0] targets__3__bresp;
+  wire targets__3__bvalid;
+  wire [31:0] targets__3__rdata;
+  wire targets__3__rready;
+  wire [1:0] targets__3__rresp;
+  wire targets__3__rvalid;
+  wire [31:0] targets__3__wdata;
+  wire targets__3__wready;
+  wire [3:0] targets__3__wstrb;
+  wire targets__3__wvalid;
+  wire [12:0] targets__4__araddr;
+  wire targets__4__arready;
+  wire targets__4__arvalid;
+  wire [12:0] targets__4__awaddr;
+  wire targets__4__awready;
+  wire targets__4__awvalid;
+  wire targets__4__bready;
+  wire [1:0] targets__4__bresp;
+  wire targets__4__bvalid;
+  wire [31:0] targets__4__rdata;
+  wire targets__4__rready;
+  wire [1:0] targets__4__rresp;
+  wire targets__4__rvalid;
+  wire [31:0] targets__4__wdata;
+  wire targets__4__wready;
+  wire [3:0] targets__4__wstrb;
+  wire targets__4__wvalid;
+  wire [12:0] targets__5__araddr;
+  wire targets__5__arready;
+  wire targets__5__arvalid;
+  wire [12:0] targets__5__awaddr;
+  wire targets__5__awready;
+  wire targets__5__awvalid;
+  wire targets__5__bready;
+  wire [1:0] targets__5__bresp;
+  wire targets__5__bvalid;
+  wire [31:0] targets__5__rdata;
+  wire targets__5__rready;
+  wire [1:0] targets__5__rresp;
+  wire targets__5__rvalid;
+  wire [31:0] targets__5__wdata;
+  wire targets__5__wready;
+  wire [3:0] targets__5__wstrb;
+  wire targets__5__wvalid;
+  wire [12:0] targets__6__araddr;
+  wire targets__6__arready;
+  wire targets__6__arvalid;
+  wire [12:0] targets__6__awaddr;
+  wire targets__6__awready;
+  wire targets__6__awvalid;
+  wire targets__6__bready;
+  wire [1:0] targets__6__bresp;
+  wire targets__6__bvalid;
+  wire [31:0] targets__6__rdata;
+  wire targets__6__rready;
+  wire [1:0] targets__6__rresp;
+  wire targets__6__rvalid;
+  wire [31:0] targets__6__wdata;
+  wire targets__6__wready;
+  wire [3:0] targets__6__wstrb;
+  wire targets__6__wvalid;
+  wire [12:0] targets__7__araddr;
+  wire targets__7__arready;
+  wire targets__7__arvalid;
+  wire [12:0] targets__7__awaddr;
+  wire targets__7__awready;
+  wire targets__7__awvalid;
+  wire targets__7__bready;
+  wire [1:0] targets__7__bresp;
+  wire targets__7__bvalid;
+  wire [31:0] targets__7__rdata;
+  wire targets__7__rready;
+  wire [1:0] targets__7__rresp;
+  wire targets__7__rvalid;
+  wire [31:0] targets__7__wdata;
+  wire targets__7__wready;
+  wire [3:0] targets__7__wstrb;
+  wire targets__7__wvalid;
+  wire [12:0] targets__8__araddr;
+  wire targets__8__arready;
+  wire targets__8__arvalid;
+  wire [12:0] targets__8__awaddr;
+  wire targets__8__awready;
+  wire targets__8__awvalid;
+  wire targets__8__bready;
+  wire [1:0] targets__8__bresp;
+  wire targets__8__bvalid;
+  wire [31:0] targets__8__rdata;
+  wire targets__8__rready;
+  wire [1:0] targets__8__rresp;
+  wire targets__8__rvalid;
+  wire [31:0] targets__8__wdata;
+  wire targets__8__wready;
+  wire [3:0] targets__8__wstrb;
+  wire targets__8__wvalid;
+  wire [12:0] targets__9__araddr;
+  wire targets__9__arready;
+  wire targets__9__arvalid;
+  wire [12:0] targets__9__awaddr;
+  wire targets__9__awready;
+  wire targets__9__awvalid;
+  wire targets__9__bready;
+  wire [1:0] targets__9__bresp;
+  wire targets__9__bvalid;
+  wire [31:0] targets__9__rdata;
+  wire targets__9__rready;
+  wire [1:0] targets__9__rresp;
+  wire targets__9__rvalid;
+  wire [31:0] targets__9__wdata;
+  wire targets__9__wready;
+  wire [3:0] targets__9__wstrb;
+  wire targets__9__wvalid;
+  \velcro_top.bridge  bridge (
+    .bus__araddr(s_axil_araddr),
+    .bus__arready(s_axil_arready),
+    .bus__arvalid(s_axil_arvalid),
+    .bus__awaddr(s_axil_awaddr),
+    .bus__awready(s_axil_awready),
+    .bus__awvalid(s_axil_awvalid),
+    .bus__bready(s_axil_bready),
+    .bus__bresp(s_axil_bresp),
+    .bus__bvalid(s_axil_bvalid),
+    .bus__rdata(s_axil_rdata),
+    .bus__rready(s_axil_rready),
+    .bus__rresp(s_axil_rresp),
+    .bus__rvalid(s_axil_rvalid),
+    .bus__wdata(s_axil_wdata),
+    .bus__wready(s_axil_wready),
+    .bus__wstrb(s_axil_wstrb),
+    .bus__wvalid(s_axil_wvalid),
+    .clk(clk),
+    .rst(rst),
+    .targets__0__araddr(conv0__s_axil__araddr),
+    .targets__0__arready(targets__0__arready),
+    .targets__0__arvalid(conv0__s_axil__arvalid),
+    .targets__0__awaddr(conv0__s_axil__awaddr),
+    .targets__0__awready(targets__0__awready),
+    .targets__0__awvalid(conv0__s_axil__awvalid),
+    .targets__0__bready(conv0__s_axil__bready),
+    .targets__0__bresp(targets__0__bresp),
+    .targets__0__bvalid(targets__0__bvalid),
+    .targets__0__rdata(targets__0__rdata),
+    .targets__0__rready(conv0__s_axil__rready),
+    .targets__0__rresp(targets__0__rresp),
+    .targets__0__rvalid(targets__0__rvalid),
+    .targets__0__wdata(conv0__s_axil__wdata),
+    .targets__0__wready(targets__0__wready),
+    .targets__0__wstrb(conv0__s_axil__wstrb),
+    .targets__0__wvalid(conv0__s_axil__wvalid),
+    .targets__10__arready(targets__10__arready),
+    .targets__10__arvalid(conv10__s_axil__arvalid),
+    .targets__10__awready(targets__10__awready),
+    .targets__10__awvalid(conv10__s_axil__awvalid),
+    .targets__10__bready(conv10__s_axil__bready),
+    .targets__10__bresp(targets__10__bresp),
+    .targets__10__bvalid(targets__10__bvalid),
+    .targets__10__rdata(targets__10__rdata),
+    .targets__10__rready(conv10__s_axil__rready),
+    .targets__10__rresp(targets__10__rresp),
+    .targets__10__rvalid(targets__10__rvalid),
+    .targets__10__wready(targets__10__wready),
+    .targets__10__wvalid(conv10__s_axil__wvalid),
+    .targets__11__arready(targets__11__arready),
+    .targets__11__arvalid(conv11__s_axil__arvalid),
+    .targets__11__awready(targets__11__awready),
+    .targets__11__awvalid(conv11__s_axil__awvalid),
+    .targets__11__bready(conv11__s_axil__bready),
+    .targets__11__bresp(targets__11__bresp),
+    .targets__11__bvalid(targets__11__bvalid),
+    .targets__11__rdata(targets__11__rdata),
+    .targets__11__rready(conv11__s_axil__rready),
+    .targets__11__rresp(targets__11__rresp),
+    .targets__11__rvalid(targets__11__rvalid),
+    .targets__11__wready(targets__11__wready),
+    .targets__11__wvalid(conv11__s_axil__wvalid),
+    .targets__12__arready(targets__12__arready),
+    .targets__12__arvalid(conv12__s_axil__arvalid),
+    .targets__12__awready(targets__12__awready),
+    .targets__12__awvalid(conv12__s_axil__awvalid),
+    .targets__12__bready(conv12__s_axil__bready),
+    .targets__12__bresp(targets__12__bresp),
+    .targets__12__bvalid(targets__12__bvalid),
+    .targets__12__rdata(targets__12__rdata),
+    .targets__12__rready(conv12__s_axil__rready),
+    .targets__12__rresp(targets__12__rresp),
+    .targets__12__rvalid(targets__12__rvalid),
+    .targets__12__wready(targets__12__wready),
+    .targets__12__wvalid(conv12__s_axil__wvalid),
+    .targets__13__arready(targets__13__arready),
+    .targets__13__arvalid(conv13__s_axil__arvalid),
+    .targets__13__awready(targets__13__awready),
+    .targets__13__awvalid(conv13__s_axil__awvalid),
+    .targets__13__bready(conv13__s_axil__bready),
+    .targets__13__bresp(targets__13__bresp),
+    .targets__13__bvalid(targets__13__bvalid),
+    .targets__13__rdata(targets__13__rdata),
+    .targets__13__rready(conv13__s_axil__rready),
+    .targets__13__rresp(targets__13__rresp),
+    .targets__13__rvalid(targets__13__rvalid),
+    .targets__13__wready(targets__13__wready),
+    .targets__13__wvalid(conv13__s_axil__wvalid),
+    .targets__14__arready(targets__14__arready),
+    .targets__14__arvalid(conv14__s_axil__arvalid),
+    .targets__14__awready(targets__14__awready),
+    .targets__14__awvalid(conv14__s_axil__awvalid),
+    .targets__14__bready(conv14__s_axil__bready),
+    .targets__14__bresp(targets__14__bresp),
+    .targets__14__bvalid(targets__14__bvalid),
+    .targets__14__rdata(targets__14__rdata),
+    .targets__14__rready(conv14__s_axil__rready),
+    .targets__14__rresp(targets__14__rresp),
+    .targets__14__rvalid(targets__14__rvalid),
+    .targets__14__wready(targets__14__wready),
+    .targets__14__wvalid(conv14__s_axil__wvalid),
+    .targets__15__arready(targets__15__arready),
+    .targets__15__arvalid(conv15__s_axil__arvalid),
+    .targets__15__awready(targets__15__awready),
+    .targets__15__awvalid(conv15__s_axil__awvalid),
+    .targets__15__bready(conv15__s_axil__bready),
+    .targets__15__bresp(targets__15__bresp),
+    .targets__15__bvalid(targets__15__bvalid),
+    .targets__15__rdata(targets__15__rdata),
+    .targets__15__rready(conv15__s_axil__rready),
+    .targets__15__rresp(targets__15__rresp),
+    .targets__15__rvalid(targets__15__rvalid),
+    .targets__15__wready(targets__15__wready),
+    .targets__15__wvalid(conv15__s_axil__wvalid),
+    .targets__1__arready(targets__1__arready),
+    .targets__1__arvalid(conv1__s_axil__arvalid),
+    .targets__1__awready(targets__1__awready),
+    .targets__1__awvalid(conv1__s_axil__awvalid),
+    .targets__1__bready(conv1__s_axil__bready),
+    .targets__1__bresp(targets__1__bresp),
+    .targets__1__bvalid(targets__1__bvalid),
+    .targets__1__rdata(targets__1__rdata),
+    .targets__1__rready(conv1__s_axil__rready),
+    .targets__1__rresp(targets__1__rresp),
+    .targets__1__rvalid(targets__1__rvalid),
+    .targets__1__wready(targets__1__wready),
+    .targets__1__wvalid(conv1__s_axil__wvalid),
+    .targets__2__arready(targets__2__arready),
+    .targets__2__arvalid(conv2__s_axil__arvalid),
+    .targets__2__awready(targets__2__awready),
+    .targets__2__awvalid(conv2__s_axil__awvalid),
+    .targets__2__bready(conv2__s_axil__bready),
+    .targets__2__bresp(targets__2__bresp),
+    .targets__2__bvalid(targets__2__bvalid),
+    .targets__2__rdata(targets__2__rdata),
+    .targets__2__rready(conv2__s_axil__rready),
+    .targets__2__rresp(targets__2__rresp),
+    .targets__2__rvalid(targets__2__rvalid),
+    .targets__2__wready(targets__2__wready),
+    .targets__2__wvalid(conv2__s_axil__wvalid),
+    .targets__3__arready(targets__3__arready),
+    .targets__3__arvalid(conv3__s_axil__arvalid),
+    .targets__3__awready(targets__3__awready),
+    .targets__3__awvalid(conv3__s_axil__awvalid),
+    .targets__3__bready(conv3__s_axil__bready),
+    .targets__3__bresp(targets__3__bresp),
+    .targets__3__bvalid(targets__3__bvalid),
+    .targets__3__rdata(targets__3__rdata),
+    .targets__3__rready(conv3__s_axil__rready),
+    .targets__3__rresp(targets__3__rresp),
+    .targets__3__rvalid(targets__3__rvalid),
+    .targets__3__wready(targets__3__wready),
+    .targets__3__wvalid(conv3__s_axil__wvalid),
+    .targets__4__arready(targets__4__arready),
+    .targets__4__arvalid(conv4__s_axil__arvalid),
+    .targets__4__awready(targets__4__awready),
+    .targets__4__awvalid(conv4__s_axil__awvalid),
+    .targets__4__bready(conv4__s_axil__bready),
+    .targets__4__bresp(targets__4__bresp),
+    .targets__4__bvalid(targets__4__bvalid),
+    .targets__4__rdata(targets__4__rdata),
+    .targets__4__rready(conv4__s_axil__rready),
+    .targets__4__rresp(targets__4__rresp),
+    .targets__4__rvalid(targets__4__rvalid),
+    .targets__4__wready(targets__4__wready),
+    .targets__4__wvalid(conv4__s_axil__wvalid),
+    .targets__5__arready(targets__5__arready),
+    .targets__5__arvalid(conv5__s_axil__arvalid),
+    .targets__5__awready(targets__5__awready),
+    .targets__5__awvalid(conv5__s_axil__awvalid),
+    .targets__5__bready(conv5__s_axil__bready),
+    .targets__5__bresp(targets__5__bresp),
+    .targets__5__bvalid(targets__5__bvalid),
+    .targets__5__rdata(targets__5__rdata),
+    .targets__5__rready(conv5__s_axil__rready),
+    .targets__5__rresp(targets__5__rresp),
+    .targets__5__rvalid(targets__5__rvalid),
+    .targets__5__wready(targets__5__wready),
+    .targets__5__wvalid(conv5__s_axil__wvalid),
+    .targets__6__arready(targets__6__arready),
+    .targets__6__arvalid(conv6__s_axil__arvalid),
+    .targets__6__awready(targets__6__awready),
+    .targets__6__awvalid(conv6__s_axil__awvalid),
+    .targets__6__bready(conv6__s_axil__bready),
+    .targets__6__bresp(targets__6__bresp),
+    .targets__6__bvalid(targets__6__bvalid),
+    .targets__6__rdata(targets__6__rdata),
+    .targets__6__rready(conv6__s_axil__rready),
+    .targets__6__rresp(targets__6__rresp),
+    .targets__6__rvalid(targets__6__rvalid),
+    .targets__6__wready(targets__6__wready),
+    .targets__6__wvalid(conv6__s_axil__wvalid),
+    .targets__7__arready(targets__7__arready),
+    .targets__7__arvalid(conv7__s_axil__arvalid),
+    .targets__7__awready(targets__7__awready),
+    .targets__7__awvalid(conv7__s_axil__awvalid),
+    .targets__7__bready(conv7__s_axil__bready),
+    .targets__7__bresp(targets__7__bresp),
+    .targets__7__bvalid(targets__7__bvalid),
+    .targets__7__rdata(targets__7__rdata),
+    .targets__7__rready(conv7__s_axil__rready),
+    .targets__7__rresp(targets__7__rresp),
+    .targets__7__rvalid(targets__7__rvalid),
+    .targets__7__wready(targets__7__wready),
+    .targets__7__wvalid(conv7__s_axil__wvalid),
+    .targets__8__arready(targets__8__arready),
+    .targets__8__arvalid(conv8__s_axil__arvalid),
+    .targets__8__awready(targets__8__awready),
+    .targets__8__awvalid(conv8__s_axil__awvalid),
+    .targets__8__bready(conv8__s_axil__bready),
+    .targets__8__bresp(targets__8__bresp),
+    .targets__8__bvalid(targets__8__bvalid),
+    .targets__8__rdata(targets__8__rdata),
+    .targets__8__rready(conv8__s_axil__rready),
+    .targets__8__rresp(targets__8__rresp),
+    .targets__8__rvalid(targets__8__rvalid),
+    .targets__8__wready(targets__8__wready),
+    .targets__8__wvalid(conv8__s_axil__wvalid),
+    .targets__9__arready(targets__9__arready),
+    .targets__9__arvalid(conv9__s_axil__arvalid),
+    .targets__9__awready(targets__9__awready),
+    .targets__9__awvalid(conv9__s_axil__awvalid),
+    .targets__9__bready(conv9__s_axil__bready),
+    .targets__9__bresp(targets__9__bresp),
+    .targets__9__bvalid(targets__9__bvalid),
+    .targets__9__rdata(targets__9__rdata),
+    .targets__9__rready(conv9__s_axil__rready),
+    .targets__9__rresp(targets__9__rresp),
+    .targets__9__rvalid(targets__9__rvalid),
+    .targets__9__wready(targets__9__wready),
+    .targets__9__wvalid(conv9__s_axil__wvalid)
+  );
+  velcro_conv2d conv0 (
+    .clk(clk),
+    .m_axis_tdata(conv0__m_axis__tdata),
+    .m_axis_tlast(conv0__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[0]),
+    .m_axis_tvalid(conv0__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__0__arready),
+    .s_axil_arvalid(conv0__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__0__awready),
+    .s_axil_awvalid(conv0__s_axil__awvalid),
+    .s_axil_bready(conv0__s_axil__bready),
+    .s_axil_bresp(targets__0__bresp),
+    .s_axil_bvalid(targets__0__bvalid),
+    .s_axil_rdata(targets__0__rdata),
+    .s_axil_rready(conv0__s_axil__rready),
+    .s_axil_rresp(targets__0__rresp),
+    .s_axil_rvalid(targets__0__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__0__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv0__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[63:0]),
+    .s_axis_tlast(s_axis_tlast[0]),
+    .s_axis_tready(conv0__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[0])
+  );
+  velcro_conv2d conv1 (
+    .clk(clk),
+    .m_axis_tdata(conv1__m_axis__tdata),
+    .m_axis_tlast(conv1__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[1]),
+    .m_axis_tvalid(conv1__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__1__arready),
+    .s_axil_arvalid(conv1__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__1__awready),
+    .s_axil_awvalid(conv1__s_axil__awvalid),
+    .s_axil_bready(conv1__s_axil__bready),
+    .s_axil_bresp(targets__1__bresp),
+    .s_axil_bvalid(targets__1__bvalid),
+    .s_axil_rdata(targets__1__rdata),
+    .s_axil_rready(conv1__s_axil__rready),
+    .s_axil_rresp(targets__1__rresp),
+    .s_axil_rvalid(targets__1__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__1__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv1__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[127:64]),
+    .s_axis_tlast(s_axis_tlast[1]),
+    .s_axis_tready(conv1__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[1])
+  );
+  velcro_conv2d conv10 (
+    .clk(clk),
+    .m_axis_tdata(conv10__m_axis__tdata),
+    .m_axis_tlast(conv10__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[10]),
+    .m_axis_tvalid(conv10__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__10__arready),
+    .s_axil_arvalid(conv10__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__10__awready),
+    .s_axil_awvalid(conv10__s_axil__awvalid),
+    .s_axil_bready(conv10__s_axil__bready),
+    .s_axil_bresp(targets__10__bresp),
+    .s_axil_bvalid(targets__10__bvalid),
+    .s_axil_rdata(targets__10__rdata),
+    .s_axil_rready(conv10__s_axil__rready),
+    .s_axil_rresp(targets__10__rresp),
+    .s_axil_rvalid(targets__10__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__10__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv10__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[703:640]),
+    .s_axis_tlast(s_axis_tlast[10]),
+    .s_axis_tready(conv10__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[10])
+  );
+  velcro_conv2d conv11 (
+    .clk(clk),
+    .m_axis_tdata(conv11__m_axis__tdata),
+    .m_axis_tlast(conv11__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[11]),
+    .m_axis_tvalid(conv11__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__11__arready),
+    .s_axil_arvalid(conv11__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__11__awready),
+    .s_axil_awvalid(conv11__s_axil__awvalid),
+    .s_axil_bready(conv11__s_axil__bready),
+    .s_axil_bresp(targets__11__bresp),
+    .s_axil_bvalid(targets__11__bvalid),
+    .s_axil_rdata(targets__11__rdata),
+    .s_axil_rready(conv11__s_axil__rready),
+    .s_axil_rresp(targets__11__rresp),
+    .s_axil_rvalid(targets__11__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__11__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv11__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[767:704]),
+    .s_axis_tlast(s_axis_tlast[11]),
+    .s_axis_tready(conv11__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[11])
+  );
+  velcro_conv2d conv12 (
+    .clk(clk),
+    .m_axis_tdata(conv12__m_axis__tdata),
+    .m_axis_tlast(conv12__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[12]),
+    .m_axis_tvalid(conv12__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__12__arready),
+    .s_axil_arvalid(conv12__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__12__awready),
+    .s_axil_awvalid(conv12__s_axil__awvalid),
+    .s_axil_bready(conv12__s_axil__bready),
+    .s_axil_bresp(targets__12__bresp),
+    .s_axil_bvalid(targets__12__bvalid),
+    .s_axil_rdata(targets__12__rdata),
+    .s_axil_rready(conv12__s_axil__rready),
+    .s_axil_rresp(targets__12__rresp),
+    .s_axil_rvalid(targets__12__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__12__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv12__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[831:768]),
+    .s_axis_tlast(s_axis_tlast[12]),
+    .s_axis_tready(conv12__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[12])
+  );
+  velcro_conv2d conv13 (
+    .clk(clk),
+    .m_axis_tdata(conv13__m_axis__tdata),
+    .m_axis_tlast(conv13__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[13]),
+    .m_axis_tvalid(conv13__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__13__arready),
+    .s_axil_arvalid(conv13__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__13__awready),
+    .s_axil_awvalid(conv13__s_axil__awvalid),
+    .s_axil_bready(conv13__s_axil__bready),
+    .s_axil_bresp(targets__13__bresp),
+    .s_axil_bvalid(targets__13__bvalid),
+    .s_axil_rdata(targets__13__rdata),
+    .s_axil_rready(conv13__s_axil__rready),
+    .s_axil_rresp(targets__13__rresp),
+    .s_axil_rvalid(targets__13__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__13__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv13__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[895:832]),
+    .s_axis_tlast(s_axis_tlast[13]),
+    .s_axis_tready(conv13__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[13])
+  );
+  velcro_conv2d conv14 (
+    .clk(clk),
+    .m_axis_tdata(conv14__m_axis__tdata),
+    .m_axis_tlast(conv14__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[14]),
+    .m_axis_tvalid(conv14__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__14__arready),
+    .s_axil_arvalid(conv14__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__14__awready),
+    .s_axil_awvalid(conv14__s_axil__awvalid),
+    .s_axil_bready(conv14__s_axil__bready),
+    .s_axil_bresp(targets__14__bresp),
+    .s_axil_bvalid(targets__14__bvalid),
+    .s_axil_rdata(targets__14__rdata),
+    .s_axil_rready(conv14__s_axil__rready),
+    .s_axil_rresp(targets__14__rresp),
+    .s_axil_rvalid(targets__14__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__14__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv14__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[959:896]),
+    .s_axis_tlast(s_axis_tlast[14]),
+    .s_axis_tready(conv14__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[14])
+  );
+  velcro_conv2d conv15 (
+    .clk(clk),
+    .m_axis_tdata(conv15__m_axis__tdata),
+    .m_axis_tlast(conv15__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[15]),
+    .m_axis_tvalid(conv15__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__15__arready),
+    .s_axil_arvalid(conv15__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__15__awready),
+    .s_axil_awvalid(conv15__s_axil__awvalid),
+    .s_axil_bready(conv15__s_axil__bready),
+    .s_axil_bresp(targets__15__bresp),
+    .s_axil_bvalid(targets__15__bvalid),
+    .s_axil_rdata(targets__15__rdata),
+    .s_axil_rready(conv15__s_axil__rready),
+    .s_axil_rresp(targets__15__rresp),
+    .s_axil_rvalid(targets__15__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__15__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv15__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[1023:960]),
+    .s_axis_tlast(s_axis_tlast[15]),
+    .s_axis_tready(conv15__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[15])
+  );
+  velcro_conv2d conv2 (
+    .clk(clk),
+    .m_axis_tdata(conv2__m_axis__tdata),
+    .m_axis_tlast(conv2__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[2]),
+    .m_axis_tvalid(conv2__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__2__arready),
+    .s_axil_arvalid(conv2__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__2__awready),
+    .s_axil_awvalid(conv2__s_axil__awvalid),
+    .s_axil_bready(conv2__s_axil__bready),
+    .s_axil_bresp(targets__2__bresp),
+    .s_axil_bvalid(targets__2__bvalid),
+    .s_axil_rdata(targets__2__rdata),
+    .s_axil_rready(conv2__s_axil__rready),
+    .s_axil_rresp(targets__2__rresp),
+    .s_axil_rvalid(targets__2__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__2__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv2__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[191:128]),
+    .s_axis_tlast(s_axis_tlast[2]),
+    .s_axis_tready(conv2__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[2])
+  );
+  velcro_conv2d conv3 (
+    .clk(clk),
+    .m_axis_tdata(conv3__m_axis__tdata),
+    .m_axis_tlast(conv3__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[3]),
+    .m_axis_tvalid(conv3__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__3__arready),
+    .s_axil_arvalid(conv3__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__3__awready),
+    .s_axil_awvalid(conv3__s_axil__awvalid),
+    .s_axil_bready(conv3__s_axil__bready),
+    .s_axil_bresp(targets__3__bresp),
+    .s_axil_bvalid(targets__3__bvalid),
+    .s_axil_rdata(targets__3__rdata),
+    .s_axil_rready(conv3__s_axil__rready),
+    .s_axil_rresp(targets__3__rresp),
+    .s_axil_rvalid(targets__3__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__3__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv3__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[255:192]),
+    .s_axis_tlast(s_axis_tlast[3]),
+    .s_axis_tready(conv3__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[3])
+  );
+  velcro_conv2d conv4 (
+    .clk(clk),
+    .m_axis_tdata(conv4__m_axis__tdata),
+    .m_axis_tlast(conv4__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[4]),
+    .m_axis_tvalid(conv4__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__4__arready),
+    .s_axil_arvalid(conv4__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__4__awready),
+    .s_axil_awvalid(conv4__s_axil__awvalid),
+    .s_axil_bready(conv4__s_axil__bready),
+    .s_axil_bresp(targets__4__bresp),
+    .s_axil_bvalid(targets__4__bvalid),
+    .s_axil_rdata(targets__4__rdata),
+    .s_axil_rready(conv4__s_axil__rready),
+    .s_axil_rresp(targets__4__rresp),
+    .s_axil_rvalid(targets__4__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__4__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv4__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[319:256]),
+    .s_axis_tlast(s_axis_tlast[4]),
+    .s_axis_tready(conv4__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[4])
+  );
+  velcro_conv2d conv5 (
+    .clk(clk),
+    .m_axis_tdata(conv5__m_axis__tdata),
+    .m_axis_tlast(conv5__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[5]),
+    .m_axis_tvalid(conv5__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__5__arready),
+    .s_axil_arvalid(conv5__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__5__awready),
+    .s_axil_awvalid(conv5__s_axil__awvalid),
+    .s_axil_bready(conv5__s_axil__bready),
+    .s_axil_bresp(targets__5__bresp),
+    .s_axil_bvalid(targets__5__bvalid),
+    .s_axil_rdata(targets__5__rdata),
+    .s_axil_rready(conv5__s_axil__rready),
+    .s_axil_rresp(targets__5__rresp),
+    .s_axil_rvalid(targets__5__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__5__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv5__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[383:320]),
+    .s_axis_tlast(s_axis_tlast[5]),
+    .s_axis_tready(conv5__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[5])
+  );
+  velcro_conv2d conv6 (
+    .clk(clk),
+    .m_axis_tdata(conv6__m_axis__tdata),
+    .m_axis_tlast(conv6__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[6]),
+    .m_axis_tvalid(conv6__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__6__arready),
+    .s_axil_arvalid(conv6__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__6__awready),
+    .s_axil_awvalid(conv6__s_axil__awvalid),
+    .s_axil_bready(conv6__s_axil__bready),
+    .s_axil_bresp(targets__6__bresp),
+    .s_axil_bvalid(targets__6__bvalid),
+    .s_axil_rdata(targets__6__rdata),
+    .s_axil_rready(conv6__s_axil__rready),
+    .s_axil_rresp(targets__6__rresp),
+    .s_axil_rvalid(targets__6__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__6__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv6__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[447:384]),
+    .s_axis_tlast(s_axis_tlast[6]),
+    .s_axis_tready(conv6__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[6])
+  );
+  velcro_conv2d conv7 (
+    .clk(clk),
+    .m_axis_tdata(conv7__m_axis__tdata),
+    .m_axis_tlast(conv7__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[7]),
+    .m_axis_tvalid(conv7__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__7__arready),
+    .s_axil_arvalid(conv7__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__7__awready),
+    .s_axil_awvalid(conv7__s_axil__awvalid),
+    .s_axil_bready(conv7__s_axil__bready),
+    .s_axil_bresp(targets__7__bresp),
+    .s_axil_bvalid(targets__7__bvalid),
+    .s_axil_rdata(targets__7__rdata),
+    .s_axil_rready(conv7__s_axil__rready),
+    .s_axil_rresp(targets__7__rresp),
+    .s_axil_rvalid(targets__7__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__7__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv7__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[511:448]),
+    .s_axis_tlast(s_axis_tlast[7]),
+    .s_axis_tready(conv7__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[7])
+  );
+  velcro_conv2d conv8 (
+    .clk(clk),
+    .m_axis_tdata(conv8__m_axis__tdata),
+    .m_axis_tlast(conv8__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[8]),
+    .m_axis_tvalid(conv8__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__8__arready),
+    .s_axil_arvalid(conv8__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__8__awready),
+    .s_axil_awvalid(conv8__s_axil__awvalid),
+    .s_axil_bready(conv8__s_axil__bready),
+    .s_axil_bresp(targets__8__bresp),
+    .s_axil_bvalid(targets__8__bvalid),
+    .s_axil_rdata(targets__8__rdata),
+    .s_axil_rready(conv8__s_axil__rready),
+    .s_axil_rresp(targets__8__rresp),
+    .s_axil_rvalid(targets__8__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__8__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv8__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[575:512]),
+    .s_axis_tlast(s_axis_tlast[8]),
+    .s_axis_tready(conv8__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[8])
+  );
+  velcro_conv2d conv9 (
+    .clk(clk),
+    .m_axis_tdata(conv9__m_axis__tdata),
+    .m_axis_tlast(conv9__m_axis__tlast),
+    .m_axis_tready(m_axis_tready[9]),
+    .m_axis_tvalid(conv9__m_axis__tvalid),
+    .rst(rst),
+    .s_axil_araddr(conv0__s_axil__araddr),
+    .s_axil_arready(targets__9__arready),
+    .s_axil_arvalid(conv9__s_axil__arvalid),
+    .s_axil_awaddr(conv0__s_axil__awaddr),
+    .s_axil_awready(targets__9__awready),
+    .s_axil_awvalid(conv9__s_axil__awvalid),
+    .s_axil_bready(conv9__s_axil__bready),
+    .s_axil_bresp(targets__9__bresp),
+    .s_axil_bvalid(targets__9__bvalid),
+    .s_axil_rdata(targets__9__rdata),
+    .s_axil_rready(conv9__s_axil__rready),
+    .s_axil_rresp(targets__9__rresp),
+    .s_axil_rvalid(targets__9__rvalid),
+    .s_axil_wdata(conv0__s_axil__wdata),
+    .s_axil_wready(targets__9__wready),
+    .s_axil_wstrb(conv0__s_axil__wstrb),
+    .s_axil_wvalid(conv9__s_axil__wvalid),
+    .s_axis_tdata(s_axis_tdata[639:576]),
+    .s_axis_tlast(s_axis_tlast[9]),
+    .s_axis_tready(conv9__s_axis__tready),
+    .s_axis_tvalid(s_axis_tvalid[9])
+  );
+  assign m_axis_tlast = { conv15__m_axis__tlast, conv14__m_axis__tlast, conv13__m_axis__tlast, conv12__m_axis__tlast, conv11__m_axis__tlast, conv10__m_axis__tlast, conv9__m_axis__tlast, conv8__m_axis__tlast, conv7__m_axis__tlast, conv6__m_axis__tlast, conv5__m_axis__tlast, conv4__m_axis__tlast, conv3__m_axis__tlast, conv2__m_axis__tlast, conv1__m_axis__tlast, conv0__m_axis__tlast };
+  assign m_axis_tvalid = { conv15__m_axis__tvalid, conv14__m_axis__tvalid, conv13__m_axis__tvalid, conv12__m_axis__tvalid, conv11__m_axis__tvalid, conv10__m_axis__tvalid, conv9__m_axis__tvalid, conv8__m_axis__tvalid, conv7__m_axis__tvalid, conv6__m_axis__tvalid, conv5__m_axis__tvalid, conv4__m_axis__tvalid, conv3__m_axis__tvalid, conv2__m_axis__tvalid, conv1__m_axis__tvalid, conv0__m_axis__tvalid };
+  assign m_axis_tdata = { conv15__m_axis__tdata, conv14__m_axis__tdata, conv13__m_axis__tdata, conv12__m_axis__tdata, conv11__m_axis__tdata, conv10__m_axis__tdata, conv9__m_axis__tdata, conv8__m_axis__tdata, conv7__m_axis__tdata, conv6__m_axis__tdata, conv5__m_axis__tdata, conv4__m_axis__tdata, conv3__m_axis__tdata, conv2__m_axis__tdata, conv1__m_axis__tdata, conv0__m_axis__tdata };
+  assign s_axis_tready = { conv15__s_axis__tready, conv14__s_axis__tready, conv13__s_axis__tready, conv12__s_axis__tready, conv11__s_axis__tready, conv10__s_axis__tready, conv9__s_axis__tready, conv8__s_axis__tready, conv7__s_axis__tready, conv6__s_axis__tready, conv5__s_axis__tready, conv4__s_axis__tready, conv3__s_axis__tready, conv2__s_axis__tready, conv1__s_axis__tready, conv0__s_axis__tready };
+  assign conv15__m_axis__tready = m_axis_tready[15];
+  assign conv15__s_axis__tlast = s_axis_tlast[15];
+  assign conv15__s_axis__tvalid = s_axis_tvalid[15];
+  assign conv15__s_axis__tdata = s_axis_tdata[1023:960];
+  assign targets__15__wvalid = conv15__s_axil__wvalid;
+  assign targets__15__wstrb = conv0__s_axil__wstrb;
+  assign conv15__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv15__s_axil__wready = targets__15__wready;
+  assign targets__15__wdata = conv0__s_axil__wdata;
+  assign conv15__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv15__s_axil__rvalid = targets__15__rvalid;
+  assign conv15__s_axil__rresp = targets__15__rresp;
+  assign targets__15__rready = conv15__s_axil__rready;
+  assign conv15__s_axil__rdata = targets__15__rdata;
+  assign conv15__s_axil__bvalid = targets__15__bvalid;
+  assign conv15__s_axil__bresp = targets__15__bresp;
+  assign targets__15__bready = conv15__s_axil__bready;
+  assign targets__15__awvalid = conv15__s_axil__awvalid;
+  assign conv15__s_axil__awready = targets__15__awready;
+  assign targets__15__awaddr = conv0__s_axil__awaddr;
+  assign conv15__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__15__arvalid = conv15__s_axil__arvalid;
+  assign conv15__s_axil__arready = targets__15__arready;
+  assign targets__15__araddr = conv0__s_axil__araddr;
+  assign conv15__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv14__m_axis__tready = m_axis_tready[14];
+  assign conv14__s_axis__tlast = s_axis_tlast[14];
+  assign conv14__s_axis__tvalid = s_axis_tvalid[14];
+  assign conv14__s_axis__tdata = s_axis_tdata[959:896];
+  assign targets__14__wvalid = conv14__s_axil__wvalid;
+  assign targets__14__wstrb = conv0__s_axil__wstrb;
+  assign conv14__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv14__s_axil__wready = targets__14__wready;
+  assign targets__14__wdata = conv0__s_axil__wdata;
+  assign conv14__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv14__s_axil__rvalid = targets__14__rvalid;
+  assign conv14__s_axil__rresp = targets__14__rresp;
+  assign targets__14__rready = conv14__s_axil__rready;
+  assign conv14__s_axil__rdata = targets__14__rdata;
+  assign conv14__s_axil__bvalid = targets__14__bvalid;
+  assign conv14__s_axil__bresp = targets__14__bresp;
+  assign targets__14__bready = conv14__s_axil__bready;
+  assign targets__14__awvalid = conv14__s_axil__awvalid;
+  assign conv14__s_axil__awready = targets__14__awready;
+  assign targets__14__awaddr = conv0__s_axil__awaddr;
+  assign conv14__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__14__arvalid = conv14__s_axil__arvalid;
+  assign conv14__s_axil__arready = targets__14__arready;
+  assign targets__14__araddr = conv0__s_axil__araddr;
+  assign conv14__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv13__m_axis__tready = m_axis_tready[13];
+  assign conv13__s_axis__tlast = s_axis_tlast[13];
+  assign conv13__s_axis__tvalid = s_axis_tvalid[13];
+  assign conv13__s_axis__tdata = s_axis_tdata[895:832];
+  assign targets__13__wvalid = conv13__s_axil__wvalid;
+  assign targets__13__wstrb = conv0__s_axil__wstrb;
+  assign conv13__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv13__s_axil__wready = targets__13__wready;
+  assign targets__13__wdata = conv0__s_axil__wdata;
+  assign conv13__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv13__s_axil__rvalid = targets__13__rvalid;
+  assign conv13__s_axil__rresp = targets__13__rresp;
+  assign targets__13__rready = conv13__s_axil__rready;
+  assign conv13__s_axil__rdata = targets__13__rdata;
+  assign conv13__s_axil__bvalid = targets__13__bvalid;
+  assign conv13__s_axil__bresp = targets__13__bresp;
+  assign targets__13__bready = conv13__s_axil__bready;
+  assign targets__13__awvalid = conv13__s_axil__awvalid;
+  assign conv13__s_axil__awready = targets__13__awready;
+  assign targets__13__awaddr = conv0__s_axil__awaddr;
+  assign conv13__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__13__arvalid = conv13__s_axil__arvalid;
+  assign conv13__s_axil__arready = targets__13__arready;
+  assign targets__13__araddr = conv0__s_axil__araddr;
+  assign conv13__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv12__m_axis__tready = m_axis_tready[12];
+  assign conv12__s_axis__tlast = s_axis_tlast[12];
+  assign conv12__s_axis__tvalid = s_axis_tvalid[12];
+  assign conv12__s_axis__tdata = s_axis_tdata[831:768];
+  assign targets__12__wvalid = conv12__s_axil__wvalid;
+  assign targets__12__wstrb = conv0__s_axil__wstrb;
+  assign conv12__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv12__s_axil__wready = targets__12__wready;
+  assign targets__12__wdata = conv0__s_axil__wdata;
+  assign conv12__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv12__s_axil__rvalid = targets__12__rvalid;
+  assign conv12__s_axil__rresp = targets__12__rresp;
+  assign targets__12__rready = conv12__s_axil__rready;
+  assign conv12__s_axil__rdata = targets__12__rdata;
+  assign conv12__s_axil__bvalid = targets__12__bvalid;
+  assign conv12__s_axil__bresp = targets__12__bresp;
+  assign targets__12__bready = conv12__s_axil__bready;
+  assign targets__12__awvalid = conv12__s_axil__awvalid;
+  assign conv12__s_axil__awready = targets__12__awready;
+  assign targets__12__awaddr = conv0__s_axil__awaddr;
+  assign conv12__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__12__arvalid = conv12__s_axil__arvalid;
+  assign conv12__s_axil__arready = targets__12__arready;
+  assign targets__12__araddr = conv0__s_axil__araddr;
+  assign conv12__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv11__m_axis__tready = m_axis_tready[11];
+  assign conv11__s_axis__tlast = s_axis_tlast[11];
+  assign conv11__s_axis__tvalid = s_axis_tvalid[11];
+  assign conv11__s_axis__tdata = s_axis_tdata[767:704];
+  assign targets__11__wvalid = conv11__s_axil__wvalid;
+  assign targets__11__wstrb = conv0__s_axil__wstrb;
+  assign conv11__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv11__s_axil__wready = targets__11__wready;
+  assign targets__11__wdata = conv0__s_axil__wdata;
+  assign conv11__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv11__s_axil__rvalid = targets__11__rvalid;
+  assign conv11__s_axil__rresp = targets__11__rresp;
+  assign targets__11__rready = conv11__s_axil__rready;
+  assign conv11__s_axil__rdata = targets__11__rdata;
+  assign conv11__s_axil__bvalid = targets__11__bvalid;
+  assign conv11__s_axil__bresp = targets__11__bresp;
+  assign targets__11__bready = conv11__s_axil__bready;
+  assign targets__11__awvalid = conv11__s_axil__awvalid;
+  assign conv11__s_axil__awready = targets__11__awready;
+  assign targets__11__awaddr = conv0__s_axil__awaddr;
+  assign conv11__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__11__arvalid = conv11__s_axil__arvalid;
+  assign conv11__s_axil__arready = targets__11__arready;
+  assign targets__11__araddr = conv0__s_axil__araddr;
+  assign conv11__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv10__m_axis__tready = m_axis_tready[10];
+  assign conv10__s_axis__tlast = s_axis_tlast[10];
+  assign conv10__s_axis__tvalid = s_axis_tvalid[10];
+  assign conv10__s_axis__tdata = s_axis_tdata[703:640];
+  assign targets__10__wvalid = conv10__s_axil__wvalid;
+  assign targets__10__wstrb = conv0__s_axil__wstrb;
+  assign conv10__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv10__s_axil__wready = targets__10__wready;
+  assign targets__10__wdata = conv0__s_axil__wdata;
+  assign conv10__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv10__s_axil__rvalid = targets__10__rvalid;
+  assign conv10__s_axil__rresp = targets__10__rresp;
+  assign targets__10__rready = conv10__s_axil__rready;
+  assign conv10__s_axil__rdata = targets__10__rdata;
+  assign conv10__s_axil__bvalid = targets__10__bvalid;
+  assign conv10__s_axil__bresp = targets__10__bresp;
+  assign targets__10__bready = conv10__s_axil__bready;
+  assign targets__10__awvalid = conv10__s_axil__awvalid;
+  assign conv10__s_axil__awready = targets__10__awready;
+  assign targets__10__awaddr = conv0__s_axil__awaddr;
+  assign conv10__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__10__arvalid = conv10__s_axil__arvalid;
+  assign conv10__s_axil__arready = targets__10__arready;
+  assign targets__10__araddr = conv0__s_axil__araddr;
+  assign conv10__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv9__m_axis__tready = m_axis_tready[9];
+  assign conv9__s_axis__tlast = s_axis_tlast[9];
+  assign conv9__s_axis__tvalid = s_axis_tvalid[9];
+  assign conv9__s_axis__tdata = s_axis_tdata[639:576];
+  assign targets__9__wvalid = conv9__s_axil__wvalid;
+  assign targets__9__wstrb = conv0__s_axil__wstrb;
+  assign conv9__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv9__s_axil__wready = targets__9__wready;
+  assign targets__9__wdata = conv0__s_axil__wdata;
+  assign conv9__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv9__s_axil__rvalid = targets__9__rvalid;
+  assign conv9__s_axil__rresp = targets__9__rresp;
+  assign targets__9__rready = conv9__s_axil__rready;
+  assign conv9__s_axil__rdata = targets__9__rdata;
+  assign conv9__s_axil__bvalid = targets__9__bvalid;
+  assign conv9__s_axil__bresp = targets__9__bresp;
+  assign targets__9__bready = conv9__s_axil__bready;
+  assign targets__9__awvalid = conv9__s_axil__awvalid;
+  assign conv9__s_axil__awready = targets__9__awready;
+  assign targets__9__awaddr = conv0__s_axil__awaddr;
+  assign conv9__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__9__arvalid = conv9__s_axil__arvalid;
+  assign conv9__s_axil__arready = targets__9__arready;
+  assign targets__9__araddr = conv0__s_axil__araddr;
+  assign conv9__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv8__m_axis__tready = m_axis_tready[8];
+  assign conv8__s_axis__tlast = s_axis_tlast[8];
+  assign conv8__s_axis__tvalid = s_axis_tvalid[8];
+  assign conv8__s_axis__tdata = s_axis_tdata[575:512];
+  assign targets__8__wvalid = conv8__s_axil__wvalid;
+  assign targets__8__wstrb = conv0__s_axil__wstrb;
+  assign conv8__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv8__s_axil__wready = targets__8__wready;
+  assign targets__8__wdata = conv0__s_axil__wdata;
+  assign conv8__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv8__s_axil__rvalid = targets__8__rvalid;
+  assign conv8__s_axil__rresp = targets__8__rresp;
+  assign targets__8__rready = conv8__s_axil__rready;
+  assign conv8__s_axil__rdata = targets__8__rdata;
+  assign conv8__s_axil__bvalid = targets__8__bvalid;
+  assign conv8__s_axil__bresp = targets__8__bresp;
+  assign targets__8__bready = conv8__s_axil__bready;
+  assign targets__8__awvalid = conv8__s_axil__awvalid;
+  assign conv8__s_axil__awready = targets__8__awready;
+  assign targets__8__awaddr = conv0__s_axil__awaddr;
+  assign conv8__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__8__arvalid = conv8__s_axil__arvalid;
+  assign conv8__s_axil__arready = targets__8__arready;
+  assign targets__8__araddr = conv0__s_axil__araddr;
+  assign conv8__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv7__m_axis__tready = m_axis_tready[7];
+  assign conv7__s_axis__tlast = s_axis_tlast[7];
+  assign conv7__s_axis__tvalid = s_axis_tvalid[7];
+  assign conv7__s_axis__tdata = s_axis_tdata[511:448];
+  assign targets__7__wvalid = conv7__s_axil__wvalid;
+  assign targets__7__wstrb = conv0__s_axil__wstrb;
+  assign conv7__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv7__s_axil__wready = targets__7__wready;
+  assign targets__7__wdata = conv0__s_axil__wdata;
+  assign conv7__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv7__s_axil__rvalid = targets__7__rvalid;
+  assign conv7__s_axil__rresp = targets__7__rresp;
+  assign targets__7__rready = conv7__s_axil__rready;
+  assign conv7__s_axil__rdata = targets__7__rdata;
+  assign conv7__s_axil__bvalid = targets__7__bvalid;
+  assign conv7__s_axil__bresp = targets__7__bresp;
+  assign targets__7__bready = conv7__s_axil__bready;
+  assign targets__7__awvalid = conv7__s_axil__awvalid;
+  assign conv7__s_axil__awready = targets__7__awready;
+  assign targets__7__awaddr = conv0__s_axil__awaddr;
+  assign conv7__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__7__arvalid = conv7__s_axil__arvalid;
+  assign conv7__s_axil__arready = targets__7__arready;
+  assign targets__7__araddr = conv0__s_axil__araddr;
+  assign conv7__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv6__m_axis__tready = m_axis_tready[6];
+  assign conv6__s_axis__tlast = s_axis_tlast[6];
+  assign conv6__s_axis__tvalid = s_axis_tvalid[6];
+  assign conv6__s_axis__tdata = s_axis_tdata[447:384];
+  assign targets__6__wvalid = conv6__s_axil__wvalid;
+  assign targets__6__wstrb = conv0__s_axil__wstrb;
+  assign conv6__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv6__s_axil__wready = targets__6__wready;
+  assign targets__6__wdata = conv0__s_axil__wdata;
+  assign conv6__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv6__s_axil__rvalid = targets__6__rvalid;
+  assign conv6__s_axil__rresp = targets__6__rresp;
+  assign targets__6__rready = conv6__s_axil__rready;
+  assign conv6__s_axil__rdata = targets__6__rdata;
+  assign conv6__s_axil__bvalid = targets__6__bvalid;
+  assign conv6__s_axil__bresp = targets__6__bresp;
+  assign targets__6__bready = conv6__s_axil__bready;
+  assign targets__6__awvalid = conv6__s_axil__awvalid;
+  assign conv6__s_axil__awready = targets__6__awready;
+  assign targets__6__awaddr = conv0__s_axil__awaddr;
+  assign conv6__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__6__arvalid = conv6__s_axil__arvalid;
+  assign conv6__s_axil__arready = targets__6__arready;
+  assign targets__6__araddr = conv0__s_axil__araddr;
+  assign conv6__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv5__m_axis__tready = m_axis_tready[5];
+  assign conv5__s_axis__tlast = s_axis_tlast[5];
+  assign conv5__s_axis__tvalid = s_axis_tvalid[5];
+  assign conv5__s_axis__tdata = s_axis_tdata[383:320];
+  assign targets__5__wvalid = conv5__s_axil__wvalid;
+  assign targets__5__wstrb = conv0__s_axil__wstrb;
+  assign conv5__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv5__s_axil__wready = targets__5__wready;
+  assign targets__5__wdata = conv0__s_axil__wdata;
+  assign conv5__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv5__s_axil__rvalid = targets__5__rvalid;
+  assign conv5__s_axil__rresp = targets__5__rresp;
+  assign targets__5__rready = conv5__s_axil__rready;
+  assign conv5__s_axil__rdata = targets__5__rdata;
+  assign conv5__s_axil__bvalid = targets__5__bvalid;
+  assign conv5__s_axil__bresp = targets__5__bresp;
+  assign targets__5__bready = conv5__s_axil__bready;
+  assign targets__5__awvalid = conv5__s_axil__awvalid;
+  assign conv5__s_axil__awready = targets__5__awready;
+  assign targets__5__awaddr = conv0__s_axil__awaddr;
+  assign conv5__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__5__arvalid = conv5__s_axil__arvalid;
+  assign conv5__s_axil__arready = targets__5__arready;
+  assign targets__5__araddr = conv0__s_axil__araddr;
+  assign conv5__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv4__m_axis__tready = m_axis_tready[4];
+  assign conv4__s_axis__tlast = s_axis_tlast[4];
+  assign conv4__s_axis__tvalid = s_axis_tvalid[4];
+  assign conv4__s_axis__tdata = s_axis_tdata[319:256];
+  assign targets__4__wvalid = conv4__s_axil__wvalid;
+  assign targets__4__wstrb = conv0__s_axil__wstrb;
+  assign conv4__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv4__s_axil__wready = targets__4__wready;
+  assign targets__4__wdata = conv0__s_axil__wdata;
+  assign conv4__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv4__s_axil__rvalid = targets__4__rvalid;
+  assign conv4__s_axil__rresp = targets__4__rresp;
+  assign targets__4__rready = conv4__s_axil__rready;
+  assign conv4__s_axil__rdata = targets__4__rdata;
+  assign conv4__s_axil__bvalid = targets__4__bvalid;
+  assign conv4__s_axil__bresp = targets__4__bresp;
+  assign targets__4__bready = conv4__s_axil__bready;
+  assign targets__4__awvalid = conv4__s_axil__awvalid;
+  assign conv4__s_axil__awready = targets__4__awready;
+  assign targets__4__awaddr = conv0__s_axil__awaddr;
+  assign conv4__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__4__arvalid = conv4__s_axil__arvalid;
+  assign conv4__s_axil__arready = targets__4__arready;
+  assign targets__4__araddr = conv0__s_axil__araddr;
+  assign conv4__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv3__m_axis__tready = m_axis_tready[3];
+  assign conv3__s_axis__tlast = s_axis_tlast[3];
+  assign conv3__s_axis__tvalid = s_axis_tvalid[3];
+  assign conv3__s_axis__tdata = s_axis_tdata[255:192];
+  assign targets__3__wvalid = conv3__s_axil__wvalid;
+  assign targets__3__wstrb = conv0__s_axil__wstrb;
+  assign conv3__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv3__s_axil__wready = targets__3__wready;
+  assign targets__3__wdata = conv0__s_axil__wdata;
+  assign conv3__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv3__s_axil__rvalid = targets__3__rvalid;
+  assign conv3__s_axil__rresp = targets__3__rresp;
+  assign targets__3__rready = conv3__s_axil__rready;
+  assign conv3__s_axil__rdata = targets__3__rdata;
+  assign conv3__s_axil__bvalid = targets__3__bvalid;
+  assign conv3__s_axil__bresp = targets__3__bresp;
+  assign targets__3__bready = conv3__s_axil__bready;
+  assign targets__3__awvalid = conv3__s_axil__awvalid;
+  assign conv3__s_axil__awready = targets__3__awready;
+  assign targets__3__awaddr = conv0__s_axil__awaddr;
+  assign conv3__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__3__arvalid = conv3__s_axil__arvalid;
+  assign conv3__s_axil__arready = targets__3__arready;
+  assign targets__3__araddr = conv0__s_axil__araddr;
+  assign conv3__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv2__m_axis__tready = m_axis_tready[2];
+  assign conv2__s_axis__tlast = s_axis_tlast[2];
+  assign conv2__s_axis__tvalid = s_axis_tvalid[2];
+  assign conv2__s_axis__tdata = s_axis_tdata[191:128];
+  assign targets__2__wvalid = conv2__s_axil__wvalid;
+  assign targets__2__wstrb = conv0__s_axil__wstrb;
+  assign conv2__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv2__s_axil__wready = targets__2__wready;
+  assign targets__2__wdata = conv0__s_axil__wdata;
+  assign conv2__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv2__s_axil__rvalid = targets__2__rvalid;
+  assign conv2__s_axil__rresp = targets__2__rresp;
+  assign targets__2__rready = conv2__s_axil__rready;
+  assign conv2__s_axil__rdata = targets__2__rdata;
+  assign conv2__s_axil__bvalid = targets__2__bvalid;
+  assign conv2__s_axil__bresp = targets__2__bresp;
+  assign targets__2__bready = conv2__s_axil__bready;
+  assign targets__2__awvalid = conv2__s_axil__awvalid;
+  assign conv2__s_axil__awready = targets__2__awready;
+  assign targets__2__awaddr = conv0__s_axil__awaddr;
+  assign conv2__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__2__arvalid = conv2__s_axil__arvalid;
+  assign conv2__s_axil__arready = targets__2__arready;
+  assign targets__2__araddr = conv0__s_axil__araddr;
+  assign conv2__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv1__m_axis__tready = m_axis_tready[1];
+  assign conv1__s_axis__tlast = s_axis_tlast[1];
+  assign conv1__s_axis__tvalid = s_axis_tvalid[1];
+  assign conv1__s_axis__tdata = s_axis_tdata[127:64];
+  assign targets__1__wvalid = conv1__s_axil__wvalid;
+  assign targets__1__wstrb = conv0__s_axil__wstrb;
+  assign conv1__s_axil__wstrb = conv0__s_axil__wstrb;
+  assign conv1__s_axil__wready = targets__1__wready;
+  assign targets__1__wdata = conv0__s_axil__wdata;
+  assign conv1__s_axil__wdata = conv0__s_axil__wdata;
+  assign conv1__s_axil__rvalid = targets__1__rvalid;
+  assign conv1__s_axil__rresp = targets__1__rresp;
+  assign targets__1__rready = conv1__s_axil__rready;
+  assign conv1__s_axil__rdata = targets__1__rdata;
+  assign conv1__s_axil__bvalid = targets__1__bvalid;
+  assign conv1__s_axil__bresp = targets__1__bresp;
+  assign targets__1__bready = conv1__s_axil__bready;
+  assign targets__1__awvalid = conv1__s_axil__awvalid;
+  assign conv1__s_axil__awready = targets__1__awready;
+  assign targets__1__awaddr = conv0__s_axil__awaddr;
+  assign conv1__s_axil__awaddr = conv0__s_axil__awaddr;
+  assign targets__1__arvalid = conv1__s_axil__arvalid;
+  assign conv1__s_axil__arready = targets__1__arready;
+  assign targets__1__araddr = conv0__s_axil__araddr;
+  assign conv1__s_axil__araddr = conv0__s_axil__araddr;
+  assign conv0__m_axis__tready = m_axis_tready[0];
+  assign conv0__s_axis__tlast = s_axis_tlast[0];
+  assign conv0__s_axis__tvalid = s_axis_tvalid[0];
+  assign conv0__s_axis__tdata = s_axis_tdata[63:0];
+  assign targets__0__wvalid = conv0__s_axil__wvalid;
+  assign targets__0__wstrb = conv0__s_axil__wstrb;
+  assign conv0__s_axil__wready = targets__0__wready;
+  assign targets__0__wdata = conv0__s_axil__wdata;
+  assign conv0__s_axil__rvalid = targets__0__rvalid;
+  assign conv0__s_axil__rresp = targets__0__rresp;
+  assign targets__0__rready = conv0__s_axil__rready;
+  assign conv0__s_axil__rdata = targets__0__rdata;
+  assign conv0__s_axil__bvalid = targets__0__bvalid;
+  assign conv0__s_axil__bresp = targets__0__bresp;
+  assign targets__0__bready = conv0__s_axil__bready;
+  assign targets__0__awvalid = conv0__s_axil__awvalid;
+  assign conv0__s_axil__awready = targets__0__awready;
+  assign targets__0__awaddr = conv0__s_axil__awaddr;
+  assign targets__0__arvalid = conv0__s_axil__arvalid;
+  assign conv0__s_axil__arready = targets__0__arready;
+  assign targets__0__araddr = conv0__s_axil__araddr;
+  assign bus__wvalid = s_axil_wvalid;
+  assign bus__wstrb = s_axil_wstrb;
+  assign bus__wready = s_axil_wready;
+  assign bus__wdata = s_axil_wdata;
+  assign bus__rvalid = s_axil_rvalid;
+  assign bus__rresp = s_axil_rresp;
+  assign bus__rready = s_axil_rready;
+  assign bus__rdata = s_axil_rdata;
+  assign bus__bvalid = s_axil_bvalid;
+  assign bus__bresp = s_axil_bresp;
+  assign bus__bready = s_axil_bready;
+  assign bus__awvalid = s_axil_awvalid;
+  assign bus__awready = s_axil_awready;
+  assign bus__awaddr = s_axil_awaddr;
+  assign bus__arvalid = s_axil_arvalid;
+  assign bus__arready = s_axil_arready;
+  assign bus__araddr = s_axil_araddr;
+endmodule
+
+module \velcro_top.bridge (bus__awvalid, bus__wdata, bus__wstrb, bus__wvalid, bus__bready, bus__araddr, bus__arvalid, bus__rready, clk, rst, targets__0__awvalid, targets__0__wvalid, targets__0__bready, targets__1__awvalid, targets__1__wvalid, targets__1__bready, targets__2__awvalid, targets__2__wvalid, targets__2__bready, targets__3__awvalid, targets__3__wvalid
+, targets__3__bready, targets__4__awvalid, targets__4__wvalid, targets__4__bready, targets__5__awvalid, targets__5__wvalid, targets__5__bready, targets__6__awvalid, targets__6__wvalid, targets__6__bready, targets__7__awvalid, targets__7__wvalid, targets__7__bready, targets__8__awvalid, targets__8__wvalid, targets__8__bready, targets__9__awvalid, targets__9__wvalid, targets__9__bready, targets__10__awvalid, targets__10__wvalid
+, targets__10__bready, targets__11__awvalid, targets__11__wvalid, targets__11__bready, targets__12__awvalid, targets__12__wvalid, targets__12__bready, targets__13__awvalid, targets__13__wvalid, targets__13__bready, targets__14__awvalid, targets__14__wvalid, targets__14__bready, targets__15__awvalid, targets__15__wvalid, targets__15__bready, bus__awready, bus__wready, bus__bvalid, bus__bresp, targets__0__arvalid
+, targets__0__rready, targets__1__arvalid, targets__1__rready, targets__2__arvalid, targets__2__rready, targets__3__arvalid, targets__3__rready, targets__4__arvalid, targets__4__rready, targets__5__arvalid, targets__5__rready, targets__6__arvalid, targets__6__rready, targets__7__arvalid, targets__7__rready, targets__8__arvalid, targets__8__rready, targets__9__arvalid, targets__9__rready, targets__10__arvalid, targets__10__rready
+, targets__11__arvalid, targets__11__rready, targets__12__arvalid, targets__12__rready, targets__13__arvalid, targets__13__rready, targets__14__arvalid, targets__14__rready, targets__15__arvalid, targets__15__rready, bus__arready, bus__rvalid, bus__rdata, bus__rresp, targets__0__awready, targets__0__wready, targets__0__bresp, targets__0__bvalid, targets__0__arready, targets__0__rdata, targets__0__rresp
+, targets__0__rvalid, targets__1__awready, targets__1__wready, targets__1__bresp, targets__1__bvalid, targets__1__arready, targets__1__rdata, targets__1__rresp, targets__1__rvalid, targets__2__awready, targets__2__wready, targets__2__bresp, targets__2__bvalid, targets__2__arready, targets__2__rdata, targets__2__rresp, targets__2__rvalid, targets__3__awready, targets__3__wready, targets__3__bresp, targets__3__bvalid
+, targets__3__arready, targets__3__rdata, targets__3__rresp, targets__3__rvalid, targets__4__awready, targets__4__wready, targets__4__bresp, targets__4__bvalid, targets__4__arready, targets__4__rdata, targets__4__rresp, targets__4__rvalid, targets__5__awready, targets__5__wready, targets__5__bresp, targets__5__bvalid, targets__5__arready, targets__5__rdata, targets__5__rresp, targets__5__rvalid, targets__6__awready
+, targets__6__wready, targets__6__bresp, targets__6__bvalid, targets__6__arready, targets__6__rdata, targets__6__rresp, targets__6__rvalid, targets__7__awready, targets__7__wready, targets__7__bresp, targets__7__bvalid, targets__7__arready, targets__7__rdata, targets__7__rresp, targets__7__rvalid, targets__8__awready, targets__8__wready, targets__8__bresp, targets__8__bvalid, targets__8__arready, targets__8__rdata
+, targets__8__rresp, targets__8__rvalid, targets__9__awready, targets__9__wready, targets__9__bresp, targets__9__bvalid, targets__9__arready, targets__9__rdata, targets__9__rresp, targets__9__rvalid, targets__10__awready, targets__10__wready, targets__10__bresp, targets__10__bvalid, targets__10__arready, targets__10__rdata, targets__10__rresp, targets__10__rvalid, targets__11__awready, targets__11__wready, targets__11__bresp
+, targets__11__bvalid, targets__11__arready, targets__11__rdata, targets__11__rresp, targets__11__rvalid, targets__12__awready, targets__12__wready, targets__12__bresp, targets__12__bvalid, targets__12__arready, targets__12__rdata, targets__12__rresp, targets__12__rvalid, targets__13__awready, targets__13__wready, targets__13__bresp, targets__13__bvalid, targets__13__arready, targets__13__rdata, targets__13__rresp, targets__13__rvalid
+, targets__14__awready, targets__14__wready, targets__14__bresp, targets__14__bvalid, targets__14__arready, targets__14__rdata, targets__14__rresp, targets__14__rvalid, targets__15__awready, targets__15__wready, targets__15__bresp, targets__15__bvalid, targets__15__arready, targets__15__rdata, targets__15__rresp, targets__15__rvalid, targets__0__awaddr, targets__0__wdata, targets__0__wstrb, targets__0__araddr, bus__awaddr
+);
   wire _0000_;
   wire _0001_;
   wire _0002_;
@@ -9014,8 +10885,8 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0029_;
   wire _0030_;
   wire _0031_;
-  wire [31:0] _0032_;
-  wire [31:0] _0033_;
+  wire _0032_;
+  wire _0033_;
   wire _0034_;
   wire _0035_;
   wire _0036_;
@@ -9052,8 +10923,8 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0067_;
   wire _0068_;
   wire _0069_;
-  wire [31:0] _0070_;
-  wire [31:0] _0071_;
+  wire _0070_;
+  wire _0071_;
   wire _0072_;
   wire _0073_;
   wire _0074_;
@@ -9089,8 +10960,8 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0104_;
   wire _0105_;
   wire _0106_;
-  wire [31:0] _0107_;
-  wire [31:0] _0108_;
+  wire _0107_;
+  wire _0108_;
   wire _0109_;
   wire _0110_;
   wire _0111_;
@@ -9127,9 +10998,9 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0142_;
   wire _0143_;
   wire _0144_;
-  wire [31:0] _0145_;
+  wire _0145_;
   wire _0146_;
-  wire [31:0] _0147_;
+  wire _0147_;
   wire _0148_;
   wire _0149_;
   wire _0150_;
@@ -9165,8 +11036,8 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0180_;
   wire _0181_;
   wire _0182_;
-  wire [31:0] _0183_;
-  wire [31:0] _0184_;
+  wire _0183_;
+  wire _0184_;
   wire _0185_;
   wire _0186_;
   wire _0187_;
@@ -9202,95 +11073,95 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0217_;
   wire _0218_;
   wire _0219_;
-  wire [31:0] _0220_;
-  wire [31:0] _0221_;
+  wire _0220_;
+  wire _0221_;
   wire _0222_;
   wire _0223_;
   wire _0224_;
   wire _0225_;
-  wire [1:0] _0226_;
+  wire _0226_;
   wire _0227_;
   wire _0228_;
-  wire [1:0] _0229_;
-  wire [1:0] _0230_;
+  wire _0229_;
+  wire _0230_;
   wire _0231_;
   wire _0232_;
-  wire [1:0] _0233_;
-  wire [1:0] _0234_;
+  wire _0233_;
+  wire _0234_;
   wire _0235_;
   wire _0236_;
   wire _0237_;
-  wire [1:0] _0238_;
-  wire [1:0] _0239_;
+  wire _0238_;
+  wire _0239_;
   wire _0240_;
   wire _0241_;
-  wire [1:0] _0242_;
-  wire [1:0] _0243_;
+  wire _0242_;
+  wire _0243_;
   wire _0244_;
   wire _0245_;
   wire _0246_;
-  wire [1:0] _0247_;
-  wire [1:0] _0248_;
+  wire _0247_;
+  wire _0248_;
   wire _0249_;
   wire _0250_;
-  wire [1:0] _0251_;
-  wire [1:0] _0252_;
+  wire _0251_;
+  wire _0252_;
   wire _0253_;
   wire _0254_;
-  wire [1:0] _0255_;
-  wire [1:0] _0256_;
+  wire _0255_;
+  wire _0256_;
   wire _0257_;
   wire _0258_;
   wire _0259_;
-  wire [1:0] _0260_;
-  wire [1:0] _0261_;
+  wire _0260_;
+  wire _0261_;
   wire _0262_;
   wire _0263_;
-  wire [1:0] _0264_;
-  wire [1:0] _0265_;
+  wire _0264_;
+  wire _0265_;
   wire _0266_;
   wire _0267_;
   wire _0268_;
-  wire [1:0] _0269_;
-  wire [1:0] _0270_;
+  wire _0269_;
+  wire _0270_;
   wire _0271_;
   wire _0272_;
-  wire [1:0] _0273_;
-  wire [1:0] _0274_;
+  wire _0273_;
+  wire _0274_;
   wire _0275_;
   wire _0276_;
-  wire [1:0] _0277_;
-  wire [1:0] _0278_;
+  wire _0277_;
+  wire _0278_;
   wire _0279_;
   wire _0280_;
   wire _0281_;
-  wire [1:0] _0282_;
-  wire [1:0] _0283_;
+  wire _0282_;
+  wire _0283_;
   wire _0284_;
   wire _0285_;
-  wire [1:0] _0286_;
-  wire [1:0] _0287_;
+  wire _0286_;
+  wire _0287_;
   wire _0288_;
   wire _0289_;
   wire _0290_;
-  wire [1:0] _0291_;
-  wire [1:0] _0292_;
+  wire _0291_;
+  wire _0292_;
   wire _0293_;
-  wire [16:0] _0294_;
+  wire _0294_;
   wire _0295_;
-  wire [31:0] _0296_;
-  wire [3:0] _0297_;
+  wire _0296_;
+  wire _0297_;
   wire _0298_;
   wire _0299_;
-  wire [16:0] _0300_;
+  wire _0300_;
   wire _0301_;
   wire _0302_;
   wire _0303_;
   wire _0304_;
-  wire [1:0] _0305_;
+  wire _0305_;
   wire _0306_;
-  wire [31:0] _0307_;
-  wire [1:0] _0308_;
+  wire _0307_;
+  wire _0308_;
   wire _0309_;
   wire _0310_;
   wire _0311_;
@@ -9354,56 +11225,56 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0369_;
   wire _0370_;
   wire _0371_;
-  wire _0372_;
+  wire [1:0] _0372_;
   wire _0373_;
   wire _0374_;
-  wire _0375_;
-  wire _0376_;
+  wire [1:0] _0375_;
+  wire [1:0] _0376_;
   wire _0377_;
-  wire _0378_;
-  wire _0379_;
+  wire [1:0] _0378_;
+  wire [1:0] _0379_;
   wire _0380_;
-  wire _0381_;
-  wire _0382_;
+  wire [1:0] _0381_;
+  wire [1:0] _0382_;
   wire _0383_;
-  wire _0384_;
+  wire [1:0] _0384_;
   wire _0385_;
-  wire _0386_;
+  wire [1:0] _0386_;
   wire _0387_;
-  wire _0388_;
-  wire _0389_;
+  wire [1:0] _0388_;
+  wire [1:0] _0389_;
   wire _0390_;
-  wire _0391_;
-  wire _0392_;
+  wire [1:0] _0391_;
+  wire [1:0] _0392_;
   wire _0393_;
-  wire _0394_;
-  wire _0395_;
+  wire [1:0] _0394_;
+  wire [1:0] _0395_;
   wire _0396_;
   wire _0397_;
-  wire _0398_;
-  wire _0399_;
+  wire [1:0] _0398_;
+  wire [1:0] _0399_;
   wire _0400_;
-  wire _0401_;
-  wire _0402_;
+  wire [1:0] _0401_;
+  wire [1:0] _0402_;
   wire _0403_;
-  wire _0404_;
-  wire _0405_;
+  wire [1:0] _0404_;
+  wire [1:0] _0405_;
   wire _0406_;
   wire _0407_;
-  wire _0408_;
-  wire _0409_;
+  wire [1:0] _0408_;
+  wire [1:0] _0409_;
   wire _0410_;
-  wire _0411_;
-  wire _0412_;
+  wire [1:0] _0411_;
+  wire [1:0] _0412_;
   wire _0413_;
-  wire _0414_;
-  wire _0415_;
+  wire [1:0] _0414_;
+  wire [1:0] _0415_;
   wire _0416_;
-  wire _0417_;
+  wire [1:0] _0417_;
   wire _0418_;
-  wire _0419_;
+  wire [1:0] _0419_;
   wire _0420_;
-  wire _0421_;
+  wire [1:0] _0421_;
   wire _0422_;
   wire _0423_;
   wire _0424_;
@@ -9647,143 +11518,143 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0662_;
   wire _0663_;
   wire _0664_;
-  wire _0665_;
+  wire [31:0] _0665_;
   wire _0666_;
-  wire _0667_;
-  wire _0668_;
+  wire [31:0] _0667_;
+  wire [31:0] _0668_;
   wire _0669_;
-  wire _0670_;
+  wire [31:0] _0670_;
   wire _0671_;
-  wire _0672_;
+  wire [31:0] _0672_;
   wire _0673_;
-  wire _0674_;
-  wire _0675_;
+  wire [31:0] _0674_;
+  wire [31:0] _0675_;
   wire _0676_;
-  wire _0677_;
-  wire _0678_;
+  wire [31:0] _0677_;
+  wire [31:0] _0678_;
   wire _0679_;
-  wire _0680_;
-  wire _0681_;
+  wire [31:0] _0680_;
+  wire [31:0] _0681_;
   wire _0682_;
   wire _0683_;
-  wire _0684_;
-  wire _0685_;
+  wire [31:0] _0684_;
+  wire [31:0] _0685_;
   wire _0686_;
-  wire _0687_;
-  wire _0688_;
+  wire [31:0] _0687_;
+  wire [31:0] _0688_;
   wire _0689_;
-  wire _0690_;
-  wire _0691_;
+  wire [31:0] _0690_;
+  wire [31:0] _0691_;
   wire _0692_;
   wire _0693_;
-  wire _0694_;
-  wire _0695_;
+  wire [31:0] _0694_;
+  wire [31:0] _0695_;
   wire _0696_;
-  wire _0697_;
-  wire _0698_;
+  wire [31:0] _0697_;
+  wire [31:0] _0698_;
   wire _0699_;
-  wire _0700_;
-  wire _0701_;
+  wire [31:0] _0700_;
+  wire [31:0] _0701_;
   wire _0702_;
-  wire _0703_;
+  wire [31:0] _0703_;
   wire _0704_;
-  wire _0705_;
+  wire [31:0] _0705_;
   wire _0706_;
-  wire _0707_;
-  wire _0708_;
+  wire [31:0] _0707_;
+  wire [31:0] _0708_;
   wire _0709_;
-  wire _0710_;
-  wire _0711_;
+  wire [31:0] _0710_;
+  wire [31:0] _0711_;
   wire _0712_;
-  wire _0713_;
+  wire [31:0] _0713_;
   wire _0714_;
   wire _0715_;
-  wire _0716_;
+  wire [1:0] _0716_;
   wire _0717_;
-  wire _0718_;
-  wire _0719_;
+  wire [1:0] _0718_;
+  wire [1:0] _0719_;
   wire _0720_;
-  wire _0721_;
-  wire _0722_;
+  wire [1:0] _0721_;
+  wire [1:0] _0722_;
   wire _0723_;
-  wire _0724_;
+  wire [1:0] _0724_;
   wire _0725_;
-  wire _0726_;
+  wire [1:0] _0726_;
   wire _0727_;
-  wire _0728_;
-  wire _0729_;
+  wire [1:0] _0728_;
+  wire [1:0] _0729_;
   wire _0730_;
-  wire _0731_;
-  wire _0732_;
+  wire [1:0] _0731_;
+  wire [1:0] _0732_;
   wire _0733_;
-  wire _0734_;
+  wire [1:0] _0734_;
   wire [1:0] _0735_;
   wire _0736_;
   wire _0737_;
   wire [1:0] _0738_;
   wire [1:0] _0739_;
   wire _0740_;
-  wire _0741_;
+  wire [1:0] _0741_;
   wire [1:0] _0742_;
-  wire [1:0] _0743_;
-  wire _0744_;
-  wire _0745_;
+  wire _0743_;
+  wire [1:0] _0744_;
+  wire [1:0] _0745_;
   wire _0746_;
-  wire [1:0] _0747_;
+  wire _0747_;
   wire [1:0] _0748_;
-  wire _0749_;
+  wire [1:0] _0749_;
   wire _0750_;
   wire [1:0] _0751_;
   wire [1:0] _0752_;
   wire _0753_;
-  wire _0754_;
-  wire _0755_;
-  wire [1:0] _0756_;
+  wire [1:0] _0754_;
+  wire [1:0] _0755_;
+  wire _0756_;
   wire [1:0] _0757_;
   wire _0758_;
-  wire _0759_;
-  wire [1:0] _0760_;
+  wire [1:0] _0759_;
+  wire _0760_;
   wire [1:0] _0761_;
-  wire _0762_;
+  wire [1:0] _0762_;
   wire _0763_;
   wire [1:0] _0764_;
-  wire [1:0] _0765_;
+  wire _0765_;
   wire _0766_;
   wire _0767_;
   wire _0768_;
-  wire [1:0] _0769_;
-  wire [1:0] _0770_;
+  wire _0769_;
+  wire _0770_;
   wire _0771_;
   wire _0772_;
-  wire [1:0] _0773_;
-  wire [1:0] _0774_;
+  wire _0773_;
+  wire _0774_;
   wire _0775_;
   wire _0776_;
   wire _0777_;
-  wire [1:0] _0778_;
-  wire [1:0] _0779_;
+  wire _0778_;
+  wire _0779_;
   wire _0780_;
   wire _0781_;
-  wire [1:0] _0782_;
-  wire [1:0] _0783_;
+  wire _0782_;
+  wire _0783_;
   wire _0784_;
   wire _0785_;
-  wire [1:0] _0786_;
-  wire [1:0] _0787_;
+  wire _0786_;
+  wire _0787_;
   wire _0788_;
   wire _0789_;
   wire _0790_;
-  wire [1:0] _0791_;
-  wire [1:0] _0792_;
+  wire _0791_;
+  wire _0792_;
   wire _0793_;
   wire _0794_;
-  wire [1:0] _0795_;
-  wire [1:0] _0796_;
+  wire _0795_;
+  wire _0796_;
   wire _0797_;
   wire _0798_;
   wire _0799_;
-  wire [1:0] _0800_;
-  wire [1:0] _0801_;
+  wire _0800_;
+  wire _0801_;
   wire _0802_;
   wire _0803_;
   wire _0804_;
@@ -9826,37 +11697,37 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0841_;
   wire _0842_;
   wire _0843_;
-  wire _0844_;
+  wire [2:0] _0844_;
   wire _0845_;
   wire _0846_;
-  wire _0847_;
+  wire [3:0] _0847_;
   wire _0848_;
   wire _0849_;
   wire _0850_;
   wire _0851_;
   wire _0852_;
   wire _0853_;
-  wire _0854_;
+  wire [2:0] _0854_;
   wire _0855_;
   wire _0856_;
-  wire _0857_;
+  wire [3:0] _0857_;
   wire _0858_;
   wire _0859_;
   wire _0860_;
-  wire _0861_;
-  wire _0862_;
-  wire _0863_;
-  wire _0864_;
-  wire _0865_;
+  wire [12:0] _0861_;
+  wire [3:0] _0862_;
+  wire [31:0] _0863_;
+  wire [3:0] _0864_;
+  wire [3:0] _0865_;
   wire _0866_;
   wire _0867_;
-  wire _0868_;
+  wire [1:0] _0868_;
   wire _0869_;
-  wire _0870_;
-  wire _0871_;
-  wire _0872_;
+  wire [12:0] _0870_;
+  wire [3:0] _0871_;
+  wire [3:0] _0872_;
   wire _0873_;
-  wire _0874_;
+  wire [1:0] _0874_;
   wire _0875_;
   wire _0876_;
   wire _0877_;
@@ -9871,2886 +11742,1653 @@ module velcro_top(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, s_a
   wire _0886_;
   wire _0887_;
   wire _0888_;
-  wire _0889_;
-  wire _0890_;
-  wire _0891_;
+  wire [3:0] _0889_;
+  wire [3:0] _0890_;
+  wire [12:0] _0891_;
   wire _0892_;
   wire _0893_;
   wire _0894_;
   wire _0895_;
   wire _0896_;
-  wire _0897_;
-  wire _0898_;
-  wire _0899_;
-  wire _0900_;
-  wire _0901_;
+  wire [3:0] _0897_;
+  wire [3:0] _0898_;
+  wire [31:0] _0899_;
+  wire [3:0] _0900_;
+  wire [12:0] _0901_;
   wire _0902_;
   wire _0903_;
   wire _0904_;
   wire _0905_;
-  wire _0906_;
-  wire _0907_;
-  wire _0908_;
-  wire _0909_;
-  wire _0910_;
-  wire _0911_;
-  wire _0912_;
-  wire _0913_;
-  wire _0914_;
-  wire _0915_;
-  wire _0916_;
-  wire _0917_;
-  wire _0918_;
-  wire _0919_;
-  wire _0920_;
-  wire _0921_;
-  wire _0922_;
-  wire _0923_;
-  wire _0924_;
-  wire _0925_;
-  wire _0926_;
-  wire _0927_;
-  wire _0928_;
-  wire _0929_;
-  wire [31:0] _0930_;
-  wire _0931_;
-  wire _0932_;
-  wire _0933_;
-  wire _0934_;
-  wire _0935_;
-  wire _0936_;
-  wire _0937_;
-  wire _0938_;
-  wire _0939_;
-  wire _0940_;
-  wire _0941_;
-  wire _0942_;
-  wire _0943_;
-  wire _0944_;
-  wire _0945_;
-  wire _0946_;
-  wire _0947_;
-  wire _0948_;
-  wire _0949_;
-  wire _0950_;
-  wire _0951_;
-  wire _0952_;
-  wire _0953_;
-  wire _0954_;
-  wire _0955_;
-  wire _0956_;
-  wire _0957_;
-  wire _0958_;
-  wire _0959_;
-  wire _0960_;
-  wire _0961_;
-  wire _0962_;
-  wire _0963_;
-  wire _0964_;
-  wire _0965_;
-  wire _0966_;
-  wire _0967_;
-  wire [31:0] _0968_;
-  wire [31:0] _0969_;
-  wire _0970_;
-  wire _0971_;
-  wire _0972_;
-  wire _0973_;
-  wire _0974_;
-  wire _0975_;
-  wire _0976_;
-  wire _0977_;
-  wire _0978_;
-  wire _0979_;
-  wire _0980_;
-  wire _0981_;
-  wire _0982_;
-  wire _0983_;
-  wire _0984_;
-  wire _0985_;
-  wire _0986_;
-  wire _0987_;
-  wire _0988_;
-  wire _0989_;
-  wire _0990_;
-  wire _0991_;
-  wire _0992_;
-  wire _0993_;
-  wire _0994_;
-  wire _0995_;
-  wire _0996_;
-  wire _0997_;
-  wire _0998_;
-  wire _0999_;
-  wire _1000_;
-  wire _1001_;
-  wire _1002_;
-  wire _1003_;
-  wire _1004_;
-  wire [31:0] _1005_;
-  wire [31:0] _1006_;
-  wire _1007_;
-  wire _1008_;
-  wire _1009_;
-  wire _1010_;
-  wire _1011_;
-  wire _1012_;
-  wire _1013_;
-  wire _1014_;
-  wire _1015_;
-  wire _1016_;
-  wire _1017_;
-  wire _1018_;
-  wire _1019_;
-  wire _1020_;
-  wire _1021_;
-  wire _1022_;
-  wire _1023_;
-  wire _1024_;
-  wire _1025_;
-  wire _1026_;
-  wire _1027_;
-  wire _1028_;
-  wire _1029_;
-  wire _1030_;
-  wire _1031_;
-  wire _1032_;
-  wire _1033_;
-  wire _1034_;
-  wire _1035_;
-  wire _1036_;
-  wire _1037_;
-  wire _1038_;
-  wire _1039_;
-  wire _1040_;
-  wire _1041_;
-  wire [31:0] _1042_;
-  wire _1043_;
-  wire [31:0] _1044_;
-  wire _1045_;
-  wire _1046_;
-  wire _1047_;
-  wire _1048_;
-  wire _1049_;
-  wire _1050_;
-  wire _1051_;
-  wire _1052_;
-  wire _1053_;
-  wire _1054_;
-  wire _1055_;
-  wire _1056_;
-  wire _1057_;
-  wire _1058_;
-  wire _1059_;
-  wire _1060_;
-  wire _1061_;
-  wire _1062_;
-  wire _1063_;
-  wire _1064_;
-  wire _1065_;
-  wire _1066_;
-  wire _1067_;
-  wire _1068_;
-  wire _1069_;
-  wire _1070_;
-  wire _1071_;
-  wire _1072_;
-  wire _1073_;
-  wire _1074_;
-  wire _1075_;
-  wire _1076_;
-  wire _1077_;
-  wire _1078_;
-  wire _1079_;
-  wire _1080_;
-  wire [31:0] _1081_;
-  wire [31:0] _1082_;
-  wire _1083_;
-  wire _1084_;
-  wire _1085_;
-  wire _1086_;
-  wire _1087_;
-  wire _1088_;
-  wire _1089_;
-  wire _1090_;
-  wire _1091_;
-  wire _1092_;
-  wire _1093_;
-  wire _1094_;
-  wire _1095_;
-  wire _1096_;
-  wire _1097_;
-  wire _1098_;
-  wire _1099_;
-  wire _1100_;
-  wire _1101_;
-  wire _1102_;
-  wire _1103_;
-  wire _1104_;
-  wire _1105_;
-  wire _1106_;
-  wire _1107_;
-  wire _1108_;
-  wire _1109_;
-  wire _1110_;
-  wire _1111_;
-  wire _1112_;
-  wire _1113_;
-  wire _1114_;
-  wire _1115_;
-  wire _1116_;
-  wire _1117_;
-  wire [31:0] _1118_;
-  wire [31:0] _1119_;
-  wire _1120_;
-  wire _1121_;
-  wire _1122_;
-  wire _1123_;
-  wire _1124_;
-  wire _1125_;
-  wire _1126_;
-  wire _1127_;
-  wire _1128_;
-  wire _1129_;
-  wire _1130_;
-  wire _1131_;
-  wire _1132_;
-  wire _1133_;
-  wire _1134_;
-  wire _1135_;
-  wire _1136_;
-  wire _1137_;
-  wire _1138_;
-  wire _1139_;
-  wire _1140_;
-  wire _1141_;
-  wire _1142_;
-  wire _1143_;
-  wire _1144_;
-  wire _1145_;
-  wire _1146_;
-  wire _1147_;
-  wire _1148_;
-  wire _1149_;
-  wire _1150_;
-  wire _1151_;
-  wire _1152_;
-  wire _1153_;
-  wire _1154_;
-  wire _1155_;
-  wire [31:0] _1156_;
-  wire [31:0] _1157_;
-  wire _1158_;
-  wire _1159_;
-  wire _1160_;
-  wire _1161_;
-  wire _1162_;
-  wire _1163_;
-  wire _1164_;
-  wire _1165_;
-  wire _1166_;
-  wire _1167_;
-  wire _1168_;
-  wire _1169_;
-  wire _1170_;
-  wire _1171_;
-  wire _1172_;
-  wire _1173_;
-  wire _1174_;
-  wire _1175_;
-  wire _1176_;
-  wire _1177_;
-  wire _1178_;
-  wire _1179_;
-  wire _1180_;
-  wire _1181_;
-  wire _1182_;
-  wire _1183_;
-  wire _1184_;
-  wire _1185_;
-  wire _1186_;
-  wire _1187_;
-  wire _1188_;
-  wire _1189_;
-  wire _1190_;
-  wire _1191_;
-  wire _1192_;
-  wire _1193_;
-  wire [31:0] _1194_;
-  wire [31:0] _1195_;
-  wire _1196_;
-  wire _1197_;
-  wire _1198_;
-  wire _1199_;
-  wire _1200_;
-  wire _1201_;
-  wire _1202_;
-  wire _1203_;
-  wire _1204_;
-  wire _1205_;
-  wire _1206_;
-  wire _1207_;
-  wire _1208_;
-  wire _1209_;
-  wire _1210_;
-  wire _1211_;
-  wire _1212_;
-  wire _1213_;
-  wire _1214_;
-  wire _1215_;
-  wire _1216_;
-  wire _1217_;
-  wire _1218_;
-  wire _1219_;
-  wire _1220_;
-  wire _1221_;
-  wire _1222_;
-  wire _1223_;
-  wire _1224_;
-  wire _1225_;
-  wire _1226_;
-  wire _1227_;
-  wire _1228_;
-  wire _1229_;
-  wire _1230_;
-  wire [31:0] _1231_;
-  wire _1232_;
-  wire [31:0] _1233_;
-  wire _1234_;
-  wire _1235_;
-  wire _1236_;
-  wire _1237_;
-  wire _1238_;
-  wire _1239_;
-  wire _1240_;
-  wire _1241_;
-  wire _1242_;
-  wire _1243_;
-  wire _1244_;
-  wire _1245_;
-  wire _1246_;
-  wire _1247_;
-  wire _1248_;
-  wire _1249_;
-  wire _1250_;
-  wire _1251_;
-  wire _1252_;
-  wire _1253_;
-  wire _1254_;
-  wire _1255_;
-  wire _1256_;
-  wire _1257_;
-  wire _1258_;
-  wire _1259_;
-  wire _1260_;
-  wire _1261_;
-  wire _1262_;
-  wire _1263_;
-  wire _1264_;
-  wire _1265_;
-  wire _1266_;
-  wire _1267_;
-  wire _1268_;
-  wire [31:0] _1269_;
-  wire [31:0] _1270_;
-  wire _1271_;
-  wire _1272_;
-  wire _1273_;
-  wire _1274_;
-  wire _1275_;
-  wire [1:0] _1276_;
-  wire [31:0] _1277_;
-  wire _1278_;
-  wire _1279_;
-  wire [1:0] _1280_;
-  wire _1281_;
-  wire _1282_;
-  wire _1283_;
-  wire _1284_;
-  wire _1285_;
-  wire _1286_;
-  wire [16:0] _1287_;
-  wire _1288_;
-  wire _1289_;
-  wire _1290_;
-  wire _1291_;
-  wire [3:0] _1292_;
-  wire [31:0] _1293_;
-  wire _1294_;
-  wire _1295_;
-  wire [16:0] _1296_;
-  wire _1297_;
-  wire _1298_;
-  reg [16:0] ar_addr = 17'h00000;
-  reg ar_full = 1'h0;
-  reg ar_sent = 1'h0;
-  reg [16:0] aw_addr = 17'h00000;
-  reg aw_full = 1'h0;
-  reg aw_sent = 1'h0;
+  wire [31:0] \$like ;
+  wire [12:0] \$signal ;
+  reg \$signal$11  = 1'h0;
+  wire [12:0] \$signal$179 ;
+  reg [3:0] b_sel = 4'h0;
+  input [16:0] bus__araddr;
+  wire [16:0] bus__araddr;
+  output bus__arready;
+  wire bus__arready;
+  input bus__arvalid;
+  wire bus__arvalid;
+  input [16:0] bus__awaddr;
+  wire [16:0] bus__awaddr;
+  output bus__awready;
+  wire bus__awready;
+  input bus__awvalid;
+  wire bus__awvalid;
+  input bus__bready;
+  wire bus__bready;
+  output [1:0] bus__bresp;
+  wire [1:0] bus__bresp;
+  output bus__bvalid;
+  wire bus__bvalid;
+  output [31:0] bus__rdata;
+  wire [31:0] bus__rdata;
+  input bus__rready;
+  wire bus__rready;
+  output [1:0] bus__rresp;
+  wire [1:0] bus__rresp;
+  output bus__rvalid;
+  wire bus__rvalid;
+  input [31:0] bus__wdata;
+  wire [31:0] bus__wdata;
+  output bus__wready;
+  wire bus__wready;
+  input [3:0] bus__wstrb;
+  wire [3:0] bus__wstrb;
+  input bus__wvalid;
+  wire bus__wvalid;
   input clk;
   wire clk;
-  wire [63:0] conv0_m_axis_tdata;
-  wire conv0_m_axis_tlast;
-  wire conv0_m_axis_tready;
-  wire conv0_m_axis_tvalid;
-  wire [12:0] conv0_s_axil_araddr;
-  wire conv0_s_axil_arready;
-  wire conv0_s_axil_arvalid;
-  wire [12:0] conv0_s_axil_awaddr;
-  wire conv0_s_axil_awready;
-  wire conv0_s_axil_awvalid;
-  wire conv0_s_axil_bready;
-  wire [1:0] conv0_s_axil_bresp;
-  wire conv0_s_axil_bvalid;
-  wire [31:0] conv0_s_axil_rdata;
-  wire conv0_s_axil_rready;
-  wire [1:0] conv0_s_axil_rresp;
-  wire conv0_s_axil_rvalid;
-  reg [31:0] conv0_s_axil_wdata = 32'd0;
-  wire conv0_s_axil_wready;
-  reg [3:0] conv0_s_axil_wstrb = 4'h0;
-  wire conv0_s_axil_wvalid;
-  wire [63:0] conv0_s_axis_tdata;
-  wire conv0_s_axis_tlast;
-  wire conv0_s_axis_tready;
-  wire conv0_s_axis_tvalid;
-  wire [63:0] conv10_m_axis_tdata;
-  wire conv10_m_axis_tlast;
-  wire conv10_m_axis_tready;
-  wire conv10_m_axis_tvalid;
-  wire [12:0] conv10_s_axil_araddr;
-  wire conv10_s_axil_arready;
-  wire conv10_s_axil_arvalid;
-  wire [12:0] conv10_s_axil_awaddr;
-  wire conv10_s_axil_awready;
-  wire conv10_s_axil_awvalid;
-  wire conv10_s_axil_bready;
-  wire [1:0] conv10_s_axil_bresp;
-  wire conv10_s_axil_bvalid;
-  wire [31:0] conv10_s_axil_rdata;
-  wire conv10_s_axil_rready;
-  wire [1:0] conv10_s_axil_rresp;
-  wire conv10_s_axil_rvalid;
-  wire [31:0] conv10_s_axil_wdata;
-  wire conv10_s_axil_wready;
-  wire [3:0] conv10_s_axil_wstrb;
-  wire conv10_s_axil_wvalid;
-  wire [63:0] conv10_s_axis_tdata;
-  wire conv10_s_axis_tlast;
-  wire conv10_s_axis_tready;
-  wire conv10_s_axis_tvalid;
-  wire [63:0] conv11_m_axis_tdata;
-  wire conv11_m_axis_tlast;
-  wire conv11_m_axis_tready;
-  wire conv11_m_axis_tvalid;
-  wire [12:0] conv11_s_axil_araddr;
-  wire conv11_s_axil_arready;
-  wire conv11_s_axil_arvalid;
-  wire [12:0] conv11_s_axil_awaddr;
-  wire conv11_s_axil_awready;
-  wire conv11_s_axil_awvalid;
-  wire conv11_s_axil_bready;
-  wire [1:0] conv11_s_axil_bresp;
-  wire conv11_s_axil_bvalid;
-  wire [31:0] conv11_s_axil_rdata;
-  wire conv11_s_axil_rready;
-  wire [1:0] conv11_s_axil_rresp;
-  wire conv11_s_axil_rvalid;
-  wire [31:0] conv11_s_axil_wdata;
-  wire conv11_s_axil_wready;
-  wire [3:0] conv11_s_axil_wstrb;
-  wire conv11_s_axil_wvalid;
-  wire [63:0] conv11_s_axis_tdata;
-  wire conv11_s_axis_tlast;
-  wire conv11_s_axis_tready;
-  wire conv11_s_axis_tvalid;
-  wire [63:0] conv12_m_axis_tdata;
-  wire conv12_m_axis_tlast;
-  wire conv12_m_axis_tready;
-  wire conv12_m_axis_tvalid;
-  wire [12:0] conv12_s_axil_araddr;
-  wire conv12_s_axil_arready;
-  wire conv12_s_axil_arvalid;
-  wire [12:0] conv12_s_axil_awaddr;
-  wire conv12_s_axil_awready;
-  wire conv12_s_axil_awvalid;
-  wire conv12_s_axil_bready;
-  wire [1:0] conv12_s_axil_bresp;
-  wire conv12_s_axil_bvalid;
-  wire [31:0] conv12_s_axil_rdata;
-  wire conv12_s_axil_rready;
-  wire [1:0] conv12_s_axil_rresp;
-  wire conv12_s_axil_rvalid;
-  wire [31:0] conv12_s_axil_wdata;
-  wire conv12_s_axil_wready;
-  wire [3:0] conv12_s_axil_wstrb;
-  wire conv12_s_axil_wvalid;
-  wire [63:0] conv12_s_axis_tdata;
-  wire conv12_s_axis_tlast;
-  wire conv12_s_axis_tready;
-  wire conv12_s_axis_tvalid;
-  wire [63:0] conv13_m_axis_tdata;
-  wire conv13_m_axis_tlast;
-  wire conv13_m_axis_tready;
-  wire conv13_m_axis_tvalid;
-  wire [12:0] conv13_s_axil_araddr;
-  wire conv13_s_axil_arready;
-  wire conv13_s_axil_arvalid;
-  wire [12:0] conv13_s_axil_awaddr;
-  wire conv13_s_axil_awready;
-  wire conv13_s_axil_awvalid;
-  wire conv13_s_axil_bready;
-  wire [1:0] conv13_s_axil_bresp;
-  wire conv13_s_axil_bvalid;
-  wire [31:0] conv13_s_axil_rdata;
-  wire conv13_s_axil_rready;
-  wire [1:0] conv13_s_axil_rresp;
-  wire conv13_s_axil_rvalid;
-  wire [31:0] conv13_s_axil_wdata;
-  wire conv13_s_axil_wready;
-  wire [3:0] conv13_s_axil_wstrb;
-  wire conv13_s_axil_wvalid;
-  wire [63:0] conv13_s_axis_tdata;
-  wire conv13_s_axis_tlast;
-  wire conv13_s_axis_tready;
-  wire conv13_s_axis_tvalid;
-  wire [63:0] conv14_m_axis_tdata;
-  wire conv14_m_axis_tlast;
-  wire conv14_m_axis_tready;
-  wire conv14_m_axis_tvalid;
-  wire [12:0] conv14_s_axil_araddr;
-  wire conv14_s_axil_arready;
-  wire conv14_s_axil_arvalid;
-  wire [12:0] conv14_s_axil_awaddr;
-  wire conv14_s_axil_awready;
-  wire conv14_s_axil_awvalid;
-  wire conv14_s_axil_bready;
-  wire [1:0] conv14_s_axil_bresp;
-  wire conv14_s_axil_bvalid;
-  wire [31:0] conv14_s_axil_rdata;
-  wire conv14_s_axil_rready;
-  wire [1:0] conv14_s_axil_rresp;
-  wire conv14_s_axil_rvalid;
-  wire [31:0] conv14_s_axil_wdata;
-  wire conv14_s_axil_wready;
-  wire [3:0] conv14_s_axil_wstrb;
-  wire conv14_s_axil_wvalid;
-  wire [63:0] conv14_s_axis_tdata;
-  wire conv14_s_axis_tlast;
-  wire conv14_s_axis_tready;
-  wire conv14_s_axis_tvalid;
-  wire [63:0] conv15_m_axis_tdata;
-  wire conv15_m_axis_tlast;
-  wire conv15_m_axis_tready;
-  wire conv15_m_axis_tvalid;
-  wire [12:0] conv15_s_axil_araddr;
-  wire conv15_s_axil_arready;
-  wire conv15_s_axil_arvalid;
-  wire [12:0] conv15_s_axil_awaddr;
-  wire conv15_s_axil_awready;
-  wire conv15_s_axil_awvalid;
-  wire conv15_s_axil_bready;
-  wire [1:0] conv15_s_axil_bresp;
-  wire conv15_s_axil_bvalid;
-  wire [31:0] conv15_s_axil_rdata;
-  wire conv15_s_axil_rready;
-  wire [1:0] conv15_s_axil_rresp;
-  wire conv15_s_axil_rvalid;
-  wire [31:0] conv15_s_axil_wdata;
-  wire conv15_s_axil_wready;
-  wire [3:0] conv15_s_axil_wstrb;
-  wire conv15_s_axil_wvalid;
-  wire [63:0] conv15_s_axis_tdata;
-  wire conv15_s_axis_tlast;
-  wire conv15_s_axis_tready;
-  wire conv15_s_axis_tvalid;
-  wire [63:0] conv1_m_axis_tdata;
-  wire conv1_m_axis_tlast;
-  wire conv1_m_axis_tready;
-  wire conv1_m_axis_tvalid;
-  wire [12:0] conv1_s_axil_araddr;
-  wire conv1_s_axil_arready;
-  wire conv1_s_axil_arvalid;
-  wire [12:0] conv1_s_axil_awaddr;
-  wire conv1_s_axil_awready;
-  wire conv1_s_axil_awvalid;
-  wire conv1_s_axil_bready;
-  wire [1:0] conv1_s_axil_bresp;
-  wire conv1_s_axil_bvalid;
-  wire [31:0] conv1_s_axil_rdata;
-  wire conv1_s_axil_rready;
-  wire [1:0] conv1_s_axil_rresp;
-  wire conv1_s_axil_rvalid;
-  wire [31:0] conv1_s_axil_wdata;
-  wire conv1_s_axil_wready;
-  wire [3:0] conv1_s_axil_wstrb;
-  wire conv1_s_axil_wvalid;
-  wire [63:0] conv1_s_axis_tdata;
-  wire conv1_s_axis_tlast;
-  wire conv1_s_axis_tready;
-  wire conv1_s_axis_tvalid;
-  wire [63:0] conv2_m_axis_tdata;
-  wire conv2_m_axis_tlast;
-  wire conv2_m_axis_tready;
-  wire conv2_m_axis_tvalid;
-  wire [12:0] conv2_s_axil_araddr;
-  wire conv2_s_axil_arready;
-  wire conv2_s_axil_arvalid;
-  wire [12:0] conv2_s_axil_awaddr;
-  wire conv2_s_axil_awready;
-  wire conv2_s_axil_awvalid;
-  wire conv2_s_axil_bready;
-  wire [1:0] conv2_s_axil_bresp;
-  wire conv2_s_axil_bvalid;
-  wire [31:0] conv2_s_axil_rdata;
-  wire conv2_s_axil_rready;
-  wire [1:0] conv2_s_axil_rresp;
-  wire conv2_s_axil_rvalid;
-  wire [31:0] conv2_s_axil_wdata;
-  wire conv2_s_axil_wready;
-  wire [3:0] conv2_s_axil_wstrb;
-  wire conv2_s_axil_wvalid;
-  wire [63:0] conv2_s_axis_tdata;
-  wire conv2_s_axis_tlast;
-  wire conv2_s_axis_tready;
-  wire conv2_s_axis_tvalid;
-  wire [63:0] conv3_m_axis_tdata;
-  wire conv3_m_axis_tlast;
-  wire conv3_m_axis_tready;
-  wire conv3_m_axis_tvalid;
-  wire [12:0] conv3_s_axil_araddr;
-  wire conv3_s_axil_arready;
-  wire conv3_s_axil_arvalid;
-  wire [12:0] conv3_s_axil_awaddr;
-  wire conv3_s_axil_awready;
-  wire conv3_s_axil_awvalid;
-  wire conv3_s_axil_bready;
-  wire [1:0] conv3_s_axil_bresp;
-  wire conv3_s_axil_bvalid;
-  wire [31:0] conv3_s_axil_rdata;
-  wire conv3_s_axil_rready;
-  wire [1:0] conv3_s_axil_rresp;
-  wire conv3_s_axil_rvalid;
-  wire [31:0] conv3_s_axil_wdata;
-  wire conv3_s_axil_wready;
-  wire [3:0] conv3_s_axil_wstrb;
-  wire conv3_s_axil_wvalid;
-  wire [63:0] conv3_s_axis_tdata;
-  wire conv3_s_axis_tlast;
-  wire conv3_s_axis_tready;
-  wire conv3_s_axis_tvalid;
-  wire [63:0] conv4_m_axis_tdata;
-  wire conv4_m_axis_tlast;
-  wire conv4_m_axis_tready;
-  wire conv4_m_axis_tvalid;
-  wire [12:0] conv4_s_axil_araddr;
-  wire conv4_s_axil_arready;
-  wire conv4_s_axil_arvalid;
-  wire [12:0] conv4_s_axil_awaddr;
-  wire conv4_s_axil_awready;
-  wire conv4_s_axil_awvalid;
-  wire conv4_s_axil_bready;
-  wire [1:0] conv4_s_axil_bresp;
-  wire conv4_s_axil_bvalid;
-  wire [31:0] conv4_s_axil_rdata;
-  wire conv4_s_axil_rready;
-  wire [1:0] conv4_s_axil_rresp;
-  wire conv4_s_axil_rvalid;
-  wire [31:0] conv4_s_axil_wdata;
-  wire conv4_s_axil_wready;
-  wire [3:0] conv4_s_axil_wstrb;
-  wire conv4_s_axil_wvalid;
-  wire [63:0] conv4_s_axis_tdata;
-  wire conv4_s_axis_tlast;
-  wire conv4_s_axis_tready;
-  wire conv4_s_axis_tvalid;
-  wire [63:0] conv5_m_axis_tdata;
-  wire conv5_m_axis_tlast;
-  wire conv5_m_axis_tready;
-  wire conv5_m_axis_tvalid;
-  wire [12:0] conv5_s_axil_araddr;
-  wire conv5_s_axil_arready;
-  wire conv5_s_axil_arvalid;
-  wire [12:0] conv5_s_axil_awaddr;
-  wire conv5_s_axil_awready;
-  wire conv5_s_axil_awvalid;
-  wire conv5_s_axil_bready;
-  wire [1:0] conv5_s_axil_bresp;
-  wire conv5_s_axil_bvalid;
-  wire [31:0] conv5_s_axil_rdata;
-  wire conv5_s_axil_rready;
-  wire [1:0] conv5_s_axil_rresp;
-  wire conv5_s_axil_rvalid;
-  wire [31:0] conv5_s_axil_wdata;
-  wire conv5_s_axil_wready;
-  wire [3:0] conv5_s_axil_wstrb;
-  wire conv5_s_axil_wvalid;
-  wire [63:0] conv5_s_axis_tdata;
-  wire conv5_s_axis_tlast;
-  wire conv5_s_axis_tready;
-  wire conv5_s_axis_tvalid;
-  wire [63:0] conv6_m_axis_tdata;
-  wire conv6_m_axis_tlast;
-  wire conv6_m_axis_tready;
-  wire conv6_m_axis_tvalid;
-  wire [12:0] conv6_s_axil_araddr;
-  wire conv6_s_axil_arready;
-  wire conv6_s_axil_arvalid;
-  wire [12:0] conv6_s_axil_awaddr;
-  wire conv6_s_axil_awready;
-  wire conv6_s_axil_awvalid;
-  wire conv6_s_axil_bready;
-  wire [1:0] conv6_s_axil_bresp;
-  wire conv6_s_axil_bvalid;
-  wire [31:0] conv6_s_axil_rdata;
-  wire conv6_s_axil_rready;
-  wire [1:0] conv6_s_axil_rresp;
-  wire conv6_s_axil_rvalid;
-  wire [31:0] conv6_s_axil_wdata;
-  wire conv6_s_axil_wready;
-  wire [3:0] conv6_s_axil_wstrb;
-  wire conv6_s_axil_wvalid;
-  wire [63:0] conv6_s_axis_tdata;
-  wire conv6_s_axis_tlast;
-  wire conv6_s_axis_tready;
-  wire conv6_s_axis_tvalid;
-  wire [63:0] conv7_m_axis_tdata;
-  wire conv7_m_axis_tlast;
-  wire conv7_m_axis_tready;
-  wire conv7_m_axis_tvalid;
-  wire [12:0] conv7_s_axil_araddr;
-  wire conv7_s_axil_arready;
-  wire conv7_s_axil_arvalid;
-  wire [12:0] conv7_s_axil_awaddr;
-  wire conv7_s_axil_awready;
-  wire conv7_s_axil_awvalid;
-  wire conv7_s_axil_bready;
-  wire [1:0] conv7_s_axil_bresp;
-  wire conv7_s_axil_bvalid;
-  wire [31:0] conv7_s_axil_rdata;
-  wire conv7_s_axil_rready;
-  wire [1:0] conv7_s_axil_rresp;
-  wire conv7_s_axil_rvalid;
-  wire [31:0] conv7_s_axil_wdata;
-  wire conv7_s_axil_wready;
-  wire [3:0] conv7_s_axil_wstrb;
-  wire conv7_s_axil_wvalid;
-  wire [63:0] conv7_s_axis_tdata;
-  wire conv7_s_axis_tlast;
-  wire conv7_s_axis_tready;
-  wire conv7_s_axis_tvalid;
-  wire [63:0] conv8_m_axis_tdata;
-  wire conv8_m_axis_tlast;
-  wire conv8_m_axis_tready;
-  wire conv8_m_axis_tvalid;
-  wire [12:0] conv8_s_axil_araddr;
-  wire conv8_s_axil_arready;
-  wire conv8_s_axil_arvalid;
-  wire [12:0] conv8_s_axil_awaddr;
-  wire conv8_s_axil_awready;
-  wire conv8_s_axil_awvalid;
-  wire conv8_s_axil_bready;
-  wire [1:0] conv8_s_axil_bresp;
-  wire conv8_s_axil_bvalid;
-  wire [31:0] conv8_s_axil_rdata;
-  wire conv8_s_axil_rready;
-  wire [1:0] conv8_s_axil_rresp;
-  wire conv8_s_axil_rvalid;
-  wire [31:0] conv8_s_axil_wdata;
-  wire conv8_s_axil_wready;
-  wire [3:0] conv8_s_axil_wstrb;
-  wire conv8_s_axil_wvalid;
-  wire [63:0] conv8_s_axis_tdata;
-  wire conv8_s_axis_tlast;
-  wire conv8_s_axis_tready;
-  wire conv8_s_axis_tvalid;
-  wire [63:0] conv9_m_axis_tdata;
-  wire conv9_m_axis_tlast;
-  wire conv9_m_axis_tready;
-  wire conv9_m_axis_tvalid;
-  wire [12:0] conv9_s_axil_araddr;
-  wire conv9_s_axil_arready;
-  wire conv9_s_axil_arvalid;
-  wire [12:0] conv9_s_axil_awaddr;
-  wire conv9_s_axil_awready;
-  wire conv9_s_axil_awvalid;
-  wire conv9_s_axil_bready;
-  wire [1:0] conv9_s_axil_bresp;
-  wire conv9_s_axil_bvalid;
-  wire [31:0] conv9_s_axil_rdata;
-  wire conv9_s_axil_rready;
-  wire [1:0] conv9_s_axil_rresp;
-  wire conv9_s_axil_rvalid;
-  wire [31:0] conv9_s_axil_wdata;
-  wire conv9_s_axil_wready;
-  wire [3:0] conv9_s_axil_wstrb;
-  wire conv9_s_axil_wvalid;
-  wire [63:0] conv9_s_axis_tdata;
-  wire conv9_s_axis_tlast;
-  wire conv9_s_axis_tready;
-  wire conv9_s_axis_tvalid;
-  output [1023:0] m_axis_tdata;
-  wire [1023:0] m_axis_tdata;
-  output [15:0] m_axis_tlast;
-  wire [15:0] m_axis_tlast;
-  input [15:0] m_axis_tready;
-  wire [15:0] m_axis_tready;
-  output [15:0] m_axis_tvalid;
-  wire [15:0] m_axis_tvalid;
+  reg hole_bvalid = 1'h0;
+  reg hole_rvalid = 1'h0;
+  wire r_issue;
+  reg [1:0] r_pending = 2'h0;
+  reg [3:0] r_sel = 4'h0;
+  reg r_valid = 1'h0;
+  reg [3:0] rd_sel = 4'h0;
   input rst;
   wire rst;
-  input [16:0] s_axil_araddr;
-  wire [16:0] s_axil_araddr;
-  output s_axil_arready;
-  wire s_axil_arready;
-  input s_axil_arvalid;
-  wire s_axil_arvalid;
-  input [16:0] s_axil_awaddr;
-  wire [16:0] s_axil_awaddr;
-  output s_axil_awready;
-  wire s_axil_awready;
-  input s_axil_awvalid;
-  wire s_axil_awvalid;
-  input s_axil_bready;
-  wire s_axil_bready;
-  output [1:0] s_axil_bresp;
-  reg [1:0] s_axil_bresp = 2'h0;
-  output s_axil_bvalid;
-  reg s_axil_bvalid = 1'h0;
-  output [31:0] s_axil_rdata;
-  reg [31:0] s_axil_rdata = 32'd0;
-  input s_axil_rready;
-  wire s_axil_rready;
-  output [1:0] s_axil_rresp;
-  reg [1:0] s_axil_rresp = 2'h0;
-  output s_axil_rvalid;
-  reg s_axil_rvalid = 1'h0;
-  input [31:0] s_axil_wdata;
-  wire [31:0] s_axil_wdata;
-  output s_axil_wready;
-  wire s_axil_wready;
-  input [3:0] s_axil_wstrb;
-  wire [3:0] s_axil_wstrb;
-  input s_axil_wvalid;
-  wire s_axil_wvalid;
-  input [1023:0] s_axis_tdata;
-  wire [1023:0] s_axis_tdata;
-  input [15:0] s_axis_tlast;
-  wire [15:0] s_axis_tlast;
-  output [15:0] s_axis_tready;
-  wire [15:0] s_axis_tready;
-  input [15:0] s_axis_tvalid;
-  wire [15:0] s_axis_tvalid;
-  wire [31:0] w_data;
-  reg w_full = 1'h0;
+  output [12:0] targets__0__araddr;
+  reg [12:0] targets__0__araddr = 13'h0000;
+  input targets__0__arready;
+  wire targets__0__arready;
+  output targets__0__arvalid;
+  wire targets__0__arvalid;
+  output [12:0] targets__0__awaddr;
+  reg [12:0] targets__0__awaddr = 13'h0000;
+  input targets__0__awready;
+  wire targets__0__awready;
+  output targets__0__awvalid;
+  wire targets__0__awvalid;
+  output targets__0__bready;
+  wire targets__0__bready;
+  input [1:0] targets__0__bresp;
+  wire [1:0] targets__0__bresp;
+  input targets__0__bvalid;
+  wire targets__0__bvalid;
+  input [31:0] targets__0__rdata;
+  wire [31:0] targets__0__rdata;
+  output targets__0__rready;
+  wire targets__0__rready;
+  input [1:0] targets__0__rresp;
+  wire [1:0] targets__0__rresp;
+  input targets__0__rvalid;
+  wire targets__0__rvalid;
+  output [31:0] targets__0__wdata;
+  reg [31:0] targets__0__wdata = 32'd0;
+  input targets__0__wready;
+  wire targets__0__wready;
+  output [3:0] targets__0__wstrb;
+  reg [3:0] targets__0__wstrb = 4'h0;
+  output targets__0__wvalid;
+  wire targets__0__wvalid;
+  wire [12:0] targets__10__araddr;
+  input targets__10__arready;
+  wire targets__10__arready;
+  output targets__10__arvalid;
+  wire targets__10__arvalid;
+  wire [12:0] targets__10__awaddr;
+  input targets__10__awready;
+  wire targets__10__awready;
+  output targets__10__awvalid;
+  wire targets__10__awvalid;
+  output targets__10__bready;
+  wire targets__10__bready;
+  input [1:0] targets__10__bresp;
+  wire [1:0] targets__10__bresp;
+  input targets__10__bvalid;
+  wire targets__10__bvalid;
+  input [31:0] targets__10__rdata;
+  wire [31:0] targets__10__rdata;
+  output targets__10__rready;
+  wire targets__10__rready;
+  input [1:0] targets__10__rresp;
+  wire [1:0] targets__10__rresp;
+  input targets__10__rvalid;
+  wire targets__10__rvalid;
+  wire [31:0] targets__10__wdata;
+  input targets__10__wready;
+  wire targets__10__wready;
+  wire [3:0] targets__10__wstrb;
+  output targets__10__wvalid;
+  wire targets__10__wvalid;
+  wire [12:0] targets__11__araddr;
+  input targets__11__arready;
+  wire targets__11__arready;
+  output targets__11__arvalid;
+  wire targets__11__arvalid;
+  wire [12:0] targets__11__awaddr;
+  input targets__11__awready;
+  wire targets__11__awready;
+  output targets__11__awvalid;
+  wire targets__11__awvalid;
+  output targets__11__bready;
+  wire targets__11__bready;
+  input [1:0] targets__11__bresp;
+  wire [1:0] targets__11__bresp;
+  input targets__11__bvalid;
+  wire targets__11__bvalid;
+  input [31:0] targets__11__rdata;
+  wire [31:0] targets__11__rdata;
+  output targets__11__rready;
+  wire targets__11__rready;
+  input [1:0] targets__11__rresp;
+  wire [1:0] targets__11__rresp;
+  input targets__11__rvalid;
+  wire targets__11__rvalid;
+  wire [31:0] targets__11__wdata;
+  input targets__11__wready;
+  wire targets__11__wready;
+  wire [3:0] targets__11__wstrb;
+  output targets__11__wvalid;
+  wire targets__11__wvalid;
+  wire [12:0] targets__12__araddr;
+  input targets__12__arready;
+  wire targets__12__arready;
+  output targets__12__arvalid;
+  wire targets__12__arvalid;
+  wire [12:0] targets__12__awaddr;
+  input targets__12__awready;
+  wire targets__12__awready;
+  output targets__12__awvalid;
+  wire targets__12__awvalid;
+  output targets__12__bready;
+  wire targets__12__bready;
+  input [1:0] targets__12__bresp;
+  wire [1:0] targets__12__bresp;
+  input targets__12__bvalid;
+  wire targets__12__bvalid;
+  input [31:0] targets__12__rdata;
+  wire [31:0] targets__12__rdata;
+  output targets__12__rready;
+  wire targets__12__rready;
+  input [1:0] targets__12__rresp;
+  wire [1:0] targets__12__rresp;
+  input targets__12__rvalid;
+  wire targets__12__rvalid;
+  wire [31:0] targets__12__wdata;
+  input targets__12__wready;
+  wire targets__12__wready;
+  wire [3:0] targets__12__wstrb;
+  output targets__12__wvalid;
+  wire targets__12__wvalid;
+  wire [12:0] targets__13__araddr;
+  input targets__13__arready;
+  wire targets__13__arready;
+  output targets__13__arvalid;
+  wire targets__13__arvalid;
+  wire [12:0] targets__13__awaddr;
+  input targets__13__awready;
+  wire targets__13__awready;
+  output targets__13__awvalid;
+  wire targets__13__awvalid;
+  output targets__13__bready;
+  wire targets__13__bready;
+  input [1:0] targets__13__bresp;
+  wire [1:0] targets__13__bresp;
+  input targets__13__bvalid;
+  wire targets__13__bvalid;
+  input [31:0] targets__13__rdata;
+  wire [31:0] targets__13__rdata;
+  output targets__13__rready;
+  wire targets__13__rready;
+  input [1:0] targets__13__rresp;
+  wire [1:0] targets__13__rresp;
+  input targets__13__rvalid;
+  wire targets__13__rvalid;
+  wire [31:0] targets__13__wdata;
+  input targets__13__wready;
+  wire targets__13__wready;
+  wire [3:0] targets__13__wstrb;
+  output targets__13__wvalid;
+  wire targets__13__wvalid;
+  wire [12:0] targets__14__araddr;
+  input targets__14__arready;
+  wire targets__14__arready;
+  output targets__14__arvalid;
+  wire targets__14__arvalid;
+  wire [12:0] targets__14__awaddr;
+  input targets__14__awready;
+  wire targets__14__awready;
+  output targets__14__awvalid;
+  wire targets__14__awvalid;
+  output targets__14__bready;
+  wire targets__14__bready;
+  input [1:0] targets__14__bresp;
+  wire [1:0] targets__14__bresp;
+  input targets__14__bvalid;
+  wire targets__14__bvalid;
+  input [31:0] targets__14__rdata;
+  wire [31:0] targets__14__rdata;
+  output targets__14__rready;
+  wire targets__14__rready;
+  input [1:0] targets__14__rresp;
+  wire [1:0] targets__14__rresp;
+  input targets__14__rvalid;
+  wire targets__14__rvalid;
+  wire [31:0] targets__14__wdata;
+  input targets__14__wready;
+  wire targets__14__wready;
+  wire [3:0] targets__14__wstrb;
+  output targets__14__wvalid;
+  wire targets__14__wvalid;
+  wire [12:0] targets__15__araddr;
+  input targets__15__arready;
+  wire targets__15__arready;
+  output targets__15__arvalid;
+  wire targets__15__arvalid;
+  wire [12:0] targets__15__awaddr;
+  input targets__15__awready;
+  wire targets__15__awready;
+  output targets__15__awvalid;
+  wire targets__15__awvalid;
+  output targets__15__bready;
+  wire targets__15__bready;
+  input [1:0] targets__15__bresp;
+  wire [1:0] targets__15__bresp;
+  input targets__15__bvalid;
+  wire targets__15__bvalid;
+  input [31:0] targets__15__rdata;
+  wire [31:0] targets__15__rdata;
+  output targets__15__rready;
+  wire targets__15__rready;
+  input [1:0] targets__15__rresp;
+  wire [1:0] targets__15__rresp;
+  input targets__15__rvalid;
+  wire targets__15__rvalid;
+  wire [31:0] targets__15__wdata;
+  input targets__15__wready;
+  wire targets__15__wready;
+  wire [3:0] targets__15__wstrb;
+  output targets__15__wvalid;
+  wire targets__15__wvalid;
+  wire [12:0] targets__1__araddr;
+  input targets__1__arready;
+  wire targets__1__arready;
+  output targets__1__arvalid;
+  wire targets__1__arvalid;
+  wire [12:0] targets__1__awaddr;
+  input targets__1__awready;
+  wire targets__1__awready;
+  output targets__1__awvalid;
+  wire targets__1__awvalid;
+  output targets__1__bready;
+  wire targets__1__bready;
+  input [1:0] targets__1__bresp;
+  wire [1:0] targets__1__bresp;
+  input targets__1__bvalid;
+  wire targets__1__bvalid;
+  input [31:0] targets__1__rdata;
+  wire [31:0] targets__1__rdata;
+  output targets__1__rready;
+  wire targets__1__rready;
+  input [1:0] targets__1__rresp;
+  wire [1:0] targets__1__rresp;
+  input targets__1__rvalid;
+  wire targets__1__rvalid;
+  wire [31:0] targets__1__wdata;
+  input targets__1__wready;
+  wire targets__1__wready;
+  wire [3:0] targets__1__wstrb;
+  output targets__1__wvalid;
+  wire targets__1__wvalid;
+  wire [12:0] targets__2__araddr;
+  input targets__2__arready;
+  wire targets__2__arready;
+  output targets__2__arvalid;
+  wire targets__2__arvalid;
+  wire [12:0] targets__2__awaddr;
+  input targets__2__awready;
+  wire targets__2__awready;
+  output targets__2__awvalid;
+  wire targets__2__awvalid;
+  output targets__2__bready;
+  wire targets__2__bready;
+  input [1:0] targets__2__bresp;
+  wire [1:0] targets__2__bresp;
+  input targets__2__bvalid;
+  wire targets__2__bvalid;
+  input [31:0] targets__2__rdata;
+  wire [31:0] targets__2__rdata;
+  output targets__2__rready;
+  wire targets__2__rready;
+  input [1:0] targets__2__rresp;
+  wire [1:0] targets__2__rresp;
+  input targets__2__rvalid;
+  wire targets__2__rvalid;
+  wire [31:0] targets__2__wdata;
+  input targets__2__wready;
+  wire targets__2__wready;
+  wire [3:0] targets__2__wstrb;
+  output targets__2__wvalid;
+  wire targets__2__wvalid;
+  wire [12:0] targets__3__araddr;
+  input targets__3__arready;
+  wire targets__3__arready;
+  output targets__3__arvalid;
+  wire targets__3__arvalid;
+  wire [12:0] targets__3__awaddr;
+  input targets__3__awready;
+  wire targets__3__awready;
+  output targets__3__awvalid;
+  wire targets__3__awvalid;
+  output targets__3__bready;
+  wire targets__3__bready;
+  input [1:0] targets__3__bresp;
+  wire [1:0] targets__3__bresp;
+  input targets__3__bvalid;
+  wire targets__3__bvalid;
+  input [31:0] targets__3__rdata;
+  wire [31:0] targets__3__rdata;
+  output targets__3__rready;
+  wire targets__3__rready;
+  input [1:0] targets__3__rresp;
+  wire [1:0] targets__3__rresp;
+  input targets__3__rvalid;
+  wire targets__3__rvalid;
+  wire [31:0] targets__3__wdata;
+  input targets__3__wready;
+  wire targets__3__wready;
+  wire [3:0] targets__3__wstrb;
+  output targets__3__wvalid;
+  wire targets__3__wvalid;
+  wire [12:0] targets__4__araddr;
+  input targets__4__arready;
+  wire targets__4__arready;
+  output targets__4__arvalid;
+  wire targets__4__arvalid;
+  wire [12:0] targets__4__awaddr;
+  input targets__4__awready;
+  wire targets__4__awready;
+  output targets__4__awvalid;
+  wire targets__4__awvalid;
+  output targets__4__bready;
+  wire targets__4__bready;
+  input [1:0] targets__4__bresp;
+  wire [1:0] targets__4__bresp;
+  input targets__4__bvalid;
+  wire targets__4__bvalid;
+  input [31:0] targets__4__rdata;
+  wire [31:0] targets__4__rdata;
+  output targets__4__rready;
+  wire targets__4__rready;
+  input [1:0] targets__4__rresp;
+  wire [1:0] targets__4__rresp;
+  input targets__4__rvalid;
+  wire targets__4__rvalid;
+  wire [31:0] targets__4__wdata;
+  input targets__4__wready;
+  wire targets__4__wready;
+  wire [3:0] targets__4__wstrb;
+  output targets__4__wvalid;
+  wire targets__4__wvalid;
+  wire [12:0] targets__5__araddr;
+  input targets__5__arready;
+  wire targets__5__arready;
+  output targets__5__arvalid;
+  wire targets__5__arvalid;
+  wire [12:0] targets__5__awaddr;
+  input targets__5__awready;
+  wire targets__5__awready;
+  output targets__5__awvalid;
+  wire targets__5__awvalid;
+  output targets__5__bready;
+  wire targets__5__bready;
+  input [1:0] targets__5__bresp;
+  wire [1:0] targets__5__bresp;
+  input targets__5__bvalid;
+  wire targets__5__bvalid;
+  input [31:0] targets__5__rdata;
+  wire [31:0] targets__5__rdata;
+  output targets__5__rready;
+  wire targets__5__rready;
+  input [1:0] targets__5__rresp;
+  wire [1:0] targets__5__rresp;
+  input targets__5__rvalid;
+  wire targets__5__rvalid;
+  wire [31:0] targets__5__wdata;
+  input targets__5__wready;
+  wire targets__5__wready;
+  wire [3:0] targets__5__wstrb;
+  output targets__5__wvalid;
+  wire targets__5__wvalid;
+  wire [12:0] targets__6__araddr;
+  input targets__6__arready;
+  wire targets__6__arready;
+  output targets__6__arvalid;
+  wire targets__6__arvalid;
+  wire [12:0] targets__6__awaddr;
+  input targets__6__awready;
+  wire targets__6__awready;
+  output targets__6__awvalid;
+  wire targets__6__awvalid;
+  output targets__6__bready;
+  wire targets__6__bready;
+  input [1:0] targets__6__bresp;
+  wire [1:0] targets__6__bresp;
+  input targets__6__bvalid;
+  wire targets__6__bvalid;
+  input [31:0] targets__6__rdata;
+  wire [31:0] targets__6__rdata;
+  output targets__6__rready;
+  wire targets__6__rready;
+  input [1:0] targets__6__rresp;
+  wire [1:0] targets__6__rresp;
+  input targets__6__rvalid;
+  wire targets__6__rvalid;
+  wire [31:0] targets__6__wdata;
+  input targets__6__wready;
+  wire targets__6__wready;
+  wire [3:0] targets__6__wstrb;
+  output targets__6__wvalid;
+  wire targets__6__wvalid;
+  wire [12:0] targets__7__araddr;
+  input targets__7__arready;
+  wire targets__7__arready;
+  output targets__7__arvalid;
+  wire targets__7__arvalid;
+  wire [12:0] targets__7__awaddr;
+  input targets__7__awready;
+  wire targets__7__awready;
+  output targets__7__awvalid;
+  wire targets__7__awvalid;
+  output targets__7__bready;
+  wire targets__7__bready;
+  input [1:0] targets__7__bresp;
+  wire [1:0] targets__7__bresp;
+  input targets__7__bvalid;
+  wire targets__7__bvalid;
+  input [31:0] targets__7__rdata;
+  wire [31:0] targets__7__rdata;
+  output targets__7__rready;
+  wire targets__7__rready;
+  input [1:0] targets__7__rresp;
+  wire [1:0] targets__7__rresp;
+  input targets__7__rvalid;
+  wire targets__7__rvalid;
+  wire [31:0] targets__7__wdata;
+  input targets__7__wready;
+  wire targets__7__wready;
+  wire [3:0] targets__7__wstrb;
+  output targets__7__wvalid;
+  wire targets__7__wvalid;
+  wire [12:0] targets__8__araddr;
+  input targets__8__arready;
+  wire targets__8__arready;
+  output targets__8__arvalid;
+  wire targets__8__arvalid;
+  wire [12:0] targets__8__awaddr;
+  input targets__8__awready;
+  wire targets__8__awready;
+  output targets__8__awvalid;
+  wire targets__8__awvalid;
+  output targets__8__bready;
+  wire targets__8__bready;
+  input [1:0] targets__8__bresp;
+  wire [1:0] targets__8__bresp;
+  input targets__8__bvalid;
+  wire targets__8__bvalid;
+  input [31:0] targets__8__rdata;
+  wire [31:0] targets__8__rdata;
+  output targets__8__rready;
+  wire targets__8__rready;
+  input [1:0] targets__8__rresp;
+  wire [1:0] targets__8__rresp;
+  input targets__8__rvalid;
+  wire targets__8__rvalid;
+  wire [31:0] targets__8__wdata;
+  input targets__8__wready;
+  wire targets__8__wready;
+  wire [3:0] targets__8__wstrb;
+  output targets__8__wvalid;
+  wire targets__8__wvalid;
+  wire [12:0] targets__9__araddr;
+  input targets__9__arready;
+  wire targets__9__arready;
+  output targets__9__arvalid;
+  wire targets__9__arvalid;
+  wire [12:0] targets__9__awaddr;
+  input targets__9__awready;
+  wire targets__9__awready;
+  output targets__9__awvalid;
+  wire targets__9__awvalid;
+  output targets__9__bready;
+  wire targets__9__bready;
+  input [1:0] targets__9__bresp;
+  wire [1:0] targets__9__bresp;
+  input targets__9__bvalid;
+  wire targets__9__bvalid;
+  input [31:0] targets__9__rdata;
+  wire [31:0] targets__9__rdata;
+  output targets__9__rready;
+  wire targets__9__rready;
+  input [1:0] targets__9__rresp;
+  wire [1:0] targets__9__rresp;
+  input targets__9__rvalid;
+  wire targets__9__rvalid;
+  wire [31:0] targets__9__wdata;
+  input targets__9__wready;
+  wire targets__9__wready;
+  wire [3:0] targets__9__wstrb;
+  output targets__9__wvalid;
+  wire targets__9__wvalid;
+  wire w_issue;
+  reg [1:0] w_pending = 2'h0;
+  reg [3:0] w_sel = 4'h0;
   reg w_sent = 1'h0;
   wire [3:0] w_strb;
-  assign s_axil_awready = ~ aw_full;
-  assign s_axil_wready = ~ w_full;
-  assign s_axil_arready = ~ ar_full;
-  assign _0000_ = aw_full & w_full;
-  assign _0388_ = ~ s_axil_bvalid;
-  assign _0499_ = _0000_ & _0388_;
-  assign _0610_ = ~ aw_sent;
-  assign _0721_ = _0499_ & _0610_;
-  assign _0832_ = ! aw_addr[16:13];
-  assign conv0_s_axil_awvalid = _0721_ & _0832_;
-  assign _0943_ = aw_full & w_full;
-  assign _1054_ = ~ s_axil_bvalid;
-  assign _1165_ = _0943_ & _1054_;
-  assign _0001_ = ~ w_sent;
-  assign _0112_ = _1165_ & _0001_;
-  assign _0223_ = ! aw_addr[16:13];
-  assign conv0_s_axil_wvalid = _0112_ & _0223_;
-  assign _0311_ = aw_full & w_full;
-  assign _0322_ = ~ s_axil_bvalid;
-  assign _0333_ = _0311_ & _0322_;
-  assign _0344_ = ! aw_addr[16:13];
-  assign conv0_s_axil_bready = _0333_ & _0344_;
-  assign _0355_ = ~ s_axil_rvalid;
-  assign _0366_ = ar_full & _0355_;
-  assign _0377_ = ~ ar_sent;
-  assign _0389_ = _0366_ & _0377_;
-  assign _0400_ = ! ar_addr[16:13];
-  assign conv0_s_axil_arvalid = _0389_ & _0400_;
-  assign _0411_ = ~ s_axil_rvalid;
-  assign _0422_ = ar_full & _0411_;
-  assign _0433_ = ! ar_addr[16:13];
-  assign conv0_s_axil_rready = _0422_ & _0433_;
-  assign _0444_ = aw_full & w_full;
-  assign _0455_ = ~ s_axil_bvalid;
-  assign _0466_ = _0444_ & _0455_;
-  assign _0477_ = ~ aw_sent;
-  assign _0488_ = _0466_ & _0477_;
-  assign _0500_ = aw_addr[16:13] == 1'h1;
-  assign conv1_s_axil_awvalid = _0488_ & _0500_;
-  assign _0511_ = aw_full & w_full;
-  assign _0522_ = ~ s_axil_bvalid;
-  assign _0533_ = _0511_ & _0522_;
-  assign _0544_ = ~ w_sent;
-  assign _0555_ = _0533_ & _0544_;
-  assign _0566_ = aw_addr[16:13] == 1'h1;
-  assign conv1_s_axil_wvalid = _0555_ & _0566_;
-  assign _0577_ = aw_full & w_full;
-  assign _0588_ = ~ s_axil_bvalid;
-  assign _0599_ = _0577_ & _0588_;
-  assign _0611_ = aw_addr[16:13] == 1'h1;
-  assign conv1_s_axil_bready = _0599_ & _0611_;
-  assign _0622_ = ~ s_axil_rvalid;
-  assign _0633_ = ar_full & _0622_;
-  assign _0644_ = ~ ar_sent;
-  assign _0655_ = _0633_ & _0644_;
-  assign _0666_ = ar_addr[16:13] == 1'h1;
-  assign conv1_s_axil_arvalid = _0655_ & _0666_;
-  assign _0677_ = ~ s_axil_rvalid;
-  assign _0688_ = ar_full & _0677_;
-  assign _0699_ = ar_addr[16:13] == 1'h1;
-  assign conv1_s_axil_rready = _0688_ & _0699_;
-  assign _0710_ = aw_full & w_full;
-  assign _0722_ = ~ s_axil_bvalid;
-  assign _0733_ = _0710_ & _0722_;
-  assign _0744_ = ~ aw_sent;
-  assign _0755_ = _0733_ & _0744_;
-  assign _0766_ = aw_addr[16:13] == 2'h2;
-  assign conv2_s_axil_awvalid = _0755_ & _0766_;
-  assign _0777_ = aw_full & w_full;
-  assign _0788_ = ~ s_axil_bvalid;
-  assign _0799_ = _0777_ & _0788_;
-  assign _0810_ = ~ w_sent;
-  assign _0821_ = _0799_ & _0810_;
-  assign _0833_ = aw_addr[16:13] == 2'h2;
-  assign conv2_s_axil_wvalid = _0821_ & _0833_;
-  assign _0844_ = aw_full & w_full;
-  assign _0855_ = ~ s_axil_bvalid;
-  assign _0866_ = _0844_ & _0855_;
-  assign _0877_ = aw_addr[16:13] == 2'h2;
-  assign conv2_s_axil_bready = _0866_ & _0877_;
-  assign _0888_ = ~ s_axil_rvalid;
-  assign _0899_ = ar_full & _0888_;
-  assign _0910_ = ~ ar_sent;
-  assign _0921_ = _0899_ & _0910_;
-  assign _0932_ = ar_addr[16:13] == 2'h2;
-  assign conv2_s_axil_arvalid = _0921_ & _0932_;
-  assign _0944_ = ~ s_axil_rvalid;
-  assign _0955_ = ar_full & _0944_;
-  assign _0966_ = ar_addr[16:13] == 2'h2;
-  assign conv2_s_axil_rready = _0955_ & _0966_;
-  assign _0977_ = aw_full & w_full;
-  assign _0988_ = ~ s_axil_bvalid;
-  assign _0999_ = _0977_ & _0988_;
-  assign _1010_ = ~ aw_sent;
-  assign _1021_ = _0999_ & _1010_;
-  assign _1032_ = aw_addr[16:13] == 2'h3;
-  assign conv3_s_axil_awvalid = _1021_ & _1032_;
-  assign _1043_ = aw_full & w_full;
-  assign _1055_ = ~ s_axil_bvalid;
-  assign _1066_ = _1043_ & _1055_;
-  assign _1077_ = ~ w_sent;
-  assign _1088_ = _1066_ & _1077_;
-  assign _1099_ = aw_addr[16:13] == 2'h3;
-  assign conv3_s_axil_wvalid = _1088_ & _1099_;
-  assign _1110_ = aw_full & w_full;
-  assign _1121_ = ~ s_axil_bvalid;
-  assign _1132_ = _1110_ & _1121_;
-  assign _1143_ = aw_addr[16:13] == 2'h3;
-  assign conv3_s_axil_bready = _1132_ & _1143_;
-  assign _1154_ = ~ s_axil_rvalid;
-  assign _1166_ = ar_full & _1154_;
-  assign _1177_ = ~ ar_sent;
-  assign _1188_ = _1166_ & _1177_;
-  assign _1199_ = ar_addr[16:13] == 2'h3;
-  assign conv3_s_axil_arvalid = _1188_ & _1199_;
-  assign _1210_ = ~ s_axil_rvalid;
-  assign _1221_ = ar_full & _1210_;
-  assign _1232_ = ar_addr[16:13] == 2'h3;
-  assign conv3_s_axil_rready = _1221_ & _1232_;
-  assign _1243_ = aw_full & w_full;
-  assign _1254_ = ~ s_axil_bvalid;
-  assign _1265_ = _1243_ & _1254_;
-  assign _0002_ = ~ aw_sent;
-  assign _0013_ = _1265_ & _0002_;
-  assign _0024_ = aw_addr[16:13] == 3'h4;
-  assign conv4_s_axil_awvalid = _0013_ & _0024_;
-  assign _0035_ = aw_full & w_full;
-  assign _0046_ = ~ s_axil_bvalid;
-  assign _0057_ = _0035_ & _0046_;
-  assign _0068_ = ~ w_sent;
-  assign _0079_ = _0057_ & _0068_;
-  assign _0090_ = aw_addr[16:13] == 3'h4;
-  assign conv4_s_axil_wvalid = _0079_ & _0090_;
-  assign _0101_ = aw_full & w_full;
-  assign _0113_ = ~ s_axil_bvalid;
-  assign _0124_ = _0101_ & _0113_;
-  assign _0135_ = aw_addr[16:13] == 3'h4;
-  assign conv4_s_axil_bready = _0124_ & _0135_;
-  assign _0146_ = ~ s_axil_rvalid;
-  assign _0157_ = ar_full & _0146_;
-  assign _0168_ = ~ ar_sent;
-  assign _0179_ = _0157_ & _0168_;
-  assign _0190_ = ar_addr[16:13] == 3'h4;
-  assign conv4_s_axil_arvalid = _0179_ & _0190_;
-  assign _0201_ = ~ s_axil_rvalid;
-  assign _0212_ = ar_full & _0201_;
-  assign _0224_ = ar_addr[16:13] == 3'h4;
-  assign conv4_s_axil_rready = _0212_ & _0224_;
-  assign _0235_ = aw_full & w_full;
-  assign _0246_ = ~ s_axil_bvalid;
-  assign _0257_ = _0235_ & _0246_;
-  assign _0268_ = ~ aw_sent;
-  assign _0279_ = _0257_ & _0268_;
-  assign _0290_ = aw_addr[16:13] == 3'h5;
-  assign conv5_s_axil_awvalid = _0279_ & _0290_;
-  assign _0301_ = aw_full & w_full;
-  assign _0309_ = ~ s_axil_bvalid;
-  assign _0310_ = _0301_ & _0309_;
-  assign _0312_ = ~ w_sent;
-  assign _0313_ = _0310_ & _0312_;
-  assign _0314_ = aw_addr[16:13] == 3'h5;
-  assign conv5_s_axil_wvalid = _0313_ & _0314_;
-  assign _0315_ = aw_full & w_full;
-  assign _0316_ = ~ s_axil_bvalid;
-  assign _0317_ = _0315_ & _0316_;
-  assign _0318_ = aw_addr[16:13] == 3'h5;
-  assign conv5_s_axil_bready = _0317_ & _0318_;
-  assign _0319_ = ~ s_axil_rvalid;
-  assign _0320_ = ar_full & _0319_;
-  assign _0321_ = ~ ar_sent;
-  assign _0323_ = _0320_ & _0321_;
-  assign _0324_ = ar_addr[16:13] == 3'h5;
-  assign conv5_s_axil_arvalid = _0323_ & _0324_;
-  assign _0325_ = ~ s_axil_rvalid;
-  assign _0326_ = ar_full & _0325_;
-  assign _0327_ = ar_addr[16:13] == 3'h5;
-  assign conv5_s_axil_rready = _0326_ & _0327_;
-  assign _0328_ = aw_full & w_full;
-  assign _0329_ = ~ s_axil_bvalid;
-  assign _0330_ = _0328_ & _0329_;
-  assign _0331_ = ~ aw_sent;
-  assign _0332_ = _0330_ & _0331_;
-  assign _0334_ = aw_addr[16:13] == 3'h6;
-  assign conv6_s_axil_awvalid = _0332_ & _0334_;
-  assign _0335_ = aw_full & w_full;
-  assign _0336_ = ~ s_axil_bvalid;
-  assign _0337_ = _0335_ & _0336_;
-  assign _0338_ = ~ w_sent;
-  assign _0339_ = _0337_ & _0338_;
-  assign _0340_ = aw_addr[16:13] == 3'h6;
-  assign conv6_s_axil_wvalid = _0339_ & _0340_;
-  assign _0341_ = aw_full & w_full;
-  assign _0342_ = ~ s_axil_bvalid;
-  assign _0343_ = _0341_ & _0342_;
-  assign _0345_ = aw_addr[16:13] == 3'h6;
-  assign conv6_s_axil_bready = _0343_ & _0345_;
-  assign _0346_ = ~ s_axil_rvalid;
-  assign _0347_ = ar_full & _0346_;
-  assign _0348_ = ~ ar_sent;
-  assign _0349_ = _0347_ & _0348_;
-  assign _0350_ = ar_addr[16:13] == 3'h6;
-  assign conv6_s_axil_arvalid = _0349_ & _0350_;
-  assign _0351_ = ~ s_axil_rvalid;
-  assign _0352_ = ar_full & _0351_;
-  assign _0353_ = ar_addr[16:13] == 3'h6;
-  assign conv6_s_axil_rready = _0352_ & _0353_;
-  assign _0354_ = aw_full & w_full;
-  assign _0356_ = ~ s_axil_bvalid;
-  assign _0357_ = _0354_ & _0356_;
-  assign _0358_ = ~ aw_sent;
-  assign _0359_ = _0357_ & _0358_;
-  assign _0360_ = aw_addr[16:13] == 3'h7;
-  assign conv7_s_axil_awvalid = _0359_ & _0360_;
-  assign _0361_ = aw_full & w_full;
-  assign _0362_ = ~ s_axil_bvalid;
-  assign _0363_ = _0361_ & _0362_;
-  assign _0364_ = ~ w_sent;
-  assign _0365_ = _0363_ & _0364_;
-  assign _0367_ = aw_addr[16:13] == 3'h7;
-  assign conv7_s_axil_wvalid = _0365_ & _0367_;
-  assign _0368_ = aw_full & w_full;
-  assign _0369_ = ~ s_axil_bvalid;
-  assign _0370_ = _0368_ & _0369_;
-  assign _0371_ = aw_addr[16:13] == 3'h7;
-  assign conv7_s_axil_bready = _0370_ & _0371_;
-  assign _0372_ = ~ s_axil_rvalid;
-  assign _0373_ = ar_full & _0372_;
-  assign _0374_ = ~ ar_sent;
-  assign _0375_ = _0373_ & _0374_;
-  assign _0376_ = ar_addr[16:13] == 3'h7;
-  assign conv7_s_axil_arvalid = _0375_ & _0376_;
-  assign _0378_ = ~ s_axil_rvalid;
-  assign _0379_ = ar_full & _0378_;
-  assign _0380_ = ar_addr[16:13] == 3'h7;
-  assign conv7_s_axil_rready = _0379_ & _0380_;
-  assign _0381_ = aw_full & w_full;
-  assign _0382_ = ~ s_axil_bvalid;
-  assign _0383_ = _0381_ & _0382_;
-  assign _0384_ = ~ aw_sent;
-  assign _0385_ = _0383_ & _0384_;
-  assign _0386_ = aw_addr[16:13] == 4'h8;
-  assign conv8_s_axil_awvalid = _0385_ & _0386_;
-  assign _0387_ = aw_full & w_full;
-  assign _0390_ = ~ s_axil_bvalid;
-  assign _0391_ = _0387_ & _0390_;
-  assign _0392_ = ~ w_sent;
-  assign _0393_ = _0391_ & _0392_;
-  assign _0394_ = aw_addr[16:13] == 4'h8;
-  assign conv8_s_axil_wvalid = _0393_ & _0394_;
-  assign _0395_ = aw_full & w_full;
-  assign _0396_ = ~ s_axil_bvalid;
-  assign _0397_ = _0395_ & _0396_;
-  assign _0398_ = aw_addr[16:13] == 4'h8;
-  assign conv8_s_axil_bready = _0397_ & _0398_;
-  assign _0399_ = ~ s_axil_rvalid;
-  assign _0401_ = ar_full & _0399_;
-  assign _0402_ = ~ ar_sent;
-  assign _0403_ = _0401_ & _0402_;
-  assign _0404_ = ar_addr[16:13] == 4'h8;
-  assign conv8_s_axil_arvalid = _0403_ & _0404_;
-  assign _0405_ = ~ s_axil_rvalid;
-  assign _0406_ = ar_full & _0405_;
-  assign _0407_ = ar_addr[16:13] == 4'h8;
-  assign conv8_s_axil_rready = _0406_ & _0407_;
-  assign _0408_ = aw_full & w_full;
-  assign _0409_ = ~ s_axil_bvalid;
-  assign _0410_ = _0408_ & _0409_;
-  assign _0412_ = ~ aw_sent;
-  assign _0413_ = _0410_ & _0412_;
-  assign _0414_ = aw_addr[16:13] == 4'h9;
-  assign conv9_s_axil_awvalid = _0413_ & _0414_;
-  assign _0415_ = aw_full & w_full;
-  assign _0416_ = ~ s_axil_bvalid;
-  assign _0417_ = _0415_ & _0416_;
-  assign _0418_ = ~ w_sent;
-  assign _0419_ = _0417_ & _0418_;
-  assign _0420_ = aw_addr[16:13] == 4'h9;
-  assign conv9_s_axil_wvalid = _0419_ & _0420_;
-  assign _0421_ = aw_full & w_full;
-  assign _0423_ = ~ s_axil_bvalid;
-  assign _0424_ = _0421_ & _0423_;
-  assign _0425_ = aw_addr[16:13] == 4'h9;
-  assign conv9_s_axil_bready = _0424_ & _0425_;
-  assign _0426_ = ~ s_axil_rvalid;
-  assign _0427_ = ar_full & _0426_;
-  assign _0428_ = ~ ar_sent;
-  assign _0429_ = _0427_ & _0428_;
-  assign _0430_ = ar_addr[16:13] == 4'h9;
-  assign conv9_s_axil_arvalid = _0429_ & _0430_;
-  assign _0431_ = ~ s_axil_rvalid;
-  assign _0432_ = ar_full & _0431_;
-  assign _0434_ = ar_addr[16:13] == 4'h9;
-  assign conv9_s_axil_rready = _0432_ & _0434_;
-  assign _0435_ = aw_full & w_full;
-  assign _0436_ = ~ s_axil_bvalid;
-  assign _0437_ = _0435_ & _0436_;
-  assign _0438_ = ~ aw_sent;
-  assign _0439_ = _0437_ & _0438_;
-  assign _0440_ = aw_addr[16:13] == 4'ha;
-  assign conv10_s_axil_awvalid = _0439_ & _0440_;
-  assign _0441_ = aw_full & w_full;
-  assign _0442_ = ~ s_axil_bvalid;
-  assign _0443_ = _0441_ & _0442_;
-  assign _0445_ = ~ w_sent;
-  assign _0446_ = _0443_ & _0445_;
-  assign _0447_ = aw_addr[16:13] == 4'ha;
-  assign conv10_s_axil_wvalid = _0446_ & _0447_;
-  assign _0448_ = aw_full & w_full;
-  assign _0449_ = ~ s_axil_bvalid;
-  assign _0450_ = _0448_ & _0449_;
-  assign _0451_ = aw_addr[16:13] == 4'ha;
-  assign conv10_s_axil_bready = _0450_ & _0451_;
-  assign _0452_ = ~ s_axil_rvalid;
-  assign _0453_ = ar_full & _0452_;
-  assign _0454_ = ~ ar_sent;
-  assign _0456_ = _0453_ & _0454_;
-  assign _0457_ = ar_addr[16:13] == 4'ha;
-  assign conv10_s_axil_arvalid = _0456_ & _0457_;
-  assign _0458_ = ~ s_axil_rvalid;
-  assign _0459_ = ar_full & _0458_;
-  assign _0460_ = ar_addr[16:13] == 4'ha;
-  assign conv10_s_axil_rready = _0459_ & _0460_;
-  assign _0461_ = aw_full & w_full;
-  assign _0462_ = ~ s_axil_bvalid;
-  assign _0463_ = _0461_ & _0462_;
-  assign _0464_ = ~ aw_sent;
-  assign _0465_ = _0463_ & _0464_;
-  assign _0467_ = aw_addr[16:13] == 4'hb;
-  assign conv11_s_axil_awvalid = _0465_ & _0467_;
-  assign _0468_ = aw_full & w_full;
-  assign _0469_ = ~ s_axil_bvalid;
+  reg w_valid = 1'h0;
+  assign _0877_ = w_valid & _0876_;
+  assign _0878_ = w_sel == 3'h4;
+  assign _0879_ = _0877_ & _0878_;
+  assign _0880_ = ~ w_sent;
+  assign targets__4__wvalid = _0879_ & _0880_;
+  assign _0881_ = b_sel == 3'h4;
+  assign targets__4__bready = bus__bready & _0881_;
+  assign _0882_ = ! w_pending;
+  assign _0883_ = b_sel == w_sel;
+  assign _0884_ = w_pending != 2'h3;
+  assign _0885_ = _0883_ & _0884_;
+  assign _0002_ = _0882_ | _0885_;
+  assign _0003_ = w_valid & _0002_;
+  assign _0004_ = w_sel == 3'h5;
+  assign _0005_ = _0003_ & _0004_;
+  assign _0006_ = ~ \$signal$11 ;
+  assign targets__5__awvalid = _0005_ & _0006_;
+  assign _0007_ = ! w_pending;
+  assign _0008_ = b_sel == w_sel;
+  assign _0009_ = w_pending != 2'h3;
+  assign _0010_ = _0008_ & _0009_;
+  assign _0011_ = _0007_ | _0010_;
+  assign _0013_ = w_valid & _0011_;
+  assign _0014_ = w_sel == 3'h5;
+  assign _0015_ = _0013_ & _0014_;
+  assign _0016_ = ~ w_sent;
+  assign targets__5__wvalid = _0015_ & _0016_;
+  assign _0017_ = b_sel == 3'h5;
+  assign targets__5__bready = bus__bready & _0017_;
+  assign _0018_ = ! w_pending;
+  assign _0019_ = b_sel == w_sel;
+  assign _0020_ = w_pending != 2'h3;
+  assign _0021_ = _0019_ & _0020_;
+  assign _0022_ = _0018_ | _0021_;
+  assign _0024_ = w_valid & _0022_;
+  assign _0025_ = w_sel == 3'h6;
+  assign _0026_ = _0024_ & _0025_;
+  assign _0027_ = ~ \$signal$11 ;
+  assign targets__6__awvalid = _0026_ & _0027_;
+  assign _0028_ = ! w_pending;
+  assign _0029_ = b_sel == w_sel;
+  assign _0030_ = w_pending != 2'h3;
+  assign _0031_ = _0029_ & _0030_;
+  assign _0032_ = _0028_ | _0031_;
+  assign _0033_ = w_valid & _0032_;
+  assign _0035_ = w_sel == 3'h6;
+  assign _0036_ = _0033_ & _0035_;
+  assign _0037_ = ~ w_sent;
+  assign targets__6__wvalid = _0036_ & _0037_;
+  assign _0038_ = b_sel == 3'h6;
+  assign targets__6__bready = bus__bready & _0038_;
+  assign _0039_ = ! w_pending;
+  assign _0040_ = b_sel == w_sel;
+  assign _0041_ = w_pending != 2'h3;
+  assign _0042_ = _0040_ & _0041_;
+  assign _0043_ = _0039_ | _0042_;
+  assign _0044_ = w_valid & _0043_;
+  assign _0046_ = w_sel == 3'h7;
+  assign _0047_ = _0044_ & _0046_;
+  assign _0048_ = ~ \$signal$11 ;
+  assign targets__7__awvalid = _0047_ & _0048_;
+  assign _0049_ = ! w_pending;
+  assign _0050_ = b_sel == w_sel;
+  assign _0051_ = w_pending != 2'h3;
+  assign _0052_ = _0050_ & _0051_;
+  assign _0053_ = _0049_ | _0052_;
+  assign _0054_ = w_valid & _0053_;
+  assign _0055_ = w_sel == 3'h7;
+  assign _0057_ = _0054_ & _0055_;
+  assign _0058_ = ~ w_sent;
+  assign targets__7__wvalid = _0057_ & _0058_;
+  assign _0059_ = b_sel == 3'h7;
+  assign targets__7__bready = bus__bready & _0059_;
+  assign _0060_ = ! w_pending;
+  assign _0061_ = b_sel == w_sel;
+  assign _0062_ = w_pending != 2'h3;
+  assign _0063_ = _0061_ & _0062_;
+  assign _0064_ = _0060_ | _0063_;
+  assign _0065_ = w_valid & _0064_;
+  assign _0066_ = w_sel == 4'h8;
+  assign _0068_ = _0065_ & _0066_;
+  assign _0069_ = ~ \$signal$11 ;
+  assign targets__8__awvalid = _0068_ & _0069_;
+  assign _0070_ = ! w_pending;
+  assign _0071_ = b_sel == w_sel;
+  assign _0072_ = w_pending != 2'h3;
+  assign _0073_ = _0071_ & _0072_;
+  assign _0074_ = _0070_ | _0073_;
+  assign _0075_ = w_valid & _0074_;
+  assign _0076_ = w_sel == 4'h8;
+  assign _0077_ = _0075_ & _0076_;
+  assign _0079_ = ~ w_sent;
+  assign targets__8__wvalid = _0077_ & _0079_;
+  assign _0080_ = b_sel == 4'h8;
+  assign targets__8__bready = bus__bready & _0080_;
+  assign _0081_ = ! w_pending;
+  assign _0082_ = b_sel == w_sel;
+  assign _0083_ = w_pending != 2'h3;
+  assign _0084_ = _0082_ & _0083_;
+  assign _0085_ = _0081_ | _0084_;
+  assign _0086_ = w_valid & _0085_;
+  assign _0087_ = w_sel == 4'h9;
+  assign _0088_ = _0086_ & _0087_;
+  assign _0090_ = ~ \$signal$11 ;
+  assign targets__9__awvalid = _0088_ & _0090_;
+  assign _0091_ = ! w_pending;
+  assign _0092_ = b_sel == w_sel;
+  assign _0093_ = w_pending != 2'h3;
+  assign _0094_ = _0092_ & _0093_;
+  assign _0095_ = _0091_ | _0094_;
+  assign _0096_ = w_valid & _0095_;
+  assign _0097_ = w_sel == 4'h9;
+  assign _0098_ = _0096_ & _0097_;
+  assign _0099_ = ~ w_sent;
+  assign targets__9__wvalid = _0098_ & _0099_;
+  assign _0101_ = b_sel == 4'h9;
+  assign targets__9__bready = bus__bready & _0101_;
+  assign _0102_ = ! w_pending;
+  assign _0103_ = b_sel == w_sel;
+  assign _0104_ = w_pending != 2'h3;
+  assign _0105_ = _0103_ & _0104_;
+  assign _0106_ = _0102_ | _0105_;
+  assign _0107_ = w_valid & _0106_;
+  assign _0108_ = w_sel == 4'ha;
+  assign _0109_ = _0107_ & _0108_;
+  assign _0110_ = ~ \$signal$11 ;
+  assign targets__10__awvalid = _0109_ & _0110_;
+  assign _0113_ = ! w_pending;
+  assign _0114_ = b_sel == w_sel;
+  assign _0115_ = w_pending != 2'h3;
+  assign _0116_ = _0114_ & _0115_;
+  assign _0117_ = _0113_ | _0116_;
+  assign _0118_ = w_valid & _0117_;
+  assign _0119_ = w_sel == 4'ha;
+  assign _0120_ = _0118_ & _0119_;
+  assign _0121_ = ~ w_sent;
+  assign targets__10__wvalid = _0120_ & _0121_;
+  assign _0122_ = b_sel == 4'ha;
+  assign targets__10__bready = bus__bready & _0122_;
+  assign _0124_ = ! w_pending;
+  assign _0125_ = b_sel == w_sel;
+  assign _0126_ = w_pending != 2'h3;
+  assign _0127_ = _0125_ & _0126_;
+  assign _0128_ = _0124_ | _0127_;
+  assign _0129_ = w_valid & _0128_;
+  assign _0130_ = w_sel == 4'hb;
+  assign _0131_ = _0129_ & _0130_;
+  assign _0132_ = ~ \$signal$11 ;
+  assign targets__11__awvalid = _0131_ & _0132_;
+  assign _0133_ = ! w_pending;
+  assign _0135_ = b_sel == w_sel;
+  assign _0136_ = w_pending != 2'h3;
+  assign _0137_ = _0135_ & _0136_;
+  assign _0138_ = _0133_ | _0137_;
+  assign _0139_ = w_valid & _0138_;
+  assign _0140_ = w_sel == 4'hb;
+  assign _0141_ = _0139_ & _0140_;
+  assign _0142_ = ~ w_sent;
+  assign targets__11__wvalid = _0141_ & _0142_;
+  assign _0143_ = b_sel == 4'hb;
+  assign targets__11__bready = bus__bready & _0143_;
+  assign _0144_ = ! w_pending;
+  assign _0146_ = b_sel == w_sel;
+  assign _0147_ = w_pending != 2'h3;
+  assign _0148_ = _0146_ & _0147_;
+  assign _0149_ = _0144_ | _0148_;
+  assign _0150_ = w_valid & _0149_;
+  assign _0151_ = w_sel == 4'hc;
+  assign _0152_ = _0150_ & _0151_;
+  assign _0153_ = ~ \$signal$11 ;
+  assign targets__12__awvalid = _0152_ & _0153_;
+  assign _0154_ = ! w_pending;
+  assign _0155_ = b_sel == w_sel;
+  assign _0157_ = w_pending != 2'h3;
+  assign _0158_ = _0155_ & _0157_;
+  assign _0159_ = _0154_ | _0158_;
+  assign _0160_ = w_valid & _0159_;
+  assign _0161_ = w_sel == 4'hc;
+  assign _0162_ = _0160_ & _0161_;
+  assign _0163_ = ~ w_sent;
+  assign targets__12__wvalid = _0162_ & _0163_;
+  assign _0164_ = b_sel == 4'hc;
+  assign targets__12__bready = bus__bready & _0164_;
+  assign _0165_ = ! w_pending;
+  assign _0166_ = b_sel == w_sel;
+  assign _0168_ = w_pending != 2'h3;
+  assign _0169_ = _0166_ & _0168_;
+  assign _0170_ = _0165_ | _0169_;
+  assign _0171_ = w_valid & _0170_;
+  assign _0172_ = w_sel == 4'hd;
+  assign _0173_ = _0171_ & _0172_;
+  assign _0174_ = ~ \$signal$11 ;
+  assign targets__13__awvalid = _0173_ & _0174_;
+  assign _0175_ = ! w_pending;
+  assign _0176_ = b_sel == w_sel;
+  assign _0177_ = w_pending != 2'h3;
+  assign _0179_ = _0176_ & _0177_;
+  assign _0180_ = _0175_ | _0179_;
+  assign _0181_ = w_valid & _0180_;
+  assign _0182_ = w_sel == 4'hd;
+  assign _0183_ = _0181_ & _0182_;
+  assign _0184_ = ~ w_sent;
+  assign targets__13__wvalid = _0183_ & _0184_;
+  assign _0185_ = b_sel == 4'hd;
+  assign targets__13__bready = bus__bready & _0185_;
+  assign _0186_ = ! w_pending;
+  assign _0187_ = b_sel == w_sel;
+  assign _0188_ = w_pending != 2'h3;
+  assign _0190_ = _0187_ & _0188_;
+  assign _0191_ = _0186_ | _0190_;
+  assign _0192_ = w_valid & _0191_;
+  assign _0193_ = w_sel == 4'he;
+  assign _0194_ = _0192_ & _0193_;
+  assign _0195_ = ~ \$signal$11 ;
+  assign targets__14__awvalid = _0194_ & _0195_;
+  assign _0196_ = ! w_pending;
+  assign _0197_ = b_sel == w_sel;
+  assign _0198_ = w_pending != 2'h3;
+  assign _0199_ = _0197_ & _0198_;
+  assign _0201_ = _0196_ | _0199_;
+  assign _0202_ = w_valid & _0201_;
+  assign _0203_ = w_sel == 4'he;
+  assign _0204_ = _0202_ & _0203_;
+  assign _0205_ = ~ w_sent;
+  assign targets__14__wvalid = _0204_ & _0205_;
+  assign _0206_ = b_sel == 4'he;
+  assign targets__14__bready = bus__bready & _0206_;
+  assign _0207_ = ! w_pending;
+  assign _0208_ = b_sel == w_sel;
+  assign _0209_ = w_pending != 2'h3;
+  assign _0210_ = _0208_ & _0209_;
+  assign _0212_ = _0207_ | _0210_;
+  assign _0213_ = w_valid & _0212_;
+  assign _0214_ = w_sel == 4'hf;
+  assign _0215_ = _0213_ & _0214_;
+  assign _0216_ = ~ \$signal$11 ;
+  assign targets__15__awvalid = _0215_ & _0216_;
+  assign _0217_ = ! w_pending;
+  assign _0218_ = b_sel == w_sel;
+  assign _0219_ = w_pending != 2'h3;
+  assign _0220_ = _0218_ & _0219_;
+  assign _0221_ = _0217_ | _0220_;
+  assign _0224_ = w_valid & _0221_;
+  assign _0225_ = w_sel == 4'hf;
+  assign _0226_ = _0224_ & _0225_;
+  assign _0227_ = ~ w_sent;
+  assign targets__15__wvalid = _0226_ & _0227_;
+  assign _0228_ = b_sel == 4'hf;
+  assign targets__15__bready = bus__bready & _0228_;
+  assign _0229_ = targets__0__awvalid & targets__0__awready;
+  assign _0230_ = targets__1__awvalid & targets__1__awready;
+  assign _0231_ = _0229_ | _0230_;
+  assign _0232_ = targets__2__awvalid & targets__2__awready;
+  assign _0234_ = _0231_ | _0232_;
+  assign _0235_ = targets__3__awvalid & targets__3__awready;
+  assign _0236_ = _0234_ | _0235_;
+  assign _0237_ = targets__4__awvalid & targets__4__awready;
+  assign _0238_ = _0236_ | _0237_;
+  assign _0239_ = targets__5__awvalid & targets__5__awready;
+  assign _0240_ = _0238_ | _0239_;
+  assign _0241_ = targets__6__awvalid & targets__6__awready;
+  assign _0242_ = _0240_ | _0241_;
+  assign _0243_ = targets__7__awvalid & targets__7__awready;
+  assign _0245_ = _0242_ | _0243_;
+  assign _0246_ = targets__8__awvalid & targets__8__awready;
+  assign _0247_ = _0245_ | _0246_;
+  assign _0248_ = targets__9__awvalid & targets__9__awready;
+  assign _0249_ = _0247_ | _0248_;
+  assign _0250_ = targets__10__awvalid & targets__10__awready;
+  assign _0251_ = _0249_ | _0250_;
+  assign _0252_ = targets__11__awvalid & targets__11__awready;
+  assign _0253_ = _0251_ | _0252_;
+  assign _0254_ = targets__12__awvalid & targets__12__awready;
+  assign _0256_ = _0253_ | _0254_;
+  assign _0257_ = targets__13__awvalid & targets__13__awready;
+  assign _0258_ = _0256_ | _0257_;
+  assign _0259_ = targets__14__awvalid & targets__14__awready;
+  assign _0260_ = _0258_ | _0259_;
+  assign _0261_ = targets__15__awvalid & targets__15__awready;
+  assign _0262_ = _0260_ | _0261_;
+  assign _0263_ = \$signal$11  | _0262_;
+  assign _0264_ = targets__0__wvalid & targets__0__wready;
+  assign _0266_ = targets__1__wvalid & targets__1__wready;
+  assign _0267_ = _0264_ | _0266_;
+  assign _0268_ = targets__2__wvalid & targets__2__wready;
+  assign _0269_ = _0267_ | _0268_;
+  assign _0270_ = targets__3__wvalid & targets__3__wready;
+  assign _0271_ = _0269_ | _0270_;
+  assign _0272_ = targets__4__wvalid & targets__4__wready;
+  assign _0273_ = _0271_ | _0272_;
+  assign _0274_ = targets__5__wvalid & targets__5__wready;
+  assign _0275_ = _0273_ | _0274_;
+  assign _0277_ = targets__6__wvalid & targets__6__wready;
+  assign _0278_ = _0275_ | _0277_;
+  assign _0279_ = targets__7__wvalid & targets__7__wready;
+  assign _0280_ = _0278_ | _0279_;
+  assign _0281_ = targets__8__wvalid & targets__8__wready;
+  assign _0282_ = _0280_ | _0281_;
+  assign _0283_ = targets__9__wvalid & targets__9__wready;
+  assign _0284_ = _0282_ | _0283_;
+  assign _0285_ = targets__10__wvalid & targets__10__wready;
+  assign _0286_ = _0284_ | _0285_;
+  assign _0288_ = targets__11__wvalid & targets__11__wready;
+  assign _0289_ = _0286_ | _0288_;
+  assign _0290_ = targets__12__wvalid & targets__12__wready;
+  assign _0291_ = _0289_ | _0290_;
+  assign _0292_ = targets__13__wvalid & targets__13__wready;
+  assign _0293_ = _0291_ | _0292_;
+  assign _0294_ = targets__14__wvalid & targets__14__wready;
+  assign _0295_ = _0293_ | _0294_;
+  assign _0296_ = targets__15__wvalid & targets__15__wready;
+  assign _0297_ = _0295_ | _0296_;
+  assign _0299_ = w_sent | _0297_;
+  assign _0300_ = _0263_ & _0299_;
+  assign _0301_ = ! w_pending;
+  assign _0302_ = b_sel == w_sel;
+  assign _0303_ = w_pending != 2'h3;
+  assign _0304_ = _0302_ & _0303_;
+  assign _0305_ = _0301_ | _0304_;
+  assign _0306_ = w_valid & _0305_;
+  assign _0307_ = w_sel >= 5'h10;
+  assign _0308_ = _0306_ & _0307_;
+  assign _0310_ = ~ hole_bvalid;
+  assign _0311_ = _0308_ & _0310_;
+  assign w_issue = _0300_ | _0311_;
+  assign _0312_ = bus__awvalid & bus__wvalid;
+  assign _0313_ = ~ w_valid;
+  assign _0314_ = _0313_ | w_issue;
+  assign bus__awready = _0312_ & _0314_;
+  assign _0315_ = bus__awvalid & bus__wvalid;
+  assign _0316_ = ~ w_valid;
+  assign _0317_ = _0316_ | w_issue;
+  assign bus__wready = _0315_ & _0317_;
+  assign _0318_ = ! b_sel;
+  assign _0319_ = targets__0__bvalid & _0318_;
+  assign _0321_ = b_sel == 1'h1;
+  assign _0322_ = targets__1__bvalid & _0321_;
+  assign _0323_ = _0319_ | _0322_;
+  assign _0324_ = b_sel == 2'h2;
+  assign _0325_ = targets__2__bvalid & _0324_;
+  assign _0326_ = _0323_ | _0325_;
+  assign _0327_ = b_sel == 2'h3;
+  assign _0328_ = targets__3__bvalid & _0327_;
+  assign _0329_ = _0326_ | _0328_;
+  assign _0332_ = b_sel == 3'h4;
+  assign _0333_ = targets__4__bvalid & _0332_;
+  assign _0334_ = _0329_ | _0333_;
+  assign _0335_ = b_sel == 3'h5;
+  assign _0336_ = targets__5__bvalid & _0335_;
+  assign _0337_ = _0334_ | _0336_;
+  assign _0338_ = b_sel == 3'h6;
+  assign _0339_ = targets__6__bvalid & _0338_;
+  assign _0340_ = _0337_ | _0339_;
+  assign _0341_ = b_sel == 3'h7;
+  assign _0343_ = targets__7__bvalid & _0341_;
+  assign _0344_ = _0340_ | _0343_;
+  assign _0345_ = b_sel == 4'h8;
+  assign _0346_ = targets__8__bvalid & _0345_;
+  assign _0347_ = _0344_ | _0346_;
+  assign _0348_ = b_sel == 4'h9;
+  assign _0349_ = targets__9__bvalid & _0348_;
+  assign _0350_ = _0347_ | _0349_;
+  assign _0351_ = b_sel == 4'ha;
+  assign _0352_ = targets__10__bvalid & _0351_;
+  assign _0354_ = _0350_ | _0352_;
+  assign _0355_ = b_sel == 4'hb;
+  assign _0356_ = targets__11__bvalid & _0355_;
+  assign _0357_ = _0354_ | _0356_;
+  assign _0358_ = b_sel == 4'hc;
+  assign _0359_ = targets__12__bvalid & _0358_;
+  assign _0360_ = _0357_ | _0359_;
+  assign _0361_ = b_sel == 4'hd;
+  assign _0362_ = targets__13__bvalid & _0361_;
+  assign _0363_ = _0360_ | _0362_;
+  assign _0365_ = b_sel == 4'he;
+  assign _0366_ = targets__14__bvalid & _0365_;
+  assign _0367_ = _0363_ | _0366_;
+  assign _0368_ = b_sel == 4'hf;
+  assign _0369_ = targets__15__bvalid & _0368_;
+  assign _0370_ = _0367_ | _0369_;
+  assign bus__bvalid = hole_bvalid | _0370_;
+  assign _0371_ = ! b_sel;
+  assign _0372_ = _0371_ ? targets__0__bresp : 2'h0;
+  assign _0373_ = b_sel == 1'h1;
+  assign _0375_ = _0373_ ? targets__1__bresp : 2'h0;
+  assign _0376_ = _0372_ | _0375_;
+  assign _0377_ = b_sel == 2'h2;
+  assign _0378_ = _0377_ ? targets__2__bresp : 2'h0;
+  assign _0379_ = _0376_ | _0378_;
+  assign _0380_ = b_sel == 2'h3;
+  assign _0381_ = _0380_ ? targets__3__bresp : 2'h0;
+  assign _0382_ = _0379_ | _0381_;
+  assign _0383_ = b_sel == 3'h4;
+  assign _0384_ = _0383_ ? targets__4__bresp : 2'h0;
+  assign _0386_ = _0382_ | _0384_;
+  assign _0387_ = b_sel == 3'h5;
+  assign _0388_ = _0387_ ? targets__5__bresp : 2'h0;
+  assign _0389_ = _0386_ | _0388_;
+  assign _0390_ = b_sel == 3'h6;
+  assign _0391_ = _0390_ ? targets__6__bresp : 2'h0;
+  assign _0392_ = _0389_ | _0391_;
+  assign _0393_ = b_sel == 3'h7;
+  assign _0394_ = _0393_ ? targets__7__bresp : 2'h0;
+  assign _0395_ = _0392_ | _0394_;
+  assign _0397_ = b_sel == 4'h8;
+  assign _0398_ = _0397_ ? targets__8__bresp : 2'h0;
+  assign _0399_ = _0395_ | _0398_;
+  assign _0400_ = b_sel == 4'h9;
+  assign _0401_ = _0400_ ? targets__9__bresp : 2'h0;
+  assign _0402_ = _0399_ | _0401_;
+  assign _0403_ = b_sel == 4'ha;
+  assign _0404_ = _0403_ ? targets__10__bresp : 2'h0;
+  assign _0405_ = _0402_ | _0404_;
+  assign _0406_ = b_sel == 4'hb;
+  assign _0408_ = _0406_ ? targets__11__bresp : 2'h0;
+  assign _0409_ = _0405_ | _0408_;
+  assign _0410_ = b_sel == 4'hc;
+  assign _0411_ = _0410_ ? targets__12__bresp : 2'h0;
+  assign _0412_ = _0409_ | _0411_;
+  assign _0413_ = b_sel == 4'hd;
+  assign _0414_ = _0413_ ? targets__13__bresp : 2'h0;
+  assign _0415_ = _0412_ | _0414_;
+  assign _0416_ = b_sel == 4'he;
+  assign _0417_ = _0416_ ? targets__14__bresp : 2'h0;
+  assign _0419_ = _0415_ | _0417_;
+  assign _0420_ = b_sel == 4'hf;
+  assign _0421_ = _0420_ ? targets__15__bresp : 2'h0;
+  assign bus__bresp = _0419_ | _0421_;
+  assign _0422_ = ! r_pending;
+  assign _0423_ = rd_sel == r_sel;
+  assign _0424_ = r_pending != 2'h3;
+  assign _0425_ = _0423_ & _0424_;
+  assign _0426_ = _0422_ | _0425_;
+  assign _0427_ = r_valid & _0426_;
+  assign _0428_ = ! r_sel;
+  assign targets__0__arvalid = _0427_ & _0428_;
+  assign _0430_ = ! rd_sel;
+  assign targets__0__rready = bus__rready & _0430_;
+  assign _0431_ = ! r_pending;
+  assign _0432_ = rd_sel == r_sel;
+  assign _0433_ = r_pending != 2'h3;
+  assign _0434_ = _0432_ & _0433_;
+  assign _0435_ = _0431_ | _0434_;
+  assign _0436_ = r_valid & _0435_;
+  assign _0437_ = r_sel == 1'h1;
+  assign targets__1__arvalid = _0436_ & _0437_;
+  assign _0438_ = rd_sel == 1'h1;
+  assign targets__1__rready = bus__rready & _0438_;
+  assign _0439_ = ! r_pending;
+  assign _0442_ = rd_sel == r_sel;
+  assign _0443_ = r_pending != 2'h3;
+  assign _0444_ = _0442_ & _0443_;
+  assign _0445_ = _0439_ | _0444_;
+  assign _0446_ = r_valid & _0445_;
+  assign _0447_ = r_sel == 2'h2;
+  assign targets__2__arvalid = _0446_ & _0447_;
+  assign _0448_ = rd_sel == 2'h2;
+  assign targets__2__rready = bus__rready & _0448_;
+  assign _0449_ = ! r_pending;
+  assign _0450_ = rd_sel == r_sel;
+  assign _0451_ = r_pending != 2'h3;
+  assign _0453_ = _0450_ & _0451_;
+  assign _0454_ = _0449_ | _0453_;
+  assign _0455_ = r_valid & _0454_;
+  assign _0456_ = r_sel == 2'h3;
+  assign targets__3__arvalid = _0455_ & _0456_;
+  assign _0457_ = rd_sel == 2'h3;
+  assign targets__3__rready = bus__rready & _0457_;
+  assign _0458_ = ! r_pending;
+  assign _0459_ = rd_sel == r_sel;
+  assign _0460_ = r_pending != 2'h3;
+  assign _0461_ = _0459_ & _0460_;
+  assign _0462_ = _0458_ | _0461_;
+  assign _0464_ = r_valid & _0462_;
+  assign _0465_ = r_sel == 3'h4;
+  assign targets__4__arvalid = _0464_ & _0465_;
+  assign _0466_ = rd_sel == 3'h4;
+  assign targets__4__rready = bus__rready & _0466_;
+  assign _0467_ = ! r_pending;
+  assign _0468_ = rd_sel == r_sel;
+  assign _0469_ = r_pending != 2'h3;
   assign _0470_ = _0468_ & _0469_;
-  assign _0471_ = ~ w_sent;
-  assign _0472_ = _0470_ & _0471_;
-  assign _0473_ = aw_addr[16:13] == 4'hb;
-  assign conv11_s_axil_wvalid = _0472_ & _0473_;
-  assign _0474_ = aw_full & w_full;
-  assign _0475_ = ~ s_axil_bvalid;
-  assign _0476_ = _0474_ & _0475_;
-  assign _0478_ = aw_addr[16:13] == 4'hb;
-  assign conv11_s_axil_bready = _0476_ & _0478_;
-  assign _0479_ = ~ s_axil_rvalid;
-  assign _0480_ = ar_full & _0479_;
-  assign _0481_ = ~ ar_sent;
-  assign _0482_ = _0480_ & _0481_;
-  assign _0483_ = ar_addr[16:13] == 4'hb;
-  assign conv11_s_axil_arvalid = _0482_ & _0483_;
-  assign _0484_ = ~ s_axil_rvalid;
-  assign _0485_ = ar_full & _0484_;
-  assign _0486_ = ar_addr[16:13] == 4'hb;
-  assign conv11_s_axil_rready = _0485_ & _0486_;
-  assign _0487_ = aw_full & w_full;
-  assign _0489_ = ~ s_axil_bvalid;
-  assign _0490_ = _0487_ & _0489_;
-  assign _0491_ = ~ aw_sent;
-  assign _0492_ = _0490_ & _0491_;
-  assign _0493_ = aw_addr[16:13] == 4'hc;
-  assign conv12_s_axil_awvalid = _0492_ & _0493_;
-  assign _0494_ = aw_full & w_full;
-  assign _0495_ = ~ s_axil_bvalid;
-  assign _0496_ = _0494_ & _0495_;
-  assign _0497_ = ~ w_sent;
-  assign _0498_ = _0496_ & _0497_;
-  assign _0501_ = aw_addr[16:13] == 4'hc;
-  assign conv12_s_axil_wvalid = _0498_ & _0501_;
-  assign _0502_ = aw_full & w_full;
-  assign _0503_ = ~ s_axil_bvalid;
-  assign _0504_ = _0502_ & _0503_;
-  assign _0505_ = aw_addr[16:13] == 4'hc;
-  assign conv12_s_axil_bready = _0504_ & _0505_;
-  assign _0506_ = ~ s_axil_rvalid;
-  assign _0507_ = ar_full & _0506_;
-  assign _0508_ = ~ ar_sent;
-  assign _0509_ = _0507_ & _0508_;
-  assign _0510_ = ar_addr[16:13] == 4'hc;
-  assign conv12_s_axil_arvalid = _0509_ & _0510_;
-  assign _0512_ = ~ s_axil_rvalid;
-  assign _0513_ = ar_full & _0512_;
-  assign _0514_ = ar_addr[16:13] == 4'hc;
-  assign conv12_s_axil_rready = _0513_ & _0514_;
-  assign _0515_ = aw_full & w_full;
-  assign _0516_ = ~ s_axil_bvalid;
-  assign _0517_ = _0515_ & _0516_;
-  assign _0518_ = ~ aw_sent;
-  assign _0519_ = _0517_ & _0518_;
-  assign _0520_ = aw_addr[16:13] == 4'hd;
-  assign conv13_s_axil_awvalid = _0519_ & _0520_;
-  assign _0521_ = aw_full & w_full;
-  assign _0523_ = ~ s_axil_bvalid;
-  assign _0524_ = _0521_ & _0523_;
-  assign _0525_ = ~ w_sent;
-  assign _0526_ = _0524_ & _0525_;
-  assign _0527_ = aw_addr[16:13] == 4'hd;
-  assign conv13_s_axil_wvalid = _0526_ & _0527_;
-  assign _0528_ = aw_full & w_full;
-  assign _0529_ = ~ s_axil_bvalid;
-  assign _0530_ = _0528_ & _0529_;
-  assign _0531_ = aw_addr[16:13] == 4'hd;
-  assign conv13_s_axil_bready = _0530_ & _0531_;
-  assign _0532_ = ~ s_axil_rvalid;
-  assign _0534_ = ar_full & _0532_;
-  assign _0535_ = ~ ar_sent;
-  assign _0536_ = _0534_ & _0535_;
-  assign _0537_ = ar_addr[16:13] == 4'hd;
-  assign conv13_s_axil_arvalid = _0536_ & _0537_;
-  assign _0538_ = ~ s_axil_rvalid;
-  assign _0539_ = ar_full & _0538_;
-  assign _0540_ = ar_addr[16:13] == 4'hd;
-  assign conv13_s_axil_rready = _0539_ & _0540_;
-  assign _0541_ = aw_full & w_full;
-  assign _0542_ = ~ s_axil_bvalid;
-  assign _0543_ = _0541_ & _0542_;
-  assign _0545_ = ~ aw_sent;
-  assign _0546_ = _0543_ & _0545_;
-  assign _0547_ = aw_addr[16:13] == 4'he;
-  assign conv14_s_axil_awvalid = _0546_ & _0547_;
-  assign _0548_ = aw_full & w_full;
-  assign _0549_ = ~ s_axil_bvalid;
-  assign _0550_ = _0548_ & _0549_;
-  assign _0551_ = ~ w_sent;
-  assign _0552_ = _0550_ & _0551_;
-  assign _0553_ = aw_addr[16:13] == 4'he;
-  assign conv14_s_axil_wvalid = _0552_ & _0553_;
-  assign _0554_ = aw_full & w_full;
-  assign _0556_ = ~ s_axil_bvalid;
-  assign _0557_ = _0554_ & _0556_;
-  assign _0558_ = aw_addr[16:13] == 4'he;
-  assign conv14_s_axil_bready = _0557_ & _0558_;
-  assign _0559_ = ~ s_axil_rvalid;
-  assign _0560_ = ar_full & _0559_;
-  assign _0561_ = ~ ar_sent;
-  assign _0562_ = _0560_ & _0561_;
-  assign _0563_ = ar_addr[16:13] == 4'he;
-  assign conv14_s_axil_arvalid = _0562_ & _0563_;
-  assign _0564_ = ~ s_axil_rvalid;
-  assign _0565_ = ar_full & _0564_;
-  assign _0567_ = ar_addr[16:13] == 4'he;
-  assign conv14_s_axil_rready = _0565_ & _0567_;
-  assign _0568_ = aw_full & w_full;
-  assign _0569_ = ~ s_axil_bvalid;
-  assign _0570_ = _0568_ & _0569_;
-  assign _0571_ = ~ aw_sent;
-  assign _0572_ = _0570_ & _0571_;
-  assign _0573_ = aw_addr[16:13] == 4'hf;
-  assign conv15_s_axil_awvalid = _0572_ & _0573_;
-  assign _0574_ = aw_full & w_full;
-  assign _0575_ = ~ s_axil_bvalid;
-  assign _0576_ = _0574_ & _0575_;
-  assign _0578_ = ~ w_sent;
-  assign _0579_ = _0576_ & _0578_;
-  assign _0580_ = aw_addr[16:13] == 4'hf;
-  assign conv15_s_axil_wvalid = _0579_ & _0580_;
-  assign _0581_ = aw_full & w_full;
-  assign _0582_ = ~ s_axil_bvalid;
-  assign _0583_ = _0581_ & _0582_;
-  assign _0584_ = aw_addr[16:13] == 4'hf;
-  assign conv15_s_axil_bready = _0583_ & _0584_;
-  assign _0585_ = ~ s_axil_rvalid;
-  assign _0586_ = ar_full & _0585_;
-  assign _0587_ = ~ ar_sent;
-  assign _0589_ = _0586_ & _0587_;
-  assign _0590_ = ar_addr[16:13] == 4'hf;
-  assign conv15_s_axil_arvalid = _0589_ & _0590_;
-  assign _0591_ = ~ s_axil_rvalid;
-  assign _0592_ = ar_full & _0591_;
-  assign _0593_ = ar_addr[16:13] == 4'hf;
-  assign conv15_s_axil_rready = _0592_ & _0593_;
-  assign _0594_ = ~ aw_full;
-  assign _0595_ = s_axil_awvalid & _0594_;
-  assign _0596_ = ~ w_full;
-  assign _0597_ = s_axil_wvalid & _0596_;
-  assign _0598_ = s_axil_bvalid & s_axil_bready;
-  assign _0600_ = ~ ar_full;
-  assign _0601_ = s_axil_arvalid & _0600_;
-  assign _0602_ = s_axil_rvalid & s_axil_rready;
-  assign _0603_ = conv0_s_axil_awvalid & conv0_s_axil_awready;
-  assign _0604_ = conv1_s_axil_awvalid & conv1_s_axil_awready;
-  assign _0605_ = _0603_ | _0604_;
-  assign _0606_ = conv2_s_axil_awvalid & conv2_s_axil_awready;
-  assign _0607_ = _0605_ | _0606_;
-  assign _0608_ = conv3_s_axil_awvalid & conv3_s_axil_awready;
-  assign _0609_ = _0607_ | _0608_;
-  assign _0612_ = conv4_s_axil_awvalid & conv4_s_axil_awready;
-  assign _0613_ = _0609_ | _0612_;
-  assign _0614_ = conv5_s_axil_awvalid & conv5_s_axil_awready;
-  assign _0615_ = _0613_ | _0614_;
-  assign _0616_ = conv6_s_axil_awvalid & conv6_s_axil_awready;
-  assign _0617_ = _0615_ | _0616_;
-  assign _0618_ = conv7_s_axil_awvalid & conv7_s_axil_awready;
-  assign _0619_ = _0617_ | _0618_;
-  assign _0620_ = conv8_s_axil_awvalid & conv8_s_axil_awready;
-  assign _0621_ = _0619_ | _0620_;
-  assign _0623_ = conv9_s_axil_awvalid & conv9_s_axil_awready;
-  assign _0624_ = _0621_ | _0623_;
-  assign _0625_ = conv10_s_axil_awvalid & conv10_s_axil_awready;
-  assign _0626_ = _0624_ | _0625_;
-  assign _0627_ = conv11_s_axil_awvalid & conv11_s_axil_awready;
-  assign _0628_ = _0626_ | _0627_;
-  assign _0629_ = conv12_s_axil_awvalid & conv12_s_axil_awready;
-  assign _0630_ = _0628_ | _0629_;
-  assign _0631_ = conv13_s_axil_awvalid & conv13_s_axil_awready;
-  assign _0632_ = _0630_ | _0631_;
-  assign _0634_ = conv14_s_axil_awvalid & conv14_s_axil_awready;
+  assign _0471_ = _0467_ | _0470_;
+  assign _0472_ = r_valid & _0471_;
+  assign _0473_ = r_sel == 3'h5;
+  assign targets__5__arvalid = _0472_ & _0473_;
+  assign _0475_ = rd_sel == 3'h5;
+  assign targets__5__rready = bus__rready & _0475_;
+  assign _0476_ = ! r_pending;
+  assign _0477_ = rd_sel == r_sel;
+  assign _0478_ = r_pending != 2'h3;
+  assign _0479_ = _0477_ & _0478_;
+  assign _0480_ = _0476_ | _0479_;
+  assign _0481_ = r_valid & _0480_;
+  assign _0482_ = r_sel == 3'h6;
+  assign targets__6__arvalid = _0481_ & _0482_;
+  assign _0483_ = rd_sel == 3'h6;
+  assign targets__6__rready = bus__rready & _0483_;
+  assign _0484_ = ! r_pending;
+  assign _0486_ = rd_sel == r_sel;
+  assign _0487_ = r_pending != 2'h3;
+  assign _0488_ = _0486_ & _0487_;
+  assign _0489_ = _0484_ | _0488_;
+  assign _0490_ = r_valid & _0489_;
+  assign _0491_ = r_sel == 3'h7;
+  assign targets__7__arvalid = _0490_ & _0491_;
+  assign _0492_ = rd_sel == 3'h7;
+  assign targets__7__rready = bus__rready & _0492_;
+  assign _0493_ = ! r_pending;
+  assign _0494_ = rd_sel == r_sel;
+  assign _0495_ = r_pending != 2'h3;
+  assign _0497_ = _0494_ & _0495_;
+  assign _0498_ = _0493_ | _0497_;
+  assign _0499_ = r_valid & _0498_;
+  assign _0500_ = r_sel == 4'h8;
+  assign targets__8__arvalid = _0499_ & _0500_;
+  assign _0501_ = rd_sel == 4'h8;
+  assign targets__8__rready = bus__rready & _0501_;
+  assign _0502_ = ! r_pending;
+  assign _0503_ = rd_sel == r_sel;
+  assign _0504_ = r_pending != 2'h3;
+  assign _0505_ = _0503_ & _0504_;
+  assign _0506_ = _0502_ | _0505_;
+  assign _0508_ = r_valid & _0506_;
+  assign _0509_ = r_sel == 4'h9;
+  assign targets__9__arvalid = _0508_ & _0509_;
+  assign _0510_ = rd_sel == 4'h9;
+  assign targets__9__rready = bus__rready & _0510_;
+  assign _0511_ = ! r_pending;
+  assign _0512_ = rd_sel == r_sel;
+  assign _0513_ = r_pending != 2'h3;
+  assign _0514_ = _0512_ & _0513_;
+  assign _0515_ = _0511_ | _0514_;
+  assign _0516_ = r_valid & _0515_;
+  assign _0517_ = r_sel == 4'ha;
+  assign targets__10__arvalid = _0516_ & _0517_;
+  assign _0519_ = rd_sel == 4'ha;
+  assign targets__10__rready = bus__rready & _0519_;
+  assign _0520_ = ! r_pending;
+  assign _0521_ = rd_sel == r_sel;
+  assign _0522_ = r_pending != 2'h3;
+  assign _0523_ = _0521_ & _0522_;
+  assign _0524_ = _0520_ | _0523_;
+  assign _0525_ = r_valid & _0524_;
+  assign _0526_ = r_sel == 4'hb;
+  assign targets__11__arvalid = _0525_ & _0526_;
+  assign _0527_ = rd_sel == 4'hb;
+  assign targets__11__rready = bus__rready & _0527_;
+  assign _0528_ = ! r_pending;
+  assign _0530_ = rd_sel == r_sel;
+  assign _0531_ = r_pending != 2'h3;
+  assign _0532_ = _0530_ & _0531_;
+  assign _0533_ = _0528_ | _0532_;
+  assign _0534_ = r_valid & _0533_;
+  assign _0535_ = r_sel == 4'hc;
+  assign targets__12__arvalid = _0534_ & _0535_;
+  assign _0536_ = rd_sel == 4'hc;
+  assign targets__12__rready = bus__rready & _0536_;
+  assign _0537_ = ! r_pending;
+  assign _0538_ = rd_sel == r_sel;
+  assign _0539_ = r_pending != 2'h3;
+  assign _0541_ = _0538_ & _0539_;
+  assign _0542_ = _0537_ | _0541_;
+  assign _0543_ = r_valid & _0542_;
+  assign _0544_ = r_sel == 4'hd;
+  assign targets__13__arvalid = _0543_ & _0544_;
+  assign _0545_ = rd_sel == 4'hd;
+  assign targets__13__rready = bus__rready & _0545_;
+  assign _0546_ = ! r_pending;
+  assign _0547_ = rd_sel == r_sel;
+  assign _0548_ = r_pending != 2'h3;
+  assign _0549_ = _0547_ & _0548_;
+  assign _0550_ = _0546_ | _0549_;
+  assign _0553_ = r_valid & _0550_;
+  assign _0554_ = r_sel == 4'he;
+  assign targets__14__arvalid = _0553_ & _0554_;
+  assign _0555_ = rd_sel == 4'he;
+  assign targets__14__rready = bus__rready & _0555_;
+  assign _0556_ = ! r_pending;
+  assign _0557_ = rd_sel == r_sel;
+  assign _0558_ = r_pending != 2'h3;
+  assign _0559_ = _0557_ & _0558_;
+  assign _0560_ = _0556_ | _0559_;
+  assign _0561_ = r_valid & _0560_;
+  assign _0562_ = r_sel == 4'hf;
+  assign targets__15__arvalid = _0561_ & _0562_;
+  assign _0564_ = rd_sel == 4'hf;
+  assign targets__15__rready = bus__rready & _0564_;
+  assign _0565_ = targets__0__arvalid & targets__0__arready;
+  assign _0566_ = targets__1__arvalid & targets__1__arready;
+  assign _0567_ = _0565_ | _0566_;
+  assign _0568_ = targets__2__arvalid & targets__2__arready;
+  assign _0569_ = _0567_ | _0568_;
+  assign _0570_ = targets__3__arvalid & targets__3__arready;
+  assign _0571_ = _0569_ | _0570_;
+  assign _0572_ = targets__4__arvalid & targets__4__arready;
+  assign _0574_ = _0571_ | _0572_;
+  assign _0575_ = targets__5__arvalid & targets__5__arready;
+  assign _0576_ = _0574_ | _0575_;
+  assign _0577_ = targets__6__arvalid & targets__6__arready;
+  assign _0578_ = _0576_ | _0577_;
+  assign _0579_ = targets__7__arvalid & targets__7__arready;
+  assign _0580_ = _0578_ | _0579_;
+  assign _0581_ = targets__8__arvalid & targets__8__arready;
+  assign _0582_ = _0580_ | _0581_;
+  assign _0583_ = targets__9__arvalid & targets__9__arready;
+  assign _0585_ = _0582_ | _0583_;
+  assign _0586_ = targets__10__arvalid & targets__10__arready;
+  assign _0587_ = _0585_ | _0586_;
+  assign _0588_ = targets__11__arvalid & targets__11__arready;
+  assign _0589_ = _0587_ | _0588_;
+  assign _0590_ = targets__12__arvalid & targets__12__arready;
+  assign _0591_ = _0589_ | _0590_;
+  assign _0592_ = targets__13__arvalid & targets__13__arready;
+  assign _0593_ = _0591_ | _0592_;
+  assign _0594_ = targets__14__arvalid & targets__14__arready;
+  assign _0596_ = _0593_ | _0594_;
+  assign _0597_ = targets__15__arvalid & targets__15__arready;
+  assign _0598_ = _0596_ | _0597_;
+  assign _0599_ = ! r_pending;
+  assign _0600_ = rd_sel == r_sel;
+  assign _0601_ = r_pending != 2'h3;
+  assign _0602_ = _0600_ & _0601_;
+  assign _0603_ = _0599_ | _0602_;
+  assign _0604_ = r_valid & _0603_;
+  assign _0605_ = r_sel >= 5'h10;
+  assign _0607_ = _0604_ & _0605_;
+  assign _0608_ = ~ hole_rvalid;
+  assign _0609_ = _0607_ & _0608_;
+  assign r_issue = _0598_ | _0609_;
+  assign _0610_ = ~ r_valid;
+  assign bus__arready = _0610_ | r_issue;
+  assign _0611_ = ! rd_sel;
+  assign _0612_ = targets__0__rvalid & _0611_;
+  assign _0613_ = rd_sel == 1'h1;
+  assign _0614_ = targets__1__rvalid & _0613_;
+  assign _0615_ = _0612_ | _0614_;
+  assign _0617_ = rd_sel == 2'h2;
+  assign _0618_ = targets__2__rvalid & _0617_;
+  assign _0619_ = _0615_ | _0618_;
+  assign _0620_ = rd_sel == 2'h3;
+  assign _0621_ = targets__3__rvalid & _0620_;
+  assign _0622_ = _0619_ | _0621_;
+  assign _0623_ = rd_sel == 3'h4;
+  assign _0624_ = targets__4__rvalid & _0623_;
+  assign _0625_ = _0622_ | _0624_;
+  assign _0626_ = rd_sel == 3'h5;
+  assign _0628_ = targets__5__rvalid & _0626_;
+  assign _0629_ = _0625_ | _0628_;
+  assign _0630_ = rd_sel == 3'h6;
+  assign _0631_ = targets__6__rvalid & _0630_;
+  assign _0632_ = _0629_ | _0631_;
+  assign _0633_ = rd_sel == 3'h7;
+  assign _0634_ = targets__7__rvalid & _0633_;
   assign _0635_ = _0632_ | _0634_;
-  assign _0636_ = conv15_s_axil_awvalid & conv15_s_axil_awready;
-  assign _0637_ = _0635_ | _0636_;
-  assign _0638_ = conv0_s_axil_wvalid & conv0_s_axil_wready;
-  assign _0639_ = conv1_s_axil_wvalid & conv1_s_axil_wready;
-  assign _0640_ = _0638_ | _0639_;
-  assign _0641_ = conv2_s_axil_wvalid & conv2_s_axil_wready;
-  assign _0642_ = _0640_ | _0641_;
-  assign _0643_ = conv3_s_axil_wvalid & conv3_s_axil_wready;
-  assign _0645_ = _0642_ | _0643_;
-  assign _0646_ = conv4_s_axil_wvalid & conv4_s_axil_wready;
-  assign _0647_ = _0645_ | _0646_;
-  assign _0648_ = conv5_s_axil_wvalid & conv5_s_axil_wready;
-  assign _0649_ = _0647_ | _0648_;
-  assign _0650_ = conv6_s_axil_wvalid & conv6_s_axil_wready;
-  assign _0651_ = _0649_ | _0650_;
-  assign _0652_ = conv7_s_axil_wvalid & conv7_s_axil_wready;
-  assign _0653_ = _0651_ | _0652_;
-  assign _0654_ = conv8_s_axil_wvalid & conv8_s_axil_wready;
-  assign _0656_ = _0653_ | _0654_;
-  assign _0657_ = conv9_s_axil_wvalid & conv9_s_axil_wready;
-  assign _0658_ = _0656_ | _0657_;
-  assign _0659_ = conv10_s_axil_wvalid & conv10_s_axil_wready;
-  assign _0660_ = _0658_ | _0659_;
-  assign _0661_ = conv11_s_axil_wvalid & conv11_s_axil_wready;
-  assign _0662_ = _0660_ | _0661_;
-  assign _0663_ = conv12_s_axil_wvalid & conv12_s_axil_wready;
-  assign _0664_ = _0662_ | _0663_;
-  assign _0665_ = conv13_s_axil_wvalid & conv13_s_axil_wready;
-  assign _0667_ = _0664_ | _0665_;
-  assign _0668_ = conv14_s_axil_wvalid & conv14_s_axil_wready;
-  assign _0669_ = _0667_ | _0668_;
-  assign _0670_ = conv15_s_axil_wvalid & conv15_s_axil_wready;
-  assign _0671_ = _0669_ | _0670_;
-  assign _0672_ = conv0_s_axil_bvalid & conv0_s_axil_bready;
-  assign _0673_ = conv1_s_axil_bvalid & conv1_s_axil_bready;
-  assign _0674_ = _0672_ | _0673_;
-  assign _0675_ = conv2_s_axil_bvalid & conv2_s_axil_bready;
-  assign _0676_ = _0674_ | _0675_;
-  assign _0678_ = conv3_s_axil_bvalid & conv3_s_axil_bready;
-  assign _0679_ = _0676_ | _0678_;
-  assign _0680_ = conv4_s_axil_bvalid & conv4_s_axil_bready;
-  assign _0681_ = _0679_ | _0680_;
-  assign _0682_ = conv5_s_axil_bvalid & conv5_s_axil_bready;
-  assign _0683_ = _0681_ | _0682_;
-  assign _0684_ = conv6_s_axil_bvalid & conv6_s_axil_bready;
-  assign _0685_ = _0683_ | _0684_;
-  assign _0686_ = conv7_s_axil_bvalid & conv7_s_axil_bready;
-  assign _0687_ = _0685_ | _0686_;
-  assign _0689_ = conv8_s_axil_bvalid & conv8_s_axil_bready;
-  assign _0690_ = _0687_ | _0689_;
-  assign _0691_ = conv9_s_axil_bvalid & conv9_s_axil_bready;
-  assign _0692_ = _0690_ | _0691_;
-  assign _0693_ = conv10_s_axil_bvalid & conv10_s_axil_bready;
-  assign _0694_ = _0692_ | _0693_;
-  assign _0695_ = conv11_s_axil_bvalid & conv11_s_axil_bready;
-  assign _0696_ = _0694_ | _0695_;
-  assign _0697_ = conv12_s_axil_bvalid & conv12_s_axil_bready;
-  assign _0698_ = _0696_ | _0697_;
-  assign _0700_ = conv13_s_axil_bvalid & conv13_s_axil_bready;
+  assign _0636_ = rd_sel == 4'h8;
+  assign _0637_ = targets__8__rvalid & _0636_;
+  assign _0639_ = _0635_ | _0637_;
+  assign _0640_ = rd_sel == 4'h9;
+  assign _0641_ = targets__9__rvalid & _0640_;
+  assign _0642_ = _0639_ | _0641_;
+  assign _0643_ = rd_sel == 4'ha;
+  assign _0644_ = targets__10__rvalid & _0643_;
+  assign _0645_ = _0642_ | _0644_;
+  assign _0646_ = rd_sel == 4'hb;
+  assign _0647_ = targets__11__rvalid & _0646_;
+  assign _0648_ = _0645_ | _0647_;
+  assign _0650_ = rd_sel == 4'hc;
+  assign _0651_ = targets__12__rvalid & _0650_;
+  assign _0652_ = _0648_ | _0651_;
+  assign _0653_ = rd_sel == 4'hd;
+  assign _0654_ = targets__13__rvalid & _0653_;
+  assign _0655_ = _0652_ | _0654_;
+  assign _0656_ = rd_sel == 4'he;
+  assign _0657_ = targets__14__rvalid & _0656_;
+  assign _0658_ = _0655_ | _0657_;
+  assign _0659_ = rd_sel == 4'hf;
+  assign _0662_ = targets__15__rvalid & _0659_;
+  assign _0663_ = _0658_ | _0662_;
+  assign bus__rvalid = hole_rvalid | _0663_;
+  assign _0664_ = ! rd_sel;
+  assign _0665_ = _0664_ ? targets__0__rdata : 32'd0;
+  assign _0666_ = rd_sel == 1'h1;
+  assign _0667_ = _0666_ ? targets__1__rdata : 32'd0;
+  assign _0668_ = _0665_ | _0667_;
+  assign _0669_ = rd_sel == 2'h2;
+  assign _0670_ = _0669_ ? targets__2__rdata : 32'd0;
+  assign _0672_ = _0668_ | _0670_;
+  assign _0673_ = rd_sel == 2'h3;
+  assign _0674_ = _0673_ ? targets__3__rdata : 32'd0;
+  assign _0675_ = _0672_ | _0674_;
+  assign _0676_ = rd_sel == 3'h4;
+  assign _0677_ = _0676_ ? targets__4__rdata : 32'd0;
+  assign _0678_ = _0675_ | _0677_;
+  assign _0679_ = rd_sel == 3'h5;
+  assign _0680_ = _0679_ ? targets__5__rdata : 32'd0;
+  assign _0681_ = _0678_ | _0680_;
+  assign _0683_ = rd_sel == 3'h6;
+  assign _0684_ = _0683_ ? targets__6__rdata : 32'd0;
+  assign _0685_ = _0681_ | _0684_;
+  assign _0686_ = rd_sel == 3'h7;
+  assign _0687_ = _0686_ ? targets__7__rdata : 32'd0;
+  assign _0688_ = _0685_ | _0687_;
+  assign _0689_ = rd_sel == 4'h8;
+  assign _0690_ = _0689_ ? targets__8__rdata : 32'd0;
+  assign _0691_ = _0688_ | _0690_;
+  assign _0692_ = rd_sel == 4'h9;
+  assign _0694_ = _0692_ ? targets__9__rdata : 32'd0;
+  assign _0695_ = _0691_ | _0694_;
+  assign _0696_ = rd_sel == 4'ha;
+  assign _0697_ = _0696_ ? targets__10__rdata : 32'd0;
+  assign _0698_ = _0695_ | _0697_;
+  assign _0699_ = rd_sel == 4'hb;
+  assign _0700_ = _0699_ ? targets__11__rdata : 32'd0;
   assign _0701_ = _0698_ | _0700_;
-  assign _0702_ = conv14_s_axil_bvalid & conv14_s_axil_bready;
-  assign _0703_ = _0701_ | _0702_;
-  assign _0704_ = conv15_s_axil_bvalid & conv15_s_axil_bready;
-  assign _0705_ = _0703_ | _0704_;
-  assign _0706_ = aw_full & w_full;
-  assign _0707_ = ~ s_axil_bvalid;
-  assign _0708_ = _0706_ & _0707_;
-  assign _0709_ = ! aw_addr[16:13];
-  assign _0711_ = aw_addr[16:13] == 1'h1;
-  assign _0712_ = aw_addr[16:13] == 2'h2;
-  assign _0713_ = aw_addr[16:13] == 2'h3;
-  assign _0714_ = aw_addr[16:13] == 3'h4;
-  assign _0715_ = aw_addr[16:13] == 3'h5;
-  assign _0716_ = aw_addr[16:13] == 3'h6;
-  assign _0717_ = aw_addr[16:13] == 3'h7;
-  assign _0718_ = aw_addr[16:13] == 4'h8;
-  assign _0719_ = aw_addr[16:13] == 4'h9;
-  assign _0720_ = aw_addr[16:13] == 4'ha;
-  assign _0723_ = aw_addr[16:13] == 4'hb;
-  assign _0724_ = aw_addr[16:13] == 4'hc;
-  assign _0725_ = aw_addr[16:13] == 4'hd;
-  assign _0726_ = aw_addr[16:13] == 4'he;
-  assign _0727_ = aw_addr[16:13] == 4'hf;
-  assign _0728_ = | { _0727_, _0726_, _0725_, _0724_, _0723_, _0720_, _0719_, _0718_, _0717_, _0716_, _0715_, _0714_, _0713_, _0712_, _0711_, _0709_ };
-  assign _0729_ = ~ _0728_;
-  assign _0730_ = _0708_ & _0729_;
-  assign _0731_ = _0705_ | _0730_;
-  assign _0732_ = ! aw_addr[16:13];
-  assign _0734_ = ! aw_addr[16:13];
-  assign _0735_ = conv0_s_axil_bresp & { _0734_, _0732_ };
-  assign _0736_ = aw_addr[16:13] == 1'h1;
-  assign _0737_ = aw_addr[16:13] == 1'h1;
-  assign _0738_ = conv1_s_axil_bresp & { _0737_, _0736_ };
+  assign _0702_ = rd_sel == 4'hc;
+  assign _0703_ = _0702_ ? targets__12__rdata : 32'd0;
+  assign _0705_ = _0701_ | _0703_;
+  assign _0706_ = rd_sel == 4'hd;
+  assign _0707_ = _0706_ ? targets__13__rdata : 32'd0;
+  assign _0708_ = _0705_ | _0707_;
+  assign _0709_ = rd_sel == 4'he;
+  assign _0710_ = _0709_ ? targets__14__rdata : 32'd0;
+  assign _0711_ = _0708_ | _0710_;
+  assign _0712_ = rd_sel == 4'hf;
+  assign _0713_ = _0712_ ? targets__15__rdata : 32'd0;
+  assign bus__rdata = _0711_ | _0713_;
+  assign _0714_ = ! rd_sel;
+  assign _0716_ = _0714_ ? targets__0__rresp : 2'h0;
+  assign _0717_ = rd_sel == 1'h1;
+  assign _0718_ = _0717_ ? targets__1__rresp : 2'h0;
+  assign _0719_ = _0716_ | _0718_;
+  assign _0720_ = rd_sel == 2'h2;
+  assign _0721_ = _0720_ ? targets__2__rresp : 2'h0;
+  assign _0722_ = _0719_ | _0721_;
+  assign _0723_ = rd_sel == 2'h3;
+  assign _0724_ = _0723_ ? targets__3__rresp : 2'h0;
+  assign _0726_ = _0722_ | _0724_;
+  assign _0727_ = rd_sel == 3'h4;
+  assign _0728_ = _0727_ ? targets__4__rresp : 2'h0;
+  assign _0729_ = _0726_ | _0728_;
+  assign _0730_ = rd_sel == 3'h5;
+  assign _0731_ = _0730_ ? targets__5__rresp : 2'h0;
+  assign _0732_ = _0729_ | _0731_;
+  assign _0733_ = rd_sel == 3'h6;
+  assign _0734_ = _0733_ ? targets__6__rresp : 2'h0;
+  assign _0735_ = _0732_ | _0734_;
+  assign _0737_ = rd_sel == 3'h7;
+  assign _0738_ = _0737_ ? targets__7__rresp : 2'h0;
   assign _0739_ = _0735_ | _0738_;
-  assign _0740_ = aw_addr[16:13] == 2'h2;
-  assign _0741_ = aw_addr[16:13] == 2'h2;
-  assign _0742_ = conv2_s_axil_bresp & { _0741_, _0740_ };
-  assign _0743_ = _0739_ | _0742_;
-  assign _0745_ = aw_addr[16:13] == 2'h3;
-  assign _0746_ = aw_addr[16:13] == 2'h3;
-  assign _0747_ = conv3_s_axil_bresp & { _0746_, _0745_ };
-  assign _0748_ = _0743_ | _0747_;
-  assign _0749_ = aw_addr[16:13] == 3'h4;
-  assign _0750_ = aw_addr[16:13] == 3'h4;
-  assign _0751_ = conv4_s_axil_bresp & { _0750_, _0749_ };
-  assign _0752_ = _0748_ | _0751_;
-  assign _0753_ = aw_addr[16:13] == 3'h5;
-  assign _0754_ = aw_addr[16:13] == 3'h5;
-  assign _0756_ = conv5_s_axil_bresp & { _0754_, _0753_ };
-  assign _0757_ = _0752_ | _0756_;
-  assign _0758_ = aw_addr[16:13] == 3'h6;
-  assign _0759_ = aw_addr[16:13] == 3'h6;
-  assign _0760_ = conv6_s_axil_bresp & { _0759_, _0758_ };
-  assign _0761_ = _0757_ | _0760_;
-  assign _0762_ = aw_addr[16:13] == 3'h7;
-  assign _0763_ = aw_addr[16:13] == 3'h7;
-  assign _0764_ = conv7_s_axil_bresp & { _0763_, _0762_ };
-  assign _0765_ = _0761_ | _0764_;
-  assign _0767_ = aw_addr[16:13] == 4'h8;
-  assign _0768_ = aw_addr[16:13] == 4'h8;
-  assign _0769_ = conv8_s_axil_bresp & { _0768_, _0767_ };
-  assign _0770_ = _0765_ | _0769_;
-  assign _0771_ = aw_addr[16:13] == 4'h9;
-  assign _0772_ = aw_addr[16:13] == 4'h9;
-  assign _0773_ = conv9_s_axil_bresp & { _0772_, _0771_ };
-  assign _0774_ = _0770_ | _0773_;
-  assign _0775_ = aw_addr[16:13] == 4'ha;
-  assign _0776_ = aw_addr[16:13] == 4'ha;
-  assign _0778_ = conv10_s_axil_bresp & { _0776_, _0775_ };
-  assign _0779_ = _0774_ | _0778_;
-  assign _0780_ = aw_addr[16:13] == 4'hb;
-  assign _0781_ = aw_addr[16:13] == 4'hb;
-  assign _0782_ = conv11_s_axil_bresp & { _0781_, _0780_ };
-  assign _0783_ = _0779_ | _0782_;
-  assign _0784_ = aw_addr[16:13] == 4'hc;
-  assign _0785_ = aw_addr[16:13] == 4'hc;
-  assign _0786_ = conv12_s_axil_bresp & { _0785_, _0784_ };
-  assign _0787_ = _0783_ | _0786_;
-  assign _0789_ = aw_addr[16:13] == 4'hd;
-  assign _0790_ = aw_addr[16:13] == 4'hd;
-  assign _0791_ = conv13_s_axil_bresp & { _0790_, _0789_ };
-  assign _0792_ = _0787_ | _0791_;
-  assign _0793_ = aw_addr[16:13] == 4'he;
-  assign _0794_ = aw_addr[16:13] == 4'he;
-  assign _0795_ = conv14_s_axil_bresp & { _0794_, _0793_ };
-  assign _0796_ = _0792_ | _0795_;
-  assign _0797_ = aw_addr[16:13] == 4'hf;
-  assign _0798_ = aw_addr[16:13] == 4'hf;
-  assign _0800_ = conv15_s_axil_bresp & { _0798_, _0797_ };
-  assign _0801_ = _0796_ | _0800_;
-  assign _0802_ = conv0_s_axil_arvalid & conv0_s_axil_arready;
-  assign _0803_ = conv1_s_axil_arvalid & conv1_s_axil_arready;
-  assign _0804_ = _0802_ | _0803_;
-  assign _0805_ = conv2_s_axil_arvalid & conv2_s_axil_arready;
+  assign _0740_ = rd_sel == 4'h8;
+  assign _0741_ = _0740_ ? targets__8__rresp : 2'h0;
+  assign _0742_ = _0739_ | _0741_;
+  assign _0743_ = rd_sel == 4'h9;
+  assign _0744_ = _0743_ ? targets__9__rresp : 2'h0;
+  assign _0745_ = _0742_ | _0744_;
+  assign _0746_ = rd_sel == 4'ha;
+  assign _0748_ = _0746_ ? targets__10__rresp : 2'h0;
+  assign _0749_ = _0745_ | _0748_;
+  assign _0750_ = rd_sel == 4'hb;
+  assign _0751_ = _0750_ ? targets__11__rresp : 2'h0;
+  assign _0752_ = _0749_ | _0751_;
+  assign _0753_ = rd_sel == 4'hc;
+  assign _0754_ = _0753_ ? targets__12__rresp : 2'h0;
+  assign _0755_ = _0752_ | _0754_;
+  assign _0756_ = rd_sel == 4'hd;
+  assign _0757_ = _0756_ ? targets__13__rresp : 2'h0;
+  assign _0759_ = _0755_ | _0757_;
+  assign _0760_ = rd_sel == 4'he;
+  assign _0761_ = _0760_ ? targets__14__rresp : 2'h0;
+  assign _0762_ = _0759_ | _0761_;
+  assign _0763_ = rd_sel == 4'hf;
+  assign _0764_ = _0763_ ? targets__15__rresp : 2'h0;
+  assign bus__rresp = _0762_ | _0764_;
+  assign _0765_ = targets__0__awvalid & targets__0__awready;
+  assign _0766_ = targets__1__awvalid & targets__1__awready;
+  assign _0767_ = _0765_ | _0766_;
+  assign _0770_ = targets__2__awvalid & targets__2__awready;
+  assign _0771_ = _0767_ | _0770_;
+  assign _0772_ = targets__3__awvalid & targets__3__awready;
+  assign _0773_ = _0771_ | _0772_;
+  assign _0774_ = targets__4__awvalid & targets__4__awready;
+  assign _0775_ = _0773_ | _0774_;
+  assign _0776_ = targets__5__awvalid & targets__5__awready;
+  assign _0777_ = _0775_ | _0776_;
+  assign _0778_ = targets__6__awvalid & targets__6__awready;
+  assign _0779_ = _0777_ | _0778_;
+  assign _0781_ = targets__7__awvalid & targets__7__awready;
+  assign _0782_ = _0779_ | _0781_;
+  assign _0783_ = targets__8__awvalid & targets__8__awready;
+  assign _0784_ = _0782_ | _0783_;
+  assign _0785_ = targets__9__awvalid & targets__9__awready;
+  assign _0786_ = _0784_ | _0785_;
+  assign _0787_ = targets__10__awvalid & targets__10__awready;
+  assign _0788_ = _0786_ | _0787_;
+  assign _0789_ = targets__11__awvalid & targets__11__awready;
+  assign _0790_ = _0788_ | _0789_;
+  assign _0792_ = targets__12__awvalid & targets__12__awready;
+  assign _0793_ = _0790_ | _0792_;
+  assign _0794_ = targets__13__awvalid & targets__13__awready;
+  assign _0795_ = _0793_ | _0794_;
+  assign _0796_ = targets__14__awvalid & targets__14__awready;
+  assign _0797_ = _0795_ | _0796_;
+  assign _0798_ = targets__15__awvalid & targets__15__awready;
+  assign _0799_ = _0797_ | _0798_;
+  assign _0800_ = \$signal$11  | _0799_;
+  assign _0801_ = targets__0__wvalid & targets__0__wready;
+  assign _0803_ = targets__1__wvalid & targets__1__wready;
+  assign _0804_ = _0801_ | _0803_;
+  assign _0805_ = targets__2__wvalid & targets__2__wready;
   assign _0806_ = _0804_ | _0805_;
-  assign _0807_ = conv3_s_axil_arvalid & conv3_s_axil_arready;
+  assign _0807_ = targets__3__wvalid & targets__3__wready;
   assign _0808_ = _0806_ | _0807_;
-  assign _0809_ = conv4_s_axil_arvalid & conv4_s_axil_arready;
-  assign _0811_ = _0808_ | _0809_;
-  assign _0812_ = conv5_s_axil_arvalid & conv5_s_axil_arready;
-  assign _0813_ = _0811_ | _0812_;
-  assign _0814_ = conv6_s_axil_arvalid & conv6_s_axil_arready;
+  assign _0809_ = targets__4__wvalid & targets__4__wready;
+  assign _0810_ = _0808_ | _0809_;
+  assign _0811_ = targets__5__wvalid & targets__5__wready;
+  assign _0813_ = _0810_ | _0811_;
+  assign _0814_ = targets__6__wvalid & targets__6__wready;
   assign _0815_ = _0813_ | _0814_;
-  assign _0816_ = conv7_s_axil_arvalid & conv7_s_axil_arready;
+  assign _0816_ = targets__7__wvalid & targets__7__wready;
   assign _0817_ = _0815_ | _0816_;
-  assign _0818_ = conv8_s_axil_arvalid & conv8_s_axil_arready;
+  assign _0818_ = targets__8__wvalid & targets__8__wready;
   assign _0819_ = _0817_ | _0818_;
-  assign _0820_ = conv9_s_axil_arvalid & conv9_s_axil_arready;
-  assign _0822_ = _0819_ | _0820_;
-  assign _0823_ = conv10_s_axil_arvalid & conv10_s_axil_arready;
-  assign _0824_ = _0822_ | _0823_;
-  assign _0825_ = conv11_s_axil_arvalid & conv11_s_axil_arready;
+  assign _0820_ = targets__9__wvalid & targets__9__wready;
+  assign _0821_ = _0819_ | _0820_;
+  assign _0822_ = targets__10__wvalid & targets__10__wready;
+  assign _0824_ = _0821_ | _0822_;
+  assign _0825_ = targets__11__wvalid & targets__11__wready;
   assign _0826_ = _0824_ | _0825_;
-  assign _0827_ = conv12_s_axil_arvalid & conv12_s_axil_arready;
+  assign _0827_ = targets__12__wvalid & targets__12__wready;
   assign _0828_ = _0826_ | _0827_;
-  assign _0829_ = conv13_s_axil_arvalid & conv13_s_axil_arready;
+  assign _0829_ = targets__13__wvalid & targets__13__wready;
   assign _0830_ = _0828_ | _0829_;
-  assign _0831_ = conv14_s_axil_arvalid & conv14_s_axil_arready;
-  assign _0834_ = _0830_ | _0831_;
-  assign _0835_ = conv15_s_axil_arvalid & conv15_s_axil_arready;
-  assign _0836_ = _0834_ | _0835_;
-  assign _0837_ = conv0_s_axil_rvalid & conv0_s_axil_rready;
-  assign _0838_ = conv1_s_axil_rvalid & conv1_s_axil_rready;
-  assign _0839_ = _0837_ | _0838_;
-  assign _0840_ = conv2_s_axil_rvalid & conv2_s_axil_rready;
-  assign _0841_ = _0839_ | _0840_;
-  assign _0842_ = conv3_s_axil_rvalid & conv3_s_axil_rready;
-  assign _0843_ = _0841_ | _0842_;
-  assign _0845_ = conv4_s_axil_rvalid & conv4_s_axil_rready;
-  assign _0846_ = _0843_ | _0845_;
-  assign _0847_ = conv5_s_axil_rvalid & conv5_s_axil_rready;
-  assign _0848_ = _0846_ | _0847_;
-  assign _0849_ = conv6_s_axil_rvalid & conv6_s_axil_rready;
-  assign _0850_ = _0848_ | _0849_;
-  assign _0851_ = conv7_s_axil_rvalid & conv7_s_axil_rready;
-  assign _0852_ = _0850_ | _0851_;
-  assign _0853_ = conv8_s_axil_rvalid & conv8_s_axil_rready;
-  assign _0854_ = _0852_ | _0853_;
-  assign _0856_ = conv9_s_axil_rvalid & conv9_s_axil_rready;
-  assign _0857_ = _0854_ | _0856_;
-  assign _0858_ = conv10_s_axil_rvalid & conv10_s_axil_rready;
-  assign _0859_ = _0857_ | _0858_;
-  assign _0860_ = conv11_s_axil_rvalid & conv11_s_axil_rready;
-  assign _0861_ = _0859_ | _0860_;
-  assign _0862_ = conv12_s_axil_rvalid & conv12_s_axil_rready;
-  assign _0863_ = _0861_ | _0862_;
-  assign _0864_ = conv13_s_axil_rvalid & conv13_s_axil_rready;
-  assign _0865_ = _0863_ | _0864_;
-  assign _0867_ = conv14_s_axil_rvalid & conv14_s_axil_rready;
-  assign _0868_ = _0865_ | _0867_;
-  assign _0869_ = conv15_s_axil_rvalid & conv15_s_axil_rready;
-  assign _0870_ = _0868_ | _0869_;
-  assign _0871_ = ~ s_axil_rvalid;
-  assign _0872_ = ar_full & _0871_;
-  assign _0873_ = ! ar_addr[16:13];
-  assign _0874_ = ar_addr[16:13] == 1'h1;
-  assign _0875_ = ar_addr[16:13] == 2'h2;
-  assign _0876_ = ar_addr[16:13] == 2'h3;
-  assign _0878_ = ar_addr[16:13] == 3'h4;
-  assign _0879_ = ar_addr[16:13] == 3'h5;
-  assign _0880_ = ar_addr[16:13] == 3'h6;
-  assign _0881_ = ar_addr[16:13] == 3'h7;
-  assign _0882_ = ar_addr[16:13] == 4'h8;
-  assign _0883_ = ar_addr[16:13] == 4'h9;
-  assign _0884_ = ar_addr[16:13] == 4'ha;
-  assign _0885_ = ar_addr[16:13] == 4'hb;
-  assign _0886_ = ar_addr[16:13] == 4'hc;
-  assign _0887_ = ar_addr[16:13] == 4'hd;
-  assign _0889_ = ar_addr[16:13] == 4'he;
-  assign _0890_ = ar_addr[16:13] == 4'hf;
-  assign _0891_ = | { _0890_, _0889_, _0887_, _0886_, _0885_, _0884_, _0883_, _0882_, _0881_, _0880_, _0879_, _0878_, _0876_, _0875_, _0874_, _0873_ };
-  assign _0892_ = ~ _0891_;
-  assign _0893_ = _0872_ & _0892_;
-  assign _0894_ = _0870_ | _0893_;
-  assign _0895_ = ! ar_addr[16:13];
-  assign _0896_ = ! ar_addr[16:13];
-  assign _0897_ = ! ar_addr[16:13];
-  assign _0898_ = ! ar_addr[16:13];
-  assign _0900_ = ! ar_addr[16:13];
-  assign _0901_ = ! ar_addr[16:13];
-  assign _0902_ = ! ar_addr[16:13];
-  assign _0903_ = ! ar_addr[16:13];
-  assign _0904_ = ! ar_addr[16:13];
-  assign _0905_ = ! ar_addr[16:13];
-  assign _0906_ = ! ar_addr[16:13];
-  assign _0907_ = ! ar_addr[16:13];
-  assign _0908_ = ! ar_addr[16:13];
-  assign _0909_ = ! ar_addr[16:13];
-  assign _0911_ = ! ar_addr[16:13];
-  assign _0912_ = ! ar_addr[16:13];
-  assign _0913_ = ! ar_addr[16:13];
-  assign _0914_ = ! ar_addr[16:13];
-  assign _0915_ = ! ar_addr[16:13];
-  assign _0916_ = ! ar_addr[16:13];
-  assign _0917_ = ! ar_addr[16:13];
-  assign _0918_ = ! ar_addr[16:13];
-  assign _0919_ = ! ar_addr[16:13];
-  assign _0920_ = ! ar_addr[16:13];
-  assign _0922_ = ! ar_addr[16:13];
-  assign _0923_ = ! ar_addr[16:13];
-  assign _0924_ = ! ar_addr[16:13];
-  assign _0925_ = ! ar_addr[16:13];
-  assign _0926_ = ! ar_addr[16:13];
-  assign _0927_ = ! ar_addr[16:13];
-  assign _0928_ = ! ar_addr[16:13];
-  assign _0929_ = ! ar_addr[16:13];
-  assign _0930_ = conv0_s_axil_rdata & { _0929_, _0928_, _0927_, _0926_, _0925_, _0924_, _0923_, _0922_, _0920_, _0919_, _0918_, _0917_, _0916_, _0915_, _0914_, _0913_, _0912_, _0911_, _0909_, _0908_, _0907_, _0906_, _0905_, _0904_, _0903_, _0902_, _0901_, _0900_, _0898_, _0897_, _0896_, _0895_ };
-  assign _0931_ = ar_addr[16:13] == 1'h1;
-  assign _0933_ = ar_addr[16:13] == 1'h1;
-  assign _0934_ = ar_addr[16:13] == 1'h1;
-  assign _0935_ = ar_addr[16:13] == 1'h1;
-  assign _0936_ = ar_addr[16:13] == 1'h1;
-  assign _0937_ = ar_addr[16:13] == 1'h1;
-  assign _0938_ = ar_addr[16:13] == 1'h1;
-  assign _0939_ = ar_addr[16:13] == 1'h1;
-  assign _0940_ = ar_addr[16:13] == 1'h1;
-  assign _0941_ = ar_addr[16:13] == 1'h1;
-  assign _0942_ = ar_addr[16:13] == 1'h1;
-  assign _0945_ = ar_addr[16:13] == 1'h1;
-  assign _0946_ = ar_addr[16:13] == 1'h1;
-  assign _0947_ = ar_addr[16:13] == 1'h1;
-  assign _0948_ = ar_addr[16:13] == 1'h1;
-  assign _0949_ = ar_addr[16:13] == 1'h1;
-  assign _0950_ = ar_addr[16:13] == 1'h1;
-  assign _0951_ = ar_addr[16:13] == 1'h1;
-  assign _0952_ = ar_addr[16:13] == 1'h1;
-  assign _0953_ = ar_addr[16:13] == 1'h1;
-  assign _0954_ = ar_addr[16:13] == 1'h1;
-  assign _0956_ = ar_addr[16:13] == 1'h1;
-  assign _0957_ = ar_addr[16:13] == 1'h1;
-  assign _0958_ = ar_addr[16:13] == 1'h1;
-  assign _0959_ = ar_addr[16:13] == 1'h1;
-  assign _0960_ = ar_addr[16:13] == 1'h1;
-  assign _0961_ = ar_addr[16:13] == 1'h1;
-  assign _0962_ = ar_addr[16:13] == 1'h1;
-  assign _0963_ = ar_addr[16:13] == 1'h1;
-  assign _0964_ = ar_addr[16:13] == 1'h1;
-  assign _0965_ = ar_addr[16:13] == 1'h1;
-  assign _0967_ = ar_addr[16:13] == 1'h1;
-  assign _0968_ = conv1_s_axil_rdata & { _0967_, _0965_, _0964_, _0963_, _0962_, _0961_, _0960_, _0959_, _0958_, _0957_, _0956_, _0954_, _0953_, _0952_, _0951_, _0950_, _0949_, _0948_, _0947_, _0946_, _0945_, _0942_, _0941_, _0940_, _0939_, _0938_, _0937_, _0936_, _0935_, _0934_, _0933_, _0931_ };
-  assign _0969_ = _0930_ | _0968_;
-  assign _0970_ = ar_addr[16:13] == 2'h2;
-  assign _0971_ = ar_addr[16:13] == 2'h2;
-  assign _0972_ = ar_addr[16:13] == 2'h2;
-  assign _0973_ = ar_addr[16:13] == 2'h2;
-  assign _0974_ = ar_addr[16:13] == 2'h2;
-  assign _0975_ = ar_addr[16:13] == 2'h2;
-  assign _0976_ = ar_addr[16:13] == 2'h2;
-  assign _0978_ = ar_addr[16:13] == 2'h2;
-  assign _0979_ = ar_addr[16:13] == 2'h2;
-  assign _0980_ = ar_addr[16:13] == 2'h2;
-  assign _0981_ = ar_addr[16:13] == 2'h2;
-  assign _0982_ = ar_addr[16:13] == 2'h2;
-  assign _0983_ = ar_addr[16:13] == 2'h2;
-  assign _0984_ = ar_addr[16:13] == 2'h2;
-  assign _0985_ = ar_addr[16:13] == 2'h2;
-  assign _0986_ = ar_addr[16:13] == 2'h2;
-  assign _0987_ = ar_addr[16:13] == 2'h2;
-  assign _0989_ = ar_addr[16:13] == 2'h2;
-  assign _0990_ = ar_addr[16:13] == 2'h2;
-  assign _0991_ = ar_addr[16:13] == 2'h2;
-  assign _0992_ = ar_addr[16:13] == 2'h2;
-  assign _0993_ = ar_addr[16:13] == 2'h2;
-  assign _0994_ = ar_addr[16:13] == 2'h2;
-  assign _0995_ = ar_addr[16:13] == 2'h2;
-  assign _0996_ = ar_addr[16:13] == 2'h2;
-  assign _0997_ = ar_addr[16:13] == 2'h2;
-  assign _0998_ = ar_addr[16:13] == 2'h2;
-  assign _1000_ = ar_addr[16:13] == 2'h2;
-  assign _1001_ = ar_addr[16:13] == 2'h2;
-  assign _1002_ = ar_addr[16:13] == 2'h2;
-  assign _1003_ = ar_addr[16:13] == 2'h2;
-  assign _1004_ = ar_addr[16:13] == 2'h2;
-  assign _1005_ = conv2_s_axil_rdata & { _1004_, _1003_, _1002_, _1001_, _1000_, _0998_, _0997_, _0996_, _0995_, _0994_, _0993_, _0992_, _0991_, _0990_, _0989_, _0987_, _0986_, _0985_, _0984_, _0983_, _0982_, _0981_, _0980_, _0979_, _0978_, _0976_, _0975_, _0974_, _0973_, _0972_, _0971_, _0970_ };
-  assign _1006_ = _0969_ | _1005_;
-  assign _1007_ = ar_addr[16:13] == 2'h3;
-  assign _1008_ = ar_addr[16:13] == 2'h3;
-  assign _1009_ = ar_addr[16:13] == 2'h3;
-  assign _1011_ = ar_addr[16:13] == 2'h3;
-  assign _1012_ = ar_addr[16:13] == 2'h3;
-  assign _1013_ = ar_addr[16:13] == 2'h3;
-  assign _1014_ = ar_addr[16:13] == 2'h3;
-  assign _1015_ = ar_addr[16:13] == 2'h3;
-  assign _1016_ = ar_addr[16:13] == 2'h3;
-  assign _1017_ = ar_addr[16:13] == 2'h3;
-  assign _1018_ = ar_addr[16:13] == 2'h3;
-  assign _1019_ = ar_addr[16:13] == 2'h3;
-  assign _1020_ = ar_addr[16:13] == 2'h3;
-  assign _1022_ = ar_addr[16:13] == 2'h3;
-  assign _1023_ = ar_addr[16:13] == 2'h3;
-  assign _1024_ = ar_addr[16:13] == 2'h3;
-  assign _1025_ = ar_addr[16:13] == 2'h3;
-  assign _1026_ = ar_addr[16:13] == 2'h3;
-  assign _1027_ = ar_addr[16:13] == 2'h3;
-  assign _1028_ = ar_addr[16:13] == 2'h3;
-  assign _1029_ = ar_addr[16:13] == 2'h3;
-  assign _1030_ = ar_addr[16:13] == 2'h3;
-  assign _1031_ = ar_addr[16:13] == 2'h3;
-  assign _1033_ = ar_addr[16:13] == 2'h3;
-  assign _1034_ = ar_addr[16:13] == 2'h3;
-  assign _1035_ = ar_addr[16:13] == 2'h3;
-  assign _1036_ = ar_addr[16:13] == 2'h3;
-  assign _1037_ = ar_addr[16:13] == 2'h3;
-  assign _1038_ = ar_addr[16:13] == 2'h3;
-  assign _1039_ = ar_addr[16:13] == 2'h3;
-  assign _1040_ = ar_addr[16:13] == 2'h3;
-  assign _1041_ = ar_addr[16:13] == 2'h3;
-  assign _1042_ = conv3_s_axil_rdata & { _1041_, _1040_, _1039_, _1038_, _1037_, _1036_, _1035_, _1034_, _1033_, _1031_, _1030_, _1029_, _1028_, _1027_, _1026_, _1025_, _1024_, _1023_, _1022_, _1020_, _1019_, _1018_, _1017_, _1016_, _1015_, _1014_, _1013_, _1012_, _1011_, _1009_, _1008_, _1007_ };
-  assign _1044_ = _1006_ | _1042_;
-  assign _1045_ = ar_addr[16:13] == 3'h4;
-  assign _1046_ = ar_addr[16:13] == 3'h4;
-  assign _1047_ = ar_addr[16:13] == 3'h4;
-  assign _1048_ = ar_addr[16:13] == 3'h4;
-  assign _1049_ = ar_addr[16:13] == 3'h4;
-  assign _1050_ = ar_addr[16:13] == 3'h4;
-  assign _1051_ = ar_addr[16:13] == 3'h4;
-  assign _1052_ = ar_addr[16:13] == 3'h4;
-  assign _1053_ = ar_addr[16:13] == 3'h4;
-  assign _1056_ = ar_addr[16:13] == 3'h4;
-  assign _1057_ = ar_addr[16:13] == 3'h4;
-  assign _1058_ = ar_addr[16:13] == 3'h4;
-  assign _1059_ = ar_addr[16:13] == 3'h4;
-  assign _1060_ = ar_addr[16:13] == 3'h4;
-  assign _1061_ = ar_addr[16:13] == 3'h4;
-  assign _1062_ = ar_addr[16:13] == 3'h4;
-  assign _1063_ = ar_addr[16:13] == 3'h4;
-  assign _1064_ = ar_addr[16:13] == 3'h4;
-  assign _1065_ = ar_addr[16:13] == 3'h4;
-  assign _1067_ = ar_addr[16:13] == 3'h4;
-  assign _1068_ = ar_addr[16:13] == 3'h4;
-  assign _1069_ = ar_addr[16:13] == 3'h4;
-  assign _1070_ = ar_addr[16:13] == 3'h4;
-  assign _1071_ = ar_addr[16:13] == 3'h4;
-  assign _1072_ = ar_addr[16:13] == 3'h4;
-  assign _1073_ = ar_addr[16:13] == 3'h4;
-  assign _1074_ = ar_addr[16:13] == 3'h4;
-  assign _1075_ = ar_addr[16:13] == 3'h4;
-  assign _1076_ = ar_addr[16:13] == 3'h4;
-  assign _1078_ = ar_addr[16:13] == 3'h4;
-  assign _1079_ = ar_addr[16:13] == 3'h4;
-  assign _1080_ = ar_addr[16:13] == 3'h4;
-  assign _1081_ = conv4_s_axil_rdata & { _1080_, _1079_, _1078_, _1076_, _1075_, _1074_, _1073_, _1072_, _1071_, _1070_, _1069_, _1068_, _1067_, _1065_, _1064_, _1063_, _1062_, _1061_, _1060_, _1059_, _1058_, _1057_, _1056_, _1053_, _1052_, _1051_, _1050_, _1049_, _1048_, _1047_, _1046_, _1045_ };
-  assign _1082_ = _1044_ | _1081_;
-  assign _1083_ = ar_addr[16:13] == 3'h5;
-  assign _1084_ = ar_addr[16:13] == 3'h5;
-  assign _1085_ = ar_addr[16:13] == 3'h5;
-  assign _1086_ = ar_addr[16:13] == 3'h5;
-  assign _1087_ = ar_addr[16:13] == 3'h5;
-  assign _1089_ = ar_addr[16:13] == 3'h5;
-  assign _1090_ = ar_addr[16:13] == 3'h5;
-  assign _1091_ = ar_addr[16:13] == 3'h5;
-  assign _1092_ = ar_addr[16:13] == 3'h5;
-  assign _1093_ = ar_addr[16:13] == 3'h5;
-  assign _1094_ = ar_addr[16:13] == 3'h5;
-  assign _1095_ = ar_addr[16:13] == 3'h5;
-  assign _1096_ = ar_addr[16:13] == 3'h5;
-  assign _1097_ = ar_addr[16:13] == 3'h5;
-  assign _1098_ = ar_addr[16:13] == 3'h5;
-  assign _1100_ = ar_addr[16:13] == 3'h5;
-  assign _1101_ = ar_addr[16:13] == 3'h5;
-  assign _1102_ = ar_addr[16:13] == 3'h5;
-  assign _1103_ = ar_addr[16:13] == 3'h5;
-  assign _1104_ = ar_addr[16:13] == 3'h5;
-  assign _1105_ = ar_addr[16:13] == 3'h5;
-  assign _1106_ = ar_addr[16:13] == 3'h5;
-  assign _1107_ = ar_addr[16:13] == 3'h5;
-  assign _1108_ = ar_addr[16:13] == 3'h5;
-  assign _1109_ = ar_addr[16:13] == 3'h5;
-  assign _1111_ = ar_addr[16:13] == 3'h5;
-  assign _1112_ = ar_addr[16:13] == 3'h5;
-  assign _1113_ = ar_addr[16:13] == 3'h5;
-  assign _1114_ = ar_addr[16:13] == 3'h5;
-  assign _1115_ = ar_addr[16:13] == 3'h5;
-  assign _1116_ = ar_addr[16:13] == 3'h5;
-  assign _1117_ = ar_addr[16:13] == 3'h5;
-  assign _1118_ = conv5_s_axil_rdata & { _1117_, _1116_, _1115_, _1114_, _1113_, _1112_, _1111_, _1109_, _1108_, _1107_, _1106_, _1105_, _1104_, _1103_, _1102_, _1101_, _1100_, _1098_, _1097_, _1096_, _1095_, _1094_, _1093_, _1092_, _1091_, _1090_, _1089_, _1087_, _1086_, _1085_, _1084_, _1083_ };
-  assign _1119_ = _1082_ | _1118_;
-  assign _1120_ = ar_addr[16:13] == 3'h6;
-  assign _1122_ = ar_addr[16:13] == 3'h6;
-  assign _1123_ = ar_addr[16:13] == 3'h6;
-  assign _1124_ = ar_addr[16:13] == 3'h6;
-  assign _1125_ = ar_addr[16:13] == 3'h6;
-  assign _1126_ = ar_addr[16:13] == 3'h6;
-  assign _1127_ = ar_addr[16:13] == 3'h6;
-  assign _1128_ = ar_addr[16:13] == 3'h6;
-  assign _1129_ = ar_addr[16:13] == 3'h6;
-  assign _1130_ = ar_addr[16:13] == 3'h6;
-  assign _1131_ = ar_addr[16:13] == 3'h6;
-  assign _1133_ = ar_addr[16:13] == 3'h6;
-  assign _1134_ = ar_addr[16:13] == 3'h6;
-  assign _1135_ = ar_addr[16:13] == 3'h6;
-  assign _1136_ = ar_addr[16:13] == 3'h6;
-  assign _1137_ = ar_addr[16:13] == 3'h6;
-  assign _1138_ = ar_addr[16:13] == 3'h6;
-  assign _1139_ = ar_addr[16:13] == 3'h6;
-  assign _1140_ = ar_addr[16:13] == 3'h6;
-  assign _1141_ = ar_addr[16:13] == 3'h6;
-  assign _1142_ = ar_addr[16:13] == 3'h6;
-  assign _1144_ = ar_addr[16:13] == 3'h6;
-  assign _1145_ = ar_addr[16:13] == 3'h6;
-  assign _1146_ = ar_addr[16:13] == 3'h6;
-  assign _1147_ = ar_addr[16:13] == 3'h6;
-  assign _1148_ = ar_addr[16:13] == 3'h6;
-  assign _1149_ = ar_addr[16:13] == 3'h6;
-  assign _1150_ = ar_addr[16:13] == 3'h6;
-  assign _1151_ = ar_addr[16:13] == 3'h6;
-  assign _1152_ = ar_addr[16:13] == 3'h6;
-  assign _1153_ = ar_addr[16:13] == 3'h6;
-  assign _1155_ = ar_addr[16:13] == 3'h6;
-  assign _1156_ = conv6_s_axil_rdata & { _1155_, _1153_, _1152_, _1151_, _1150_, _1149_, _1148_, _1147_, _1146_, _1145_, _1144_, _1142_, _1141_, _1140_, _1139_, _1138_, _1137_, _1136_, _1135_, _1134_, _1133_, _1131_, _1130_, _1129_, _1128_, _1127_, _1126_, _1125_, _1124_, _1123_, _1122_, _1120_ };
-  assign _1157_ = _1119_ | _1156_;
-  assign _1158_ = ar_addr[16:13] == 3'h7;
-  assign _1159_ = ar_addr[16:13] == 3'h7;
-  assign _1160_ = ar_addr[16:13] == 3'h7;
-  assign _1161_ = ar_addr[16:13] == 3'h7;
-  assign _1162_ = ar_addr[16:13] == 3'h7;
-  assign _1163_ = ar_addr[16:13] == 3'h7;
-  assign _1164_ = ar_addr[16:13] == 3'h7;
-  assign _1167_ = ar_addr[16:13] == 3'h7;
-  assign _1168_ = ar_addr[16:13] == 3'h7;
-  assign _1169_ = ar_addr[16:13] == 3'h7;
-  assign _1170_ = ar_addr[16:13] == 3'h7;
-  assign _1171_ = ar_addr[16:13] == 3'h7;
-  assign _1172_ = ar_addr[16:13] == 3'h7;
-  assign _1173_ = ar_addr[16:13] == 3'h7;
-  assign _1174_ = ar_addr[16:13] == 3'h7;
-  assign _1175_ = ar_addr[16:13] == 3'h7;
-  assign _1176_ = ar_addr[16:13] == 3'h7;
-  assign _1178_ = ar_addr[16:13] == 3'h7;
-  assign _1179_ = ar_addr[16:13] == 3'h7;
-  assign _1180_ = ar_addr[16:13] == 3'h7;
-  assign _1181_ = ar_addr[16:13] == 3'h7;
-  assign _1182_ = ar_addr[16:13] == 3'h7;
-  assign _1183_ = ar_addr[16:13] == 3'h7;
-  assign _1184_ = ar_addr[16:13] == 3'h7;
-  assign _1185_ = ar_addr[16:13] == 3'h7;
-  assign _1186_ = ar_addr[16:13] == 3'h7;
-  assign _1187_ = ar_addr[16:13] == 3'h7;
-  assign _1189_ = ar_addr[16:13] == 3'h7;
-  assign _1190_ = ar_addr[16:13] == 3'h7;
-  assign _1191_ = ar_addr[16:13] == 3'h7;
-  assign _1192_ = ar_addr[16:13] == 3'h7;
-  assign _1193_ = ar_addr[16:13] == 3'h7;
-  assign _1194_ = conv7_s_axil_rdata & { _1193_, _1192_, _1191_, _1190_, _1189_, _1187_, _1186_, _1185_, _1184_, _1183_, _1182_, _1181_, _1180_, _1179_, _1178_, _1176_, _1175_, _1174_, _1173_, _1172_, _1171_, _1170_, _1169_, _1168_, _1167_, _1164_, _1163_, _1162_, _1161_, _1160_, _1159_, _1158_ };
-  assign _1195_ = _1157_ | _1194_;
-  assign _1196_ = ar_addr[16:13] == 4'h8;
-  assign _1197_ = ar_addr[16:13] == 4'h8;
-  assign _1198_ = ar_addr[16:13] == 4'h8;
-  assign _1200_ = ar_addr[16:13] == 4'h8;
-  assign _1201_ = ar_addr[16:13] == 4'h8;
-  assign _1202_ = ar_addr[16:13] == 4'h8;
-  assign _1203_ = ar_addr[16:13] == 4'h8;
-  assign _1204_ = ar_addr[16:13] == 4'h8;
-  assign _1205_ = ar_addr[16:13] == 4'h8;
-  assign _1206_ = ar_addr[16:13] == 4'h8;
-  assign _1207_ = ar_addr[16:13] == 4'h8;
-  assign _1208_ = ar_addr[16:13] == 4'h8;
-  assign _1209_ = ar_addr[16:13] == 4'h8;
-  assign _1211_ = ar_addr[16:13] == 4'h8;
-  assign _1212_ = ar_addr[16:13] == 4'h8;
-  assign _1213_ = ar_addr[16:13] == 4'h8;
-  assign _1214_ = ar_addr[16:13] == 4'h8;
-  assign _1215_ = ar_addr[16:13] == 4'h8;
-  assign _1216_ = ar_addr[16:13] == 4'h8;
-  assign _1217_ = ar_addr[16:13] == 4'h8;
-  assign _1218_ = ar_addr[16:13] == 4'h8;
-  assign _1219_ = ar_addr[16:13] == 4'h8;
-  assign _1220_ = ar_addr[16:13] == 4'h8;
-  assign _1222_ = ar_addr[16:13] == 4'h8;
-  assign _1223_ = ar_addr[16:13] == 4'h8;
-  assign _1224_ = ar_addr[16:13] == 4'h8;
-  assign _1225_ = ar_addr[16:13] == 4'h8;
-  assign _1226_ = ar_addr[16:13] == 4'h8;
-  assign _1227_ = ar_addr[16:13] == 4'h8;
-  assign _1228_ = ar_addr[16:13] == 4'h8;
-  assign _1229_ = ar_addr[16:13] == 4'h8;
-  assign _1230_ = ar_addr[16:13] == 4'h8;
-  assign _1231_ = conv8_s_axil_rdata & { _1230_, _1229_, _1228_, _1227_, _1226_, _1225_, _1224_, _1223_, _1222_, _1220_, _1219_, _1218_, _1217_, _1216_, _1215_, _1214_, _1213_, _1212_, _1211_, _1209_, _1208_, _1207_, _1206_, _1205_, _1204_, _1203_, _1202_, _1201_, _1200_, _1198_, _1197_, _1196_ };
-  assign _1233_ = _1195_ | _1231_;
-  assign _1234_ = ar_addr[16:13] == 4'h9;
-  assign _1235_ = ar_addr[16:13] == 4'h9;
-  assign _1236_ = ar_addr[16:13] == 4'h9;
-  assign _1237_ = ar_addr[16:13] == 4'h9;
-  assign _1238_ = ar_addr[16:13] == 4'h9;
-  assign _1239_ = ar_addr[16:13] == 4'h9;
-  assign _1240_ = ar_addr[16:13] == 4'h9;
-  assign _1241_ = ar_addr[16:13] == 4'h9;
-  assign _1242_ = ar_addr[16:13] == 4'h9;
-  assign _1244_ = ar_addr[16:13] == 4'h9;
-  assign _1245_ = ar_addr[16:13] == 4'h9;
-  assign _1246_ = ar_addr[16:13] == 4'h9;
-  assign _1247_ = ar_addr[16:13] == 4'h9;
-  assign _1248_ = ar_addr[16:13] == 4'h9;
-  assign _1249_ = ar_addr[16:13] == 4'h9;
-  assign _1250_ = ar_addr[16:13] == 4'h9;
-  assign _1251_ = ar_addr[16:13] == 4'h9;
-  assign _1252_ = ar_addr[16:13] == 4'h9;
-  assign _1253_ = ar_addr[16:13] == 4'h9;
-  assign _1255_ = ar_addr[16:13] == 4'h9;
-  assign _1256_ = ar_addr[16:13] == 4'h9;
-  assign _1257_ = ar_addr[16:13] == 4'h9;
-  assign _1258_ = ar_addr[16:13] == 4'h9;
-  assign _1259_ = ar_addr[16:13] == 4'h9;
-  assign _1260_ = ar_addr[16:13] == 4'h9;
-  assign _1261_ = ar_addr[16:13] == 4'h9;
-  assign _1262_ = ar_addr[16:13] == 4'h9;
-  assign _1263_ = ar_addr[16:13] == 4'h9;
-  assign _1264_ = ar_addr[16:13] == 4'h9;
-  assign _1266_ = ar_addr[16:13] == 4'h9;
-  assign _1267_ = ar_addr[16:13] == 4'h9;
-  assign _1268_ = ar_addr[16:13] == 4'h9;
-  assign _1269_ = conv9_s_axil_rdata & { _1268_, _1267_, _1266_, _1264_, _1263_, _1262_, _1261_, _1260_, _1259_, _1258_, _1257_, _1256_, _1255_, _1253_, _1252_, _1251_, _1250_, _1249_, _1248_, _1247_, _1246_, _1245_, _1244_, _1242_, _1241_, _1240_, _1239_, _1238_, _1237_, _1236_, _1235_, _1234_ };
-  assign _1270_ = _1233_ | _1269_;
-  assign _1271_ = ar_addr[16:13] == 4'ha;
-  assign _1272_ = ar_addr[16:13] == 4'ha;
-  assign _1273_ = ar_addr[16:13] == 4'ha;
-  assign _1274_ = ar_addr[16:13] == 4'ha;
-  assign _1275_ = ar_addr[16:13] == 4'ha;
-  assign _0003_ = ar_addr[16:13] == 4'ha;
-  assign _0004_ = ar_addr[16:13] == 4'ha;
-  assign _0005_ = ar_addr[16:13] == 4'ha;
-  assign _0006_ = ar_addr[16:13] == 4'ha;
-  assign _0007_ = ar_addr[16:13] == 4'ha;
-  assign _0008_ = ar_addr[16:13] == 4'ha;
-  assign _0009_ = ar_addr[16:13] == 4'ha;
-  assign _0010_ = ar_addr[16:13] == 4'ha;
-  assign _0011_ = ar_addr[16:13] == 4'ha;
-  assign _0012_ = ar_addr[16:13] == 4'ha;
-  assign _0014_ = ar_addr[16:13] == 4'ha;
-  assign _0015_ = ar_addr[16:13] == 4'ha;
-  assign _0016_ = ar_addr[16:13] == 4'ha;
-  assign _0017_ = ar_addr[16:13] == 4'ha;
-  assign _0018_ = ar_addr[16:13] == 4'ha;
-  assign _0019_ = ar_addr[16:13] == 4'ha;
-  assign _0020_ = ar_addr[16:13] == 4'ha;
-  assign _0021_ = ar_addr[16:13] == 4'ha;
-  assign _0022_ = ar_addr[16:13] == 4'ha;
-  assign _0023_ = ar_addr[16:13] == 4'ha;
-  assign _0025_ = ar_addr[16:13] == 4'ha;
-  assign _0026_ = ar_addr[16:13] == 4'ha;
-  assign _0027_ = ar_addr[16:13] == 4'ha;
-  assign _0028_ = ar_addr[16:13] == 4'ha;
-  assign _0029_ = ar_addr[16:13] == 4'ha;
-  assign _0030_ = ar_addr[16:13] == 4'ha;
-  assign _0031_ = ar_addr[16:13] == 4'ha;
-  assign _0032_ = conv10_s_axil_rdata & { _0031_, _0030_, _0029_, _0028_, _0027_, _0026_, _0025_, _0023_, _0022_, _0021_, _0020_, _0019_, _0018_, _0017_, _0016_, _0015_, _0014_, _0012_, _0011_, _0010_, _0009_, _0008_, _0007_, _0006_, _0005_, _0004_, _0003_, _1275_, _1274_, _1273_, _1272_, _1271_ };
-  assign _0033_ = _1270_ | _0032_;
-  assign _0034_ = ar_addr[16:13] == 4'hb;
-  assign _0036_ = ar_addr[16:13] == 4'hb;
-  assign _0037_ = ar_addr[16:13] == 4'hb;
-  assign _0038_ = ar_addr[16:13] == 4'hb;
-  assign _0039_ = ar_addr[16:13] == 4'hb;
-  assign _0040_ = ar_addr[16:13] == 4'hb;
-  assign _0041_ = ar_addr[16:13] == 4'hb;
-  assign _0042_ = ar_addr[16:13] == 4'hb;
-  assign _0043_ = ar_addr[16:13] == 4'hb;
-  assign _0044_ = ar_addr[16:13] == 4'hb;
-  assign _0045_ = ar_addr[16:13] == 4'hb;
-  assign _0047_ = ar_addr[16:13] == 4'hb;
-  assign _0048_ = ar_addr[16:13] == 4'hb;
-  assign _0049_ = ar_addr[16:13] == 4'hb;
-  assign _0050_ = ar_addr[16:13] == 4'hb;
-  assign _0051_ = ar_addr[16:13] == 4'hb;
-  assign _0052_ = ar_addr[16:13] == 4'hb;
-  assign _0053_ = ar_addr[16:13] == 4'hb;
-  assign _0054_ = ar_addr[16:13] == 4'hb;
-  assign _0055_ = ar_addr[16:13] == 4'hb;
-  assign _0056_ = ar_addr[16:13] == 4'hb;
-  assign _0058_ = ar_addr[16:13] == 4'hb;
-  assign _0059_ = ar_addr[16:13] == 4'hb;
-  assign _0060_ = ar_addr[16:13] == 4'hb;
-  assign _0061_ = ar_addr[16:13] == 4'hb;
-  assign _0062_ = ar_addr[16:13] == 4'hb;
-  assign _0063_ = ar_addr[16:13] == 4'hb;
-  assign _0064_ = ar_addr[16:13] == 4'hb;
-  assign _0065_ = ar_addr[16:13] == 4'hb;
-  assign _0066_ = ar_addr[16:13] == 4'hb;
-  assign _0067_ = ar_addr[16:13] == 4'hb;
-  assign _0069_ = ar_addr[16:13] == 4'hb;
-  assign _0070_ = conv11_s_axil_rdata & { _0069_, _0067_, _0066_, _0065_, _0064_, _0063_, _0062_, _0061_, _0060_, _0059_, _0058_, _0056_, _0055_, _0054_, _0053_, _0052_, _0051_, _0050_, _0049_, _0048_, _0047_, _0045_, _0044_, _0043_, _0042_, _0041_, _0040_, _0039_, _0038_, _0037_, _0036_, _0034_ };
-  assign _0071_ = _0033_ | _0070_;
-  assign _0072_ = ar_addr[16:13] == 4'hc;
-  assign _0073_ = ar_addr[16:13] == 4'hc;
-  assign _0074_ = ar_addr[16:13] == 4'hc;
-  assign _0075_ = ar_addr[16:13] == 4'hc;
-  assign _0076_ = ar_addr[16:13] == 4'hc;
-  assign _0077_ = ar_addr[16:13] == 4'hc;
-  assign _0078_ = ar_addr[16:13] == 4'hc;
-  assign _0080_ = ar_addr[16:13] == 4'hc;
-  assign _0081_ = ar_addr[16:13] == 4'hc;
-  assign _0082_ = ar_addr[16:13] == 4'hc;
-  assign _0083_ = ar_addr[16:13] == 4'hc;
-  assign _0084_ = ar_addr[16:13] == 4'hc;
-  assign _0085_ = ar_addr[16:13] == 4'hc;
-  assign _0086_ = ar_addr[16:13] == 4'hc;
-  assign _0087_ = ar_addr[16:13] == 4'hc;
-  assign _0088_ = ar_addr[16:13] == 4'hc;
-  assign _0089_ = ar_addr[16:13] == 4'hc;
-  assign _0091_ = ar_addr[16:13] == 4'hc;
-  assign _0092_ = ar_addr[16:13] == 4'hc;
-  assign _0093_ = ar_addr[16:13] == 4'hc;
-  assign _0094_ = ar_addr[16:13] == 4'hc;
-  assign _0095_ = ar_addr[16:13] == 4'hc;
-  assign _0096_ = ar_addr[16:13] == 4'hc;
-  assign _0097_ = ar_addr[16:13] == 4'hc;
-  assign _0098_ = ar_addr[16:13] == 4'hc;
-  assign _0099_ = ar_addr[16:13] == 4'hc;
-  assign _0100_ = ar_addr[16:13] == 4'hc;
-  assign _0102_ = ar_addr[16:13] == 4'hc;
-  assign _0103_ = ar_addr[16:13] == 4'hc;
-  assign _0104_ = ar_addr[16:13] == 4'hc;
-  assign _0105_ = ar_addr[16:13] == 4'hc;
-  assign _0106_ = ar_addr[16:13] == 4'hc;
-  assign _0107_ = conv12_s_axil_rdata & { _0106_, _0105_, _0104_, _0103_, _0102_, _0100_, _0099_, _0098_, _0097_, _0096_, _0095_, _0094_, _0093_, _0092_, _0091_, _0089_, _0088_, _0087_, _0086_, _0085_, _0084_, _0083_, _0082_, _0081_, _0080_, _0078_, _0077_, _0076_, _0075_, _0074_, _0073_, _0072_ };
-  assign _0108_ = _0071_ | _0107_;
-  assign _0109_ = ar_addr[16:13] == 4'hd;
-  assign _0110_ = ar_addr[16:13] == 4'hd;
-  assign _0111_ = ar_addr[16:13] == 4'hd;
-  assign _0114_ = ar_addr[16:13] == 4'hd;
-  assign _0115_ = ar_addr[16:13] == 4'hd;
-  assign _0116_ = ar_addr[16:13] == 4'hd;
-  assign _0117_ = ar_addr[16:13] == 4'hd;
-  assign _0118_ = ar_addr[16:13] == 4'hd;
-  assign _0119_ = ar_addr[16:13] == 4'hd;
-  assign _0120_ = ar_addr[16:13] == 4'hd;
-  assign _0121_ = ar_addr[16:13] == 4'hd;
-  assign _0122_ = ar_addr[16:13] == 4'hd;
-  assign _0123_ = ar_addr[16:13] == 4'hd;
-  assign _0125_ = ar_addr[16:13] == 4'hd;
-  assign _0126_ = ar_addr[16:13] == 4'hd;
-  assign _0127_ = ar_addr[16:13] == 4'hd;
-  assign _0128_ = ar_addr[16:13] == 4'hd;
-  assign _0129_ = ar_addr[16:13] == 4'hd;
-  assign _0130_ = ar_addr[16:13] == 4'hd;
-  assign _0131_ = ar_addr[16:13] == 4'hd;
-  assign _0132_ = ar_addr[16:13] == 4'hd;
-  assign _0133_ = ar_addr[16:13] == 4'hd;
-  assign _0134_ = ar_addr[16:13] == 4'hd;
-  assign _0136_ = ar_addr[16:13] == 4'hd;
-  assign _0137_ = ar_addr[16:13] == 4'hd;
-  assign _0138_ = ar_addr[16:13] == 4'hd;
-  assign _0139_ = ar_addr[16:13] == 4'hd;
-  assign _0140_ = ar_addr[16:13] == 4'hd;
-  assign _0141_ = ar_addr[16:13] == 4'hd;
-  assign _0142_ = ar_addr[16:13] == 4'hd;
-  assign _0143_ = ar_addr[16:13] == 4'hd;
-  assign _0144_ = ar_addr[16:13] == 4'hd;
-  assign _0145_ = conv13_s_axil_rdata & { _0144_, _0143_, _0142_, _0141_, _0140_, _0139_, _0138_, _0137_, _0136_, _0134_, _0133_, _0132_, _0131_, _0130_, _0129_, _0128_, _0127_, _0126_, _0125_, _0123_, _0122_, _0121_, _0120_, _0119_, _0118_, _0117_, _0116_, _0115_, _0114_, _0111_, _0110_, _0109_ };
-  assign _0147_ = _0108_ | _0145_;
-  assign _0148_ = ar_addr[16:13] == 4'he;
-  assign _0149_ = ar_addr[16:13] == 4'he;
-  assign _0150_ = ar_addr[16:13] == 4'he;
-  assign _0151_ = ar_addr[16:13] == 4'he;
-  assign _0152_ = ar_addr[16:13] == 4'he;
-  assign _0153_ = ar_addr[16:13] == 4'he;
-  assign _0154_ = ar_addr[16:13] == 4'he;
-  assign _0155_ = ar_addr[16:13] == 4'he;
-  assign _0156_ = ar_addr[16:13] == 4'he;
-  assign _0158_ = ar_addr[16:13] == 4'he;
-  assign _0159_ = ar_addr[16:13] == 4'he;
-  assign _0160_ = ar_addr[16:13] == 4'he;
-  assign _0161_ = ar_addr[16:13] == 4'he;
-  assign _0162_ = ar_addr[16:13] == 4'he;
-  assign _0163_ = ar_addr[16:13] == 4'he;
-  assign _0164_ = ar_addr[16:13] == 4'he;
-  assign _0165_ = ar_addr[16:13] == 4'he;
-  assign _0166_ = ar_addr[16:13] == 4'he;
-  assign _0167_ = ar_addr[16:13] == 4'he;
-  assign _0169_ = ar_addr[16:13] == 4'he;
-  assign _0170_ = ar_addr[16:13] == 4'he;
-  assign _0171_ = ar_addr[16:13] == 4'he;
-  assign _0172_ = ar_addr[16:13] == 4'he;
-  assign _0173_ = ar_addr[16:13] == 4'he;
-  assign _0174_ = ar_addr[16:13] == 4'he;
-  assign _0175_ = ar_addr[16:13] == 4'he;
-  assign _0176_ = ar_addr[16:13] == 4'he;
-  assign _0177_ = ar_addr[16:13] == 4'he;
-  assign _0178_ = ar_addr[16:13] == 4'he;
-  assign _0180_ = ar_addr[16:13] == 4'he;
-  assign _0181_ = ar_addr[16:13] == 4'he;
-  assign _0182_ = ar_addr[16:13] == 4'he;
-  assign _0183_ = conv14_s_axil_rdata & { _0182_, _0181_, _0180_, _0178_, _0177_, _0176_, _0175_, _0174_, _0173_, _0172_, _0171_, _0170_, _0169_, _0167_, _0166_, _0165_, _0164_, _0163_, _0162_, _0161_, _0160_, _0159_, _0158_, _0156_, _0155_, _0154_, _0153_, _0152_, _0151_, _0150_, _0149_, _0148_ };
-  assign _0184_ = _0147_ | _0183_;
-  assign _0185_ = ar_addr[16:13] == 4'hf;
-  assign _0186_ = ar_addr[16:13] == 4'hf;
-  assign _0187_ = ar_addr[16:13] == 4'hf;
-  assign _0188_ = ar_addr[16:13] == 4'hf;
-  assign _0189_ = ar_addr[16:13] == 4'hf;
-  assign _0191_ = ar_addr[16:13] == 4'hf;
-  assign _0192_ = ar_addr[16:13] == 4'hf;
-  assign _0193_ = ar_addr[16:13] == 4'hf;
-  assign _0194_ = ar_addr[16:13] == 4'hf;
-  assign _0195_ = ar_addr[16:13] == 4'hf;
-  assign _0196_ = ar_addr[16:13] == 4'hf;
-  assign _0197_ = ar_addr[16:13] == 4'hf;
-  assign _0198_ = ar_addr[16:13] == 4'hf;
-  assign _0199_ = ar_addr[16:13] == 4'hf;
-  assign _0200_ = ar_addr[16:13] == 4'hf;
-  assign _0202_ = ar_addr[16:13] == 4'hf;
-  assign _0203_ = ar_addr[16:13] == 4'hf;
-  assign _0204_ = ar_addr[16:13] == 4'hf;
-  assign _0205_ = ar_addr[16:13] == 4'hf;
-  assign _0206_ = ar_addr[16:13] == 4'hf;
-  assign _0207_ = ar_addr[16:13] == 4'hf;
-  assign _0208_ = ar_addr[16:13] == 4'hf;
-  assign _0209_ = ar_addr[16:13] == 4'hf;
-  assign _0210_ = ar_addr[16:13] == 4'hf;
-  assign _0211_ = ar_addr[16:13] == 4'hf;
-  assign _0213_ = ar_addr[16:13] == 4'hf;
-  assign _0214_ = ar_addr[16:13] == 4'hf;
-  assign _0215_ = ar_addr[16:13] == 4'hf;
-  assign _0216_ = ar_addr[16:13] == 4'hf;
-  assign _0217_ = ar_addr[16:13] == 4'hf;
-  assign _0218_ = ar_addr[16:13] == 4'hf;
-  assign _0219_ = ar_addr[16:13] == 4'hf;
-  assign _0220_ = conv15_s_axil_rdata & { _0219_, _0218_, _0217_, _0216_, _0215_, _0214_, _0213_, _0211_, _0210_, _0209_, _0208_, _0207_, _0206_, _0205_, _0204_, _0203_, _0202_, _0200_, _0199_, _0198_, _0197_, _0196_, _0195_, _0194_, _0193_, _0192_, _0191_, _0189_, _0188_, _0187_, _0186_, _0185_ };
-  assign _0221_ = _0184_ | _0220_;
-  assign _0222_ = ! ar_addr[16:13];
-  assign _0225_ = ! ar_addr[16:13];
-  assign _0226_ = conv0_s_axil_rresp & { _0225_, _0222_ };
-  assign _0227_ = ar_addr[16:13] == 1'h1;
-  assign _0228_ = ar_addr[16:13] == 1'h1;
-  assign _0229_ = conv1_s_axil_rresp & { _0228_, _0227_ };
-  assign _0230_ = _0226_ | _0229_;
-  assign _0231_ = ar_addr[16:13] == 2'h2;
-  assign _0232_ = ar_addr[16:13] == 2'h2;
-  assign _0233_ = conv2_s_axil_rresp & { _0232_, _0231_ };
-  assign _0234_ = _0230_ | _0233_;
-  assign _0236_ = ar_addr[16:13] == 2'h3;
-  assign _0237_ = ar_addr[16:13] == 2'h3;
-  assign _0238_ = conv3_s_axil_rresp & { _0237_, _0236_ };
-  assign _0239_ = _0234_ | _0238_;
-  assign _0240_ = ar_addr[16:13] == 3'h4;
-  assign _0241_ = ar_addr[16:13] == 3'h4;
-  assign _0242_ = conv4_s_axil_rresp & { _0241_, _0240_ };
-  assign _0243_ = _0239_ | _0242_;
-  assign _0244_ = ar_addr[16:13] == 3'h5;
-  assign _0245_ = ar_addr[16:13] == 3'h5;
-  assign _0247_ = conv5_s_axil_rresp & { _0245_, _0244_ };
-  assign _0248_ = _0243_ | _0247_;
-  assign _0249_ = ar_addr[16:13] == 3'h6;
-  assign _0250_ = ar_addr[16:13] == 3'h6;
-  assign _0251_ = conv6_s_axil_rresp & { _0250_, _0249_ };
-  assign _0252_ = _0248_ | _0251_;
-  assign _0253_ = ar_addr[16:13] == 3'h7;
-  assign _0254_ = ar_addr[16:13] == 3'h7;
-  assign _0255_ = conv7_s_axil_rresp & { _0254_, _0253_ };
-  assign _0256_ = _0252_ | _0255_;
-  assign _0258_ = ar_addr[16:13] == 4'h8;
-  assign _0259_ = ar_addr[16:13] == 4'h8;
-  assign _0260_ = conv8_s_axil_rresp & { _0259_, _0258_ };
-  assign _0261_ = _0256_ | _0260_;
-  assign _0262_ = ar_addr[16:13] == 4'h9;
-  assign _0263_ = ar_addr[16:13] == 4'h9;
-  assign _0264_ = conv9_s_axil_rresp & { _0263_, _0262_ };
-  assign _0265_ = _0261_ | _0264_;
-  assign _0266_ = ar_addr[16:13] == 4'ha;
-  assign _0267_ = ar_addr[16:13] == 4'ha;
-  assign _0269_ = conv10_s_axil_rresp & { _0267_, _0266_ };
-  assign _0270_ = _0265_ | _0269_;
-  assign _0271_ = ar_addr[16:13] == 4'hb;
-  assign _0272_ = ar_addr[16:13] == 4'hb;
-  assign _0273_ = conv11_s_axil_rresp & { _0272_, _0271_ };
-  assign _0274_ = _0270_ | _0273_;
-  assign _0275_ = ar_addr[16:13] == 4'hc;
-  assign _0276_ = ar_addr[16:13] == 4'hc;
-  assign _0277_ = conv12_s_axil_rresp & { _0276_, _0275_ };
-  assign _0278_ = _0274_ | _0277_;
-  assign _0280_ = ar_addr[16:13] == 4'hd;
-  assign _0281_ = ar_addr[16:13] == 4'hd;
-  assign _0282_ = conv13_s_axil_rresp & { _0281_, _0280_ };
-  assign _0283_ = _0278_ | _0282_;
-  assign _0284_ = ar_addr[16:13] == 4'he;
-  assign _0285_ = ar_addr[16:13] == 4'he;
-  assign _0286_ = conv14_s_axil_rresp & { _0285_, _0284_ };
-  assign _0287_ = _0283_ | _0286_;
-  assign _0288_ = ar_addr[16:13] == 4'hf;
-  assign _0289_ = ar_addr[16:13] == 4'hf;
-  assign _0291_ = conv15_s_axil_rresp & { _0289_, _0288_ };
-  assign _0292_ = _0287_ | _0291_;
+  assign _0831_ = targets__14__wvalid & targets__14__wready;
+  assign _0832_ = _0830_ | _0831_;
+  assign _0833_ = targets__15__wvalid & targets__15__wready;
+  assign _0835_ = _0832_ | _0833_;
+  assign _0836_ = w_sent | _0835_;
+  assign _0837_ = bus__awvalid & bus__wvalid;
+  assign _0838_ = ~ w_valid;
+  assign _0839_ = _0838_ | w_issue;
+  assign _0840_ = _0837_ & _0839_;
+  assign _0841_ = w_sel >= 5'h10;
+  assign _0842_ = bus__bvalid & bus__bready;
+  assign _0843_ = _0842_ & hole_bvalid;
+  assign _0844_ = w_pending + w_issue;
+  assign _0846_ = bus__bvalid & bus__bready;
+  assign _0847_ = _0844_ - _0846_;
+  assign _0848_ = ~ r_valid;
+  assign _0849_ = _0848_ | r_issue;
+  assign _0850_ = bus__arvalid & _0849_;
+  assign _0851_ = r_sel >= 5'h10;
+  assign _0852_ = bus__rvalid & bus__rready;
+  assign _0853_ = _0852_ & hole_rvalid;
+  assign _0854_ = r_pending + r_issue;
+  assign _0855_ = bus__rvalid & bus__rready;
+  assign _0857_ = _0854_ - _0855_;
   always @(posedge clk)
-    aw_full <= _0293_;
+    \$signal$11  <= _0858_;
   always @(posedge clk)
-    aw_addr <= _0294_;
+    w_sent <= _0859_;
   always @(posedge clk)
-    w_full <= _0295_;
+    w_valid <= _0860_;
   always @(posedge clk)
-    conv0_s_axil_wdata <= _0296_;
+    targets__0__awaddr <= _0861_;
   always @(posedge clk)
-    conv0_s_axil_wstrb <= _0297_;
+    w_sel <= _0862_;
   always @(posedge clk)
-    s_axil_bvalid <= _0298_;
+    targets__0__wdata <= _0863_;
   always @(posedge clk)
-    ar_full <= _0299_;
+    targets__0__wstrb <= _0864_;
   always @(posedge clk)
-    ar_addr <= _0300_;
+    b_sel <= _0865_;
   always @(posedge clk)
-    s_axil_rvalid <= _0302_;
+    hole_bvalid <= _0866_;
   always @(posedge clk)
-    aw_sent <= _0303_;
+    w_pending <= _0868_;
   always @(posedge clk)
-    w_sent <= _0304_;
+    r_valid <= _0869_;
   always @(posedge clk)
-    s_axil_bresp <= _0305_;
+    targets__0__araddr <= _0870_;
   always @(posedge clk)
-    ar_sent <= _0306_;
+    r_sel <= _0871_;
   always @(posedge clk)
-    s_axil_rdata <= _0307_;
+    rd_sel <= _0872_;
   always @(posedge clk)
-    s_axil_rresp <= _0308_;
-  assign _1276_ = _0894_ ? _0292_ : s_axil_rresp;
-  assign _0308_ = rst ? 2'h0 : _1276_;
-  assign _1277_ = _0894_ ? _0221_ : s_axil_rdata;
-  assign _0307_ = rst ? 32'd0 : _1277_;
-  assign _1278_ = _0836_ ? 1'h1 : ar_sent;
-  assign _1279_ = _0894_ ? 1'h0 : _1278_;
-  assign _0306_ = rst ? 1'h0 : _1279_;
-  assign _1280_ = _0731_ ? _0801_ : s_axil_bresp;
-  assign _0305_ = rst ? 2'h0 : _1280_;
-  assign _1281_ = _0671_ ? 1'h1 : w_sent;
-  assign _1282_ = _0731_ ? 1'h0 : _1281_;
-  assign _0304_ = rst ? 1'h0 : _1282_;
-  assign _1283_ = _0637_ ? 1'h1 : aw_sent;
-  assign _1284_ = _0731_ ? 1'h0 : _1283_;
-  assign _0303_ = rst ? 1'h0 : _1284_;
-  assign _1285_ = _0602_ ? 1'h0 : s_axil_rvalid;
-  assign _1286_ = _0894_ ? 1'h1 : _1285_;
-  assign _0302_ = rst ? 1'h0 : _1286_;
-  assign _1287_ = _0601_ ? s_axil_araddr : ar_addr;
-  assign _0300_ = rst ? 17'h00000 : _1287_;
-  assign _1288_ = _0601_ ? 1'h1 : ar_full;
-  assign _1289_ = _0894_ ? 1'h0 : _1288_;
-  assign _0299_ = rst ? 1'h0 : _1289_;
-  assign _1290_ = _0598_ ? 1'h0 : s_axil_bvalid;
-  assign _1291_ = _0731_ ? 1'h1 : _1290_;
-  assign _0298_ = rst ? 1'h0 : _1291_;
-  assign _1292_ = _0597_ ? s_axil_wstrb : conv0_s_axil_wstrb;
-  assign _0297_ = rst ? 4'h0 : _1292_;
-  assign _1293_ = _0597_ ? s_axil_wdata : conv0_s_axil_wdata;
-  assign _0296_ = rst ? 32'd0 : _1293_;
-  assign _1294_ = _0597_ ? 1'h1 : w_full;
-  assign _1295_ = _0731_ ? 1'h0 : _1294_;
-  assign _0295_ = rst ? 1'h0 : _1295_;
-  assign _1296_ = _0595_ ? s_axil_awaddr : aw_addr;
-  assign _0294_ = rst ? 17'h00000 : _1296_;
-  assign _1297_ = _0595_ ? 1'h1 : aw_full;
-  assign _1298_ = _0731_ ? 1'h0 : _1297_;
-  assign _0293_ = rst ? 1'h0 : _1298_;
-  velcro_conv2d conv0 (
-    .clk(clk),
-    .m_axis_tdata(conv0_m_axis_tdata),
-    .m_axis_tlast(conv0_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[0]),
-    .m_axis_tvalid(conv0_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv0_s_axil_arready),
-    .s_axil_arvalid(conv0_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv0_s_axil_awready),
-    .s_axil_awvalid(conv0_s_axil_awvalid),
-    .s_axil_bready(conv0_s_axil_bready),
-    .s_axil_bresp(conv0_s_axil_bresp),
-    .s_axil_bvalid(conv0_s_axil_bvalid),
-    .s_axil_rdata(conv0_s_axil_rdata),
-    .s_axil_rready(conv0_s_axil_rready),
-    .s_axil_rresp(conv0_s_axil_rresp),
-    .s_axil_rvalid(conv0_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv0_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv0_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[63:0]),
-    .s_axis_tlast(s_axis_tlast[0]),
-    .s_axis_tready(conv0_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[0])
-  );
-  velcro_conv2d conv1 (
-    .clk(clk),
-    .m_axis_tdata(conv1_m_axis_tdata),
-    .m_axis_tlast(conv1_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[1]),
-    .m_axis_tvalid(conv1_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv1_s_axil_arready),
-    .s_axil_arvalid(conv1_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv1_s_axil_awready),
-    .s_axil_awvalid(conv1_s_axil_awvalid),
-    .s_axil_bready(conv1_s_axil_bready),
-    .s_axil_bresp(conv1_s_axil_bresp),
-    .s_axil_bvalid(conv1_s_axil_bvalid),
-    .s_axil_rdata(conv1_s_axil_rdata),
-    .s_axil_rready(conv1_s_axil_rready),
-    .s_axil_rresp(conv1_s_axil_rresp),
-    .s_axil_rvalid(conv1_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv1_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv1_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[127:64]),
-    .s_axis_tlast(s_axis_tlast[1]),
-    .s_axis_tready(conv1_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[1])
-  );
-  velcro_conv2d conv10 (
-    .clk(clk),
-    .m_axis_tdata(conv10_m_axis_tdata),
-    .m_axis_tlast(conv10_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[10]),
-    .m_axis_tvalid(conv10_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv10_s_axil_arready),
-    .s_axil_arvalid(conv10_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv10_s_axil_awready),
-    .s_axil_awvalid(conv10_s_axil_awvalid),
-    .s_axil_bready(conv10_s_axil_bready),
-    .s_axil_bresp(conv10_s_axil_bresp),
-    .s_axil_bvalid(conv10_s_axil_bvalid),
-    .s_axil_rdata(conv10_s_axil_rdata),
-    .s_axil_rready(conv10_s_axil_rready),
-    .s_axil_rresp(conv10_s_axil_rresp),
-    .s_axil_rvalid(conv10_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv10_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv10_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[703:640]),
-    .s_axis_tlast(s_axis_tlast[10]),
-    .s_axis_tready(conv10_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[10])
-  );
-  velcro_conv2d conv11 (
-    .clk(clk),
-    .m_axis_tdata(conv11_m_axis_tdata),
-    .m_axis_tlast(conv11_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[11]),
-    .m_axis_tvalid(conv11_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv11_s_axil_arready),
-    .s_axil_arvalid(conv11_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv11_s_axil_awready),
-    .s_axil_awvalid(conv11_s_axil_awvalid),
-    .s_axil_bready(conv11_s_axil_bready),
-    .s_axil_bresp(conv11_s_axil_bresp),
-    .s_axil_bvalid(conv11_s_axil_bvalid),
-    .s_axil_rdata(conv11_s_axil_rdata),
-    .s_axil_rready(conv11_s_axil_rready),
-    .s_axil_rresp(conv11_s_axil_rresp),
-    .s_axil_rvalid(conv11_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv11_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv11_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[767:704]),
-    .s_axis_tlast(s_axis_tlast[11]),
-    .s_axis_tready(conv11_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[11])
-  );
-  velcro_conv2d conv12 (
-    .clk(clk),
-    .m_axis_tdata(conv12_m_axis_tdata),
-    .m_axis_tlast(conv12_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[12]),
-    .m_axis_tvalid(conv12_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv12_s_axil_arready),
-    .s_axil_arvalid(conv12_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv12_s_axil_awready),
-    .s_axil_awvalid(conv12_s_axil_awvalid),
-    .s_axil_bready(conv12_s_axil_bready),
-    .s_axil_bresp(conv12_s_axil_bresp),
-    .s_axil_bvalid(conv12_s_axil_bvalid),
-    .s_axil_rdata(conv12_s_axil_rdata),
-    .s_axil_rready(conv12_s_axil_rready),
-    .s_axil_rresp(conv12_s_axil_rresp),
-    .s_axil_rvalid(conv12_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv12_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv12_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[831:768]),
-    .s_axis_tlast(s_axis_tlast[12]),
-    .s_axis_tready(conv12_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[12])
-  );
-  velcro_conv2d conv13 (
-    .clk(clk),
-    .m_axis_tdata(conv13_m_axis_tdata),
-    .m_axis_tlast(conv13_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[13]),
-    .m_axis_tvalid(conv13_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv13_s_axil_arready),
-    .s_axil_arvalid(conv13_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv13_s_axil_awready),
-    .s_axil_awvalid(conv13_s_axil_awvalid),
-    .s_axil_bready(conv13_s_axil_bready),
-    .s_axil_bresp(conv13_s_axil_bresp),
-    .s_axil_bvalid(conv13_s_axil_bvalid),
-    .s_axil_rdata(conv13_s_axil_rdata),
-    .s_axil_rready(conv13_s_axil_rready),
-    .s_axil_rresp(conv13_s_axil_rresp),
-    .s_axil_rvalid(conv13_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv13_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv13_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[895:832]),
-    .s_axis_tlast(s_axis_tlast[13]),
-    .s_axis_tready(conv13_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[13])
-  );
-  velcro_conv2d conv14 (
-    .clk(clk),
-    .m_axis_tdata(conv14_m_axis_tdata),
-    .m_axis_tlast(conv14_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[14]),
-    .m_axis_tvalid(conv14_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv14_s_axil_arready),
-    .s_axil_arvalid(conv14_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv14_s_axil_awready),
-    .s_axil_awvalid(conv14_s_axil_awvalid),
-    .s_axil_bready(conv14_s_axil_bready),
-    .s_axil_bresp(conv14_s_axil_bresp),
-    .s_axil_bvalid(conv14_s_axil_bvalid),
-    .s_axil_rdata(conv14_s_axil_rdata),
-    .s_axil_rready(conv14_s_axil_rready),
-    .s_axil_rresp(conv14_s_axil_rresp),
-    .s_axil_rvalid(conv14_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv14_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv14_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[959:896]),
-    .s_axis_tlast(s_axis_tlast[14]),
-    .s_axis_tready(conv14_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[14])
-  );
-  velcro_conv2d conv15 (
-    .clk(clk),
-    .m_axis_tdata(conv15_m_axis_tdata),
-    .m_axis_tlast(conv15_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[15]),
-    .m_axis_tvalid(conv15_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv15_s_axil_arready),
-    .s_axil_arvalid(conv15_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv15_s_axil_awready),
-    .s_axil_awvalid(conv15_s_axil_awvalid),
-    .s_axil_bready(conv15_s_axil_bready),
-    .s_axil_bresp(conv15_s_axil_bresp),
-    .s_axil_bvalid(conv15_s_axil_bvalid),
-    .s_axil_rdata(conv15_s_axil_rdata),
-    .s_axil_rready(conv15_s_axil_rready),
-    .s_axil_rresp(conv15_s_axil_rresp),
-    .s_axil_rvalid(conv15_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv15_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv15_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[1023:960]),
-    .s_axis_tlast(s_axis_tlast[15]),
-    .s_axis_tready(conv15_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[15])
-  );
-  velcro_conv2d conv2 (
-    .clk(clk),
-    .m_axis_tdata(conv2_m_axis_tdata),
-    .m_axis_tlast(conv2_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[2]),
-    .m_axis_tvalid(conv2_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv2_s_axil_arready),
-    .s_axil_arvalid(conv2_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv2_s_axil_awready),
-    .s_axil_awvalid(conv2_s_axil_awvalid),
-    .s_axil_bready(conv2_s_axil_bready),
-    .s_axil_bresp(conv2_s_axil_bresp),
-    .s_axil_bvalid(conv2_s_axil_bvalid),
-    .s_axil_rdata(conv2_s_axil_rdata),
-    .s_axil_rready(conv2_s_axil_rready),
-    .s_axil_rresp(conv2_s_axil_rresp),
-    .s_axil_rvalid(conv2_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv2_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv2_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[191:128]),
-    .s_axis_tlast(s_axis_tlast[2]),
-    .s_axis_tready(conv2_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[2])
-  );
-  velcro_conv2d conv3 (
-    .clk(clk),
-    .m_axis_tdata(conv3_m_axis_tdata),
-    .m_axis_tlast(conv3_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[3]),
-    .m_axis_tvalid(conv3_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv3_s_axil_arready),
-    .s_axil_arvalid(conv3_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv3_s_axil_awready),
-    .s_axil_awvalid(conv3_s_axil_awvalid),
-    .s_axil_bready(conv3_s_axil_bready),
-    .s_axil_bresp(conv3_s_axil_bresp),
-    .s_axil_bvalid(conv3_s_axil_bvalid),
-    .s_axil_rdata(conv3_s_axil_rdata),
-    .s_axil_rready(conv3_s_axil_rready),
-    .s_axil_rresp(conv3_s_axil_rresp),
-    .s_axil_rvalid(conv3_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv3_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv3_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[255:192]),
-    .s_axis_tlast(s_axis_tlast[3]),
-    .s_axis_tready(conv3_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[3])
-  );
-  velcro_conv2d conv4 (
-    .clk(clk),
-    .m_axis_tdata(conv4_m_axis_tdata),
-    .m_axis_tlast(conv4_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[4]),
-    .m_axis_tvalid(conv4_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv4_s_axil_arready),
-    .s_axil_arvalid(conv4_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv4_s_axil_awready),
-    .s_axil_awvalid(conv4_s_axil_awvalid),
-    .s_axil_bready(conv4_s_axil_bready),
-    .s_axil_bresp(conv4_s_axil_bresp),
-    .s_axil_bvalid(conv4_s_axil_bvalid),
-    .s_axil_rdata(conv4_s_axil_rdata),
-    .s_axil_rready(conv4_s_axil_rready),
-    .s_axil_rresp(conv4_s_axil_rresp),
-    .s_axil_rvalid(conv4_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv4_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv4_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[319:256]),
-    .s_axis_tlast(s_axis_tlast[4]),
-    .s_axis_tready(conv4_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[4])
-  );
-  velcro_conv2d conv5 (
-    .clk(clk),
-    .m_axis_tdata(conv5_m_axis_tdata),
-    .m_axis_tlast(conv5_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[5]),
-    .m_axis_tvalid(conv5_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv5_s_axil_arready),
-    .s_axil_arvalid(conv5_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv5_s_axil_awready),
-    .s_axil_awvalid(conv5_s_axil_awvalid),
-    .s_axil_bready(conv5_s_axil_bready),
-    .s_axil_bresp(conv5_s_axil_bresp),
-    .s_axil_bvalid(conv5_s_axil_bvalid),
-    .s_axil_rdata(conv5_s_axil_rdata),
-    .s_axil_rready(conv5_s_axil_rready),
-    .s_axil_rresp(conv5_s_axil_rresp),
-    .s_axil_rvalid(conv5_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv5_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv5_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[383:320]),
-    .s_axis_tlast(s_axis_tlast[5]),
-    .s_axis_tready(conv5_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[5])
-  );
-  velcro_conv2d conv6 (
-    .clk(clk),
-    .m_axis_tdata(conv6_m_axis_tdata),
-    .m_axis_tlast(conv6_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[6]),
-    .m_axis_tvalid(conv6_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv6_s_axil_arready),
-    .s_axil_arvalid(conv6_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv6_s_axil_awready),
-    .s_axil_awvalid(conv6_s_axil_awvalid),
-    .s_axil_bready(conv6_s_axil_bready),
-    .s_axil_bresp(conv6_s_axil_bresp),
-    .s_axil_bvalid(conv6_s_axil_bvalid),
-    .s_axil_rdata(conv6_s_axil_rdata),
-    .s_axil_rready(conv6_s_axil_rready),
-    .s_axil_rresp(conv6_s_axil_rresp),
-    .s_axil_rvalid(conv6_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv6_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv6_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[447:384]),
-    .s_axis_tlast(s_axis_tlast[6]),
-    .s_axis_tready(conv6_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[6])
-  );
-  velcro_conv2d conv7 (
-    .clk(clk),
-    .m_axis_tdata(conv7_m_axis_tdata),
-    .m_axis_tlast(conv7_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[7]),
-    .m_axis_tvalid(conv7_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv7_s_axil_arready),
-    .s_axil_arvalid(conv7_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv7_s_axil_awready),
-    .s_axil_awvalid(conv7_s_axil_awvalid),
-    .s_axil_bready(conv7_s_axil_bready),
-    .s_axil_bresp(conv7_s_axil_bresp),
-    .s_axil_bvalid(conv7_s_axil_bvalid),
-    .s_axil_rdata(conv7_s_axil_rdata),
-    .s_axil_rready(conv7_s_axil_rready),
-    .s_axil_rresp(conv7_s_axil_rresp),
-    .s_axil_rvalid(conv7_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv7_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv7_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[511:448]),
-    .s_axis_tlast(s_axis_tlast[7]),
-    .s_axis_tready(conv7_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[7])
-  );
-  velcro_conv2d conv8 (
-    .clk(clk),
-    .m_axis_tdata(conv8_m_axis_tdata),
-    .m_axis_tlast(conv8_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[8]),
-    .m_axis_tvalid(conv8_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv8_s_axil_arready),
-    .s_axil_arvalid(conv8_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv8_s_axil_awready),
-    .s_axil_awvalid(conv8_s_axil_awvalid),
-    .s_axil_bready(conv8_s_axil_bready),
-    .s_axil_bresp(conv8_s_axil_bresp),
-    .s_axil_bvalid(conv8_s_axil_bvalid),
-    .s_axil_rdata(conv8_s_axil_rdata),
-    .s_axil_rready(conv8_s_axil_rready),
-    .s_axil_rresp(conv8_s_axil_rresp),
-    .s_axil_rvalid(conv8_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv8_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv8_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[575:512]),
-    .s_axis_tlast(s_axis_tlast[8]),
-    .s_axis_tready(conv8_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[8])
-  );
-  velcro_conv2d conv9 (
-    .clk(clk),
-    .m_axis_tdata(conv9_m_axis_tdata),
-    .m_axis_tlast(conv9_m_axis_tlast),
-    .m_axis_tready(m_axis_tready[9]),
-    .m_axis_tvalid(conv9_m_axis_tvalid),
-    .rst(rst),
-    .s_axil_araddr(ar_addr[12:0]),
-    .s_axil_arready(conv9_s_axil_arready),
-    .s_axil_arvalid(conv9_s_axil_arvalid),
-    .s_axil_awaddr(aw_addr[12:0]),
-    .s_axil_awready(conv9_s_axil_awready),
-    .s_axil_awvalid(conv9_s_axil_awvalid),
-    .s_axil_bready(conv9_s_axil_bready),
-    .s_axil_bresp(conv9_s_axil_bresp),
-    .s_axil_bvalid(conv9_s_axil_bvalid),
-    .s_axil_rdata(conv9_s_axil_rdata),
-    .s_axil_rready(conv9_s_axil_rready),
-    .s_axil_rresp(conv9_s_axil_rresp),
-    .s_axil_rvalid(conv9_s_axil_rvalid),
-    .s_axil_wdata(conv0_s_axil_wdata),
-    .s_axil_wready(conv9_s_axil_wready),
-    .s_axil_wstrb(conv0_s_axil_wstrb),
-    .s_axil_wvalid(conv9_s_axil_wvalid),
-    .s_axis_tdata(s_axis_tdata[639:576]),
-    .s_axis_tlast(s_axis_tlast[9]),
-    .s_axis_tready(conv9_s_axis_tready),
-    .s_axis_tvalid(s_axis_tvalid[9])
-  );
-  assign m_axis_tlast = { conv15_m_axis_tlast, conv14_m_axis_tlast, conv13_m_axis_tlast, conv12_m_axis_tlast, conv11_m_axis_tlast, conv10_m_axis_tlast, conv9_m_axis_tlast, conv8_m_axis_tlast, conv7_m_axis_tlast, conv6_m_axis_tlast, conv5_m_axis_tlast, conv4_m_axis_tlast, conv3_m_axis_tlast, conv2_m_axis_tlast, conv1_m_axis_tlast, conv0_m_axis_tlast };
-  assign m_axis_tvalid = { conv15_m_axis_tvalid, conv14_m_axis_tvalid, conv13_m_axis_tvalid, conv12_m_axis_tvalid, conv11_m_axis_tvalid, conv10_m_axis_tvalid, conv9_m_axis_tvalid, conv8_m_axis_tvalid, conv7_m_axis_tvalid, conv6_m_axis_tvalid, conv5_m_axis_tvalid, conv4_m_axis_tvalid, conv3_m_axis_tvalid, conv2_m_axis_tvalid, conv1_m_axis_tvalid, conv0_m_axis_tvalid };
-  assign m_axis_tdata = { conv15_m_axis_tdata, conv14_m_axis_tdata, conv13_m_axis_tdata, conv12_m_axis_tdata, conv11_m_axis_tdata, conv10_m_axis_tdata, conv9_m_axis_tdata, conv8_m_axis_tdata, conv7_m_axis_tdata, conv6_m_axis_tdata, conv5_m_axis_tdata, conv4_m_axis_tdata, conv3_m_axis_tdata, conv2_m_axis_tdata, conv1_m_axis_tdata, conv0_m_axis_tdata };
-  assign s_axis_tready = { conv15_s_axis_tready, conv14_s_axis_tready, conv13_s_axis_tready, conv12_s_axis_tready, conv11_s_axis_tready, conv10_s_axis_tready, conv9_s_axis_tready, conv8_s_axis_tready, conv7_s_axis_tready, conv6_s_axis_tready, conv5_s_axis_tready, conv4_s_axis_tready, conv3_s_axis_tready, conv2_s_axis_tready, conv1_s_axis_tready, conv0_s_axis_tready };
-  assign conv15_s_axil_araddr = ar_addr[12:0];
-  assign conv15_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv15_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv15_s_axil_awaddr = aw_addr[12:0];
-  assign conv14_s_axil_araddr = ar_addr[12:0];
-  assign conv14_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv14_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv14_s_axil_awaddr = aw_addr[12:0];
-  assign conv13_s_axil_araddr = ar_addr[12:0];
-  assign conv13_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv13_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv13_s_axil_awaddr = aw_addr[12:0];
-  assign conv12_s_axil_araddr = ar_addr[12:0];
-  assign conv12_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv12_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv12_s_axil_awaddr = aw_addr[12:0];
-  assign conv11_s_axil_araddr = ar_addr[12:0];
-  assign conv11_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv11_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv11_s_axil_awaddr = aw_addr[12:0];
-  assign conv10_s_axil_araddr = ar_addr[12:0];
-  assign conv10_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv10_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv10_s_axil_awaddr = aw_addr[12:0];
-  assign conv9_s_axil_araddr = ar_addr[12:0];
-  assign conv9_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv9_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv9_s_axil_awaddr = aw_addr[12:0];
-  assign conv8_s_axil_araddr = ar_addr[12:0];
-  assign conv8_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv8_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv8_s_axil_awaddr = aw_addr[12:0];
-  assign conv7_s_axil_araddr = ar_addr[12:0];
-  assign conv7_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv7_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv7_s_axil_awaddr = aw_addr[12:0];
-  assign conv6_s_axil_araddr = ar_addr[12:0];
-  assign conv6_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv6_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv6_s_axil_awaddr = aw_addr[12:0];
-  assign conv5_s_axil_araddr = ar_addr[12:0];
-  assign conv5_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv5_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv5_s_axil_awaddr = aw_addr[12:0];
-  assign conv4_s_axil_araddr = ar_addr[12:0];
-  assign conv4_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv4_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv4_s_axil_awaddr = aw_addr[12:0];
-  assign conv3_s_axil_araddr = ar_addr[12:0];
-  assign conv3_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv3_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv3_s_axil_awaddr = aw_addr[12:0];
-  assign conv2_s_axil_araddr = ar_addr[12:0];
-  assign conv2_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv2_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv2_s_axil_awaddr = aw_addr[12:0];
-  assign conv1_s_axil_araddr = ar_addr[12:0];
-  assign conv1_s_axil_wstrb = conv0_s_axil_wstrb;
-  assign conv1_s_axil_wdata = conv0_s_axil_wdata;
-  assign conv1_s_axil_awaddr = aw_addr[12:0];
-  assign conv0_s_axil_araddr = ar_addr[12:0];
-  assign w_strb = conv0_s_axil_wstrb;
-  assign w_data = conv0_s_axil_wdata;
-  assign conv0_s_axil_awaddr = aw_addr[12:0];
-  assign conv15_m_axis_tready = m_axis_tready[15];
-  assign conv15_s_axis_tlast = s_axis_tlast[15];
-  assign conv15_s_axis_tvalid = s_axis_tvalid[15];
-  assign conv15_s_axis_tdata = s_axis_tdata[1023:960];
-  assign conv14_m_axis_tready = m_axis_tready[14];
-  assign conv14_s_axis_tlast = s_axis_tlast[14];
-  assign conv14_s_axis_tvalid = s_axis_tvalid[14];
-  assign conv14_s_axis_tdata = s_axis_tdata[959:896];
-  assign conv13_m_axis_tready = m_axis_tready[13];
-  assign conv13_s_axis_tlast = s_axis_tlast[13];
-  assign conv13_s_axis_tvalid = s_axis_tvalid[13];
-  assign conv13_s_axis_tdata = s_axis_tdata[895:832];
-  assign conv12_m_axis_tready = m_axis_tready[12];
-  assign conv12_s_axis_tlast = s_axis_tlast[12];
-  assign conv12_s_axis_tvalid = s_axis_tvalid[12];
-  assign conv12_s_axis_tdata = s_axis_tdata[831:768];
-  assign conv11_m_axis_tready = m_axis_tready[11];
-  assign conv11_s_axis_tlast = s_axis_tlast[11];
-  assign conv11_s_axis_tvalid = s_axis_tvalid[11];
-  assign conv11_s_axis_tdata = s_axis_tdata[767:704];
-  assign conv10_m_axis_tready = m_axis_tready[10];
-  assign conv10_s_axis_tlast = s_axis_tlast[10];
-  assign conv10_s_axis_tvalid = s_axis_tvalid[10];
-  assign conv10_s_axis_tdata = s_axis_tdata[703:640];
-  assign conv9_m_axis_tready = m_axis_tready[9];
-  assign conv9_s_axis_tlast = s_axis_tlast[9];
-  assign conv9_s_axis_tvalid = s_axis_tvalid[9];
-  assign conv9_s_axis_tdata = s_axis_tdata[639:576];
-  assign conv8_m_axis_tready = m_axis_tready[8];
-  assign conv8_s_axis_tlast = s_axis_tlast[8];
-  assign conv8_s_axis_tvalid = s_axis_tvalid[8];
-  assign conv8_s_axis_tdata = s_axis_tdata[575:512];
-  assign conv7_m_axis_tready = m_axis_tready[7];
-  assign conv7_s_axis_tlast = s_axis_tlast[7];
-  assign conv7_s_axis_tvalid = s_axis_tvalid[7];
-  assign conv7_s_axis_tdata = s_axis_tdata[511:448];
-  assign conv6_m_axis_tready = m_axis_tready[6];
-  assign conv6_s_axis_tlast = s_axis_tlast[6];
-  assign conv6_s_axis_tvalid = s_axis_tvalid[6];
-  assign conv6_s_axis_tdata = s_axis_tdata[447:384];
-  assign conv5_m_axis_tready = m_axis_tready[5];
-  assign conv5_s_axis_tlast = s_axis_tlast[5];
-  assign conv5_s_axis_tvalid = s_axis_tvalid[5];
-  assign conv5_s_axis_tdata = s_axis_tdata[383:320];
-  assign conv4_m_axis_tready = m_axis_tready[4];
-  assign conv4_s_axis_tlast = s_axis_tlast[4];
-  assign conv4_s_axis_tvalid = s_axis_tvalid[4];
-  assign conv4_s_axis_tdata = s_axis_tdata[319:256];
-  assign conv3_m_axis_tready = m_axis_tready[3];
-  assign conv3_s_axis_tlast = s_axis_tlast[3];
-  assign conv3_s_axis_tvalid = s_axis_tvalid[3];
-  assign conv3_s_axis_tdata = s_axis_tdata[255:192];
-  assign conv2_m_axis_tready = m_axis_tready[2];
-  assign conv2_s_axis_tlast = s_axis_tlast[2];
-  assign conv2_s_axis_tvalid = s_axis_tvalid[2];
-  assign conv2_s_axis_tdata = s_axis_tdata[191:128];
-  assign conv1_m_axis_tready = m_axis_tready[1];
-  assign conv1_s_axis_tlast = s_axis_tlast[1];
-  assign conv1_s_axis_tvalid = s_axis_tvalid[1];
-  assign conv1_s_axis_tdata = s_axis_tdata[127:64];
-  assign conv0_m_axis_tready = m_axis_tready[0];
-  assign conv0_s_axis_tlast = s_axis_tlast[0];
-  assign conv0_s_axis_tvalid = s_axis_tvalid[0];
-  assign conv0_s_axis_tdata = s_axis_tdata[63:0];
+    hole_rvalid <= _0873_;
+  always @(posedge clk)
+    r_pending <= _0874_;
+  assign _0000_ = ! w_pending;
+  assign _0111_ = b_sel == w_sel;
+  assign _0222_ = w_pending != 2'h3;
+  assign _0330_ = _0111_ & _0222_;
+  assign _0440_ = _0000_ | _0330_;
+  assign _0551_ = w_valid & _0440_;
+  assign _0660_ = ! w_sel;
+  assign _0768_ = _0551_ & _0660_;
+  assign _0875_ = ~ \$signal$11 ;
+  assign targets__0__awvalid = _0768_ & _0875_;
+  assign _0001_ = ! w_pending;
+  assign _0012_ = b_sel == w_sel;
+  assign _0023_ = w_pending != 2'h3;
+  assign _0034_ = _0012_ & _0023_;
+  assign _0045_ = _0001_ | _0034_;
+  assign _0056_ = w_valid & _0045_;
+  assign _0067_ = ! w_sel;
+  assign _0078_ = _0056_ & _0067_;
+  assign _0089_ = ~ w_sent;
+  assign targets__0__wvalid = _0078_ & _0089_;
+  assign _0100_ = ! b_sel;
+  assign targets__0__bready = bus__bready & _0100_;
+  assign _0112_ = ! w_pending;
+  assign _0123_ = b_sel == w_sel;
+  assign _0134_ = w_pending != 2'h3;
+  assign _0145_ = _0123_ & _0134_;
+  assign _0156_ = _0112_ | _0145_;
+  assign _0167_ = w_valid & _0156_;
+  assign _0178_ = w_sel == 1'h1;
+  assign _0189_ = _0167_ & _0178_;
+  assign _0200_ = ~ \$signal$11 ;
+  assign targets__1__awvalid = _0189_ & _0200_;
+  assign _0211_ = ! w_pending;
+  assign _0223_ = b_sel == w_sel;
+  assign _0233_ = w_pending != 2'h3;
+  assign _0244_ = _0223_ & _0233_;
+  assign _0255_ = _0211_ | _0244_;
+  assign _0265_ = w_valid & _0255_;
+  assign _0276_ = w_sel == 1'h1;
+  assign _0287_ = _0265_ & _0276_;
+  assign _0298_ = ~ w_sent;
+  assign targets__1__wvalid = _0287_ & _0298_;
+  assign _0309_ = b_sel == 1'h1;
+  assign targets__1__bready = bus__bready & _0309_;
+  assign _0320_ = ! w_pending;
+  assign _0331_ = b_sel == w_sel;
+  assign _0342_ = w_pending != 2'h3;
+  assign _0353_ = _0331_ & _0342_;
+  assign _0364_ = _0320_ | _0353_;
+  assign _0374_ = w_valid & _0364_;
+  assign _0385_ = w_sel == 2'h2;
+  assign _0396_ = _0374_ & _0385_;
+  assign _0407_ = ~ \$signal$11 ;
+  assign targets__2__awvalid = _0396_ & _0407_;
+  assign _0418_ = ! w_pending;
+  assign _0429_ = b_sel == w_sel;
+  assign _0441_ = w_pending != 2'h3;
+  assign _0452_ = _0429_ & _0441_;
+  assign _0463_ = _0418_ | _0452_;
+  assign _0474_ = w_valid & _0463_;
+  assign _0485_ = w_sel == 2'h2;
+  assign _0496_ = _0474_ & _0485_;
+  assign _0507_ = ~ w_sent;
+  assign targets__2__wvalid = _0496_ & _0507_;
+  assign _0518_ = b_sel == 2'h2;
+  assign targets__2__bready = bus__bready & _0518_;
+  assign _0529_ = ! w_pending;
+  assign _0540_ = b_sel == w_sel;
+  assign _0552_ = w_pending != 2'h3;
+  assign _0563_ = _0540_ & _0552_;
+  assign _0573_ = _0529_ | _0563_;
+  assign _0584_ = w_valid & _0573_;
+  assign _0595_ = w_sel == 2'h3;
+  assign _0606_ = _0584_ & _0595_;
+  assign _0616_ = ~ \$signal$11 ;
+  assign targets__3__awvalid = _0606_ & _0616_;
+  assign _0627_ = ! w_pending;
+  assign _0638_ = b_sel == w_sel;
+  assign _0649_ = w_pending != 2'h3;
+  assign _0661_ = _0638_ & _0649_;
+  assign _0671_ = _0627_ | _0661_;
+  assign _0682_ = w_valid & _0671_;
+  assign _0693_ = w_sel == 2'h3;
+  assign _0704_ = _0682_ & _0693_;
+  assign _0715_ = ~ w_sent;
+  assign targets__3__wvalid = _0704_ & _0715_;
+  assign _0725_ = b_sel == 2'h3;
+  assign targets__3__bready = bus__bready & _0725_;
+  assign _0736_ = ! w_pending;
+  assign _0747_ = b_sel == w_sel;
+  assign _0758_ = w_pending != 2'h3;
+  assign _0769_ = _0747_ & _0758_;
+  assign _0780_ = _0736_ | _0769_;
+  assign _0791_ = w_valid & _0780_;
+  assign _0802_ = w_sel == 3'h4;
+  assign _0812_ = _0791_ & _0802_;
+  assign _0823_ = ~ \$signal$11 ;
+  assign targets__4__awvalid = _0812_ & _0823_;
+  assign _0834_ = ! w_pending;
+  assign _0845_ = b_sel == w_sel;
+  assign _0856_ = w_pending != 2'h3;
+  assign _0867_ = _0845_ & _0856_;
+  assign _0876_ = _0834_ | _0867_;
+  assign _0874_ = rst ? 2'h0 : _0857_[1:0];
+  assign _0886_ = _0851_ ? 1'h1 : hole_rvalid;
+  assign _0887_ = r_issue ? _0886_ : hole_rvalid;
+  assign _0888_ = _0853_ ? 1'h0 : _0887_;
+  assign _0873_ = rst ? 1'h0 : _0888_;
+  assign _0889_ = r_issue ? r_sel : rd_sel;
+  assign _0872_ = rst ? 4'h0 : _0889_;
+  assign _0890_ = _0850_ ? bus__araddr[16:13] : r_sel;
+  assign _0871_ = rst ? 4'h0 : _0890_;
+  assign _0891_ = _0850_ ? bus__araddr[12:0] : targets__0__araddr;
+  assign _0870_ = rst ? 13'h0000 : _0891_;
+  assign _0892_ = r_issue ? 1'h0 : r_valid;
+  assign _0893_ = _0850_ ? 1'h1 : _0892_;
+  assign _0869_ = rst ? 1'h0 : _0893_;
+  assign _0868_ = rst ? 2'h0 : _0847_[1:0];
+  assign _0894_ = _0841_ ? 1'h1 : hole_bvalid;
+  assign _0895_ = w_issue ? _0894_ : hole_bvalid;
+  assign _0896_ = _0843_ ? 1'h0 : _0895_;
+  assign _0866_ = rst ? 1'h0 : _0896_;
+  assign _0897_ = w_issue ? w_sel : b_sel;
+  assign _0865_ = rst ? 4'h0 : _0897_;
+  assign _0898_ = _0840_ ? bus__wstrb : targets__0__wstrb;
+  assign _0864_ = rst ? 4'h0 : _0898_;
+  assign _0899_ = _0840_ ? bus__wdata : targets__0__wdata;
+  assign _0863_ = rst ? 32'd0 : _0899_;
+  assign _0900_ = _0840_ ? bus__awaddr[16:13] : w_sel;
+  assign _0862_ = rst ? 4'h0 : _0900_;
+  assign _0901_ = _0840_ ? bus__awaddr[12:0] : targets__0__awaddr;
+  assign _0861_ = rst ? 13'h0000 : _0901_;
+  assign _0902_ = w_issue ? 1'h0 : w_valid;
+  assign _0903_ = _0840_ ? 1'h1 : _0902_;
+  assign _0860_ = rst ? 1'h0 : _0903_;
+  assign _0904_ = w_issue ? 1'h0 : _0836_;
+  assign _0859_ = rst ? 1'h0 : _0904_;
+  assign _0905_ = w_issue ? 1'h0 : _0800_;
+  assign _0858_ = rst ? 1'h0 : _0905_;
+  assign targets__15__araddr = targets__0__araddr;
+  assign targets__14__araddr = targets__0__araddr;
+  assign targets__13__araddr = targets__0__araddr;
+  assign targets__12__araddr = targets__0__araddr;
+  assign targets__11__araddr = targets__0__araddr;
+  assign targets__10__araddr = targets__0__araddr;
+  assign targets__9__araddr = targets__0__araddr;
+  assign targets__8__araddr = targets__0__araddr;
+  assign targets__7__araddr = targets__0__araddr;
+  assign targets__6__araddr = targets__0__araddr;
+  assign targets__5__araddr = targets__0__araddr;
+  assign targets__4__araddr = targets__0__araddr;
+  assign targets__3__araddr = targets__0__araddr;
+  assign targets__2__araddr = targets__0__araddr;
+  assign targets__1__araddr = targets__0__araddr;
+  assign \$signal$179  = targets__0__araddr;
+  assign targets__15__wstrb = targets__0__wstrb;
+  assign targets__15__wdata = targets__0__wdata;
+  assign targets__15__awaddr = targets__0__awaddr;
+  assign targets__14__wstrb = targets__0__wstrb;
+  assign targets__14__wdata = targets__0__wdata;
+  assign targets__14__awaddr = targets__0__awaddr;
+  assign targets__13__wstrb = targets__0__wstrb;
+  assign targets__13__wdata = targets__0__wdata;
+  assign targets__13__awaddr = targets__0__awaddr;
+  assign targets__12__wstrb = targets__0__wstrb;
+  assign targets__12__wdata = targets__0__wdata;
+  assign targets__12__awaddr = targets__0__awaddr;
+  assign targets__11__wstrb = targets__0__wstrb;
+  assign targets__11__wdata = targets__0__wdata;
+  assign targets__11__awaddr = targets__0__awaddr;
+  assign targets__10__wstrb = targets__0__wstrb;
+  assign targets__10__wdata = targets__0__wdata;
+  assign targets__10__awaddr = targets__0__awaddr;
+  assign targets__9__wstrb = targets__0__wstrb;
+  assign targets__9__wdata = targets__0__wdata;
+  assign targets__9__awaddr = targets__0__awaddr;
+  assign targets__8__wstrb = targets__0__wstrb;
+  assign targets__8__wdata = targets__0__wdata;
+  assign targets__8__awaddr = targets__0__awaddr;
+  assign targets__7__wstrb = targets__0__wstrb;
+  assign targets__7__wdata = targets__0__wdata;
+  assign targets__7__awaddr = targets__0__awaddr;
+  assign targets__6__wstrb = targets__0__wstrb;
+  assign targets__6__wdata = targets__0__wdata;
+  assign targets__6__awaddr = targets__0__awaddr;
+  assign targets__5__wstrb = targets__0__wstrb;
+  assign targets__5__wdata = targets__0__wdata;
+  assign targets__5__awaddr = targets__0__awaddr;
+  assign targets__4__wstrb = targets__0__wstrb;
+  assign targets__4__wdata = targets__0__wdata;
+  assign targets__4__awaddr = targets__0__awaddr;
+  assign targets__3__wstrb = targets__0__wstrb;
+  assign targets__3__wdata = targets__0__wdata;
+  assign targets__3__awaddr = targets__0__awaddr;
+  assign targets__2__wstrb = targets__0__wstrb;
+  assign targets__2__wdata = targets__0__wdata;
+  assign targets__2__awaddr = targets__0__awaddr;
+  assign targets__1__wstrb = targets__0__wstrb;
+  assign targets__1__wdata = targets__0__wdata;
+  assign targets__1__awaddr = targets__0__awaddr;
+  assign w_strb = targets__0__wstrb;
+  assign \$like  = targets__0__wdata;
+  assign \$signal  = targets__0__awaddr;
 endmodule

@@ -1,6 +1,7 @@
 """Write the generated, committed Verilog of rtl/generated/ (`python -m rtl.tools.generate`).
 
-Each file is self-contained (every submodule in it) and carries the exact port names of DESIGN §4.
+Each file is self-contained (every submodule in it) and carries the exact port names of the
+hardware contract (rtl/README.md).
 
 We run Yosys ourselves rather than `amaranth.back.verilog.convert`: that keeps combinational
 logic as `always @*` processes that rely on a time-zero trigger register, which Icarus (-g2012)

@@ -2,7 +2,7 @@
 
 Waivers, all artefacts of generated code rather than design issues:
   WIDTH          Amaranth/Yosys extend and truncate operands implicitly and on purpose.
-  DECLFILENAME   DESIGN §4 wants every submodule inside the one generated file.
+  DECLFILENAME   every submodule sits inside the one generated file, which is self-contained on purpose.
   PROCASSINIT    registers carry their reset value as a declaration initialiser as well.
   UNUSEDSIGNAL   Yosys names intermediate nets whose spare bits nothing reads.
 """

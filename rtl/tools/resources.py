@@ -1,4 +1,4 @@
-"""Open resource estimate: Yosys `synth_xilinx -family xcup` on the Amaranth designs (issue 4).
+"""Open resource estimate: Yosys `synth_xilinx -family xcup` on the Amaranth designs.
 
     python -m rtl.tools.resources [module ...] [--json out.json] [--no-cache]
 
@@ -255,7 +255,7 @@ def _design_rtlil(module: str) -> str:
 
 def instantiates(module: str) -> list[str]:
     """Modules of `designs()` that `module` instantiates by name (`rtl.tools.generate.INSTANTIATES`)."""
-    from rtl import generate
+    from rtl.tools import generate
 
     return list(getattr(generate, "INSTANTIATES", {}).get(module, []))
 

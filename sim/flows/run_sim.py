@@ -9,32 +9,72 @@
    simulated velcro_top, accuracy of four paths, throughput and energy per threshold;
 4. the open Yosys resource estimate (rtl/tools/resources.py) and, when a Vivado run left one,
    build/vivado/summary.json, appended to reports/summary.md.
+
+The simulators' own output (compiler lines, simulator notes) goes to build/sim-logs/<stage>.log;
+the terminal shows progress, the tables and each stage's wall time.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
-from model.hw.golden import N_OUTPUTS
-from rtl.tools.generate import GENERATED_DIR, designs, verilog_text
 from model.hw.energy import EnergyTable
-from sim.flows import end_to_end
-from sim.reporting import summary
 from rtl.tools import resources
-from sim.harness.runner import ROOT, SIMULATORS, SimulatorMissing, run_bench
-from sim.flows.sweep import SweepSettings, run_sweep
+from rtl.tools.generate import GENERATED_DIR, designs, verilog_text
+from sim.flows import end_to_end, sweep
+from sim.harness.runner import ROOT, SIMULATORS, BenchFailed, SimulatorMissing, log_to, run_bench
+from sim.reporting import conv2d as conv2d_report
+from sim.reporting import end_to_end as end_to_end_report
+from sim.reporting import summary
 
 DENSITIES = (0.0, 0.3, 0.5, 0.75, 0.9, 1.0)
 REPORTS = ROOT / "reports"
+LOG_DIR = ROOT / "build" / "sim-logs"
+LOG_TAIL_LINES = 30
 
 
-def regenerate_rtl() -> None:
+class Stages:
+    """Times each stage and points its simulator output to build/sim-logs/<log>.log."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.times: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, log: str | None = None):
+        path = self.log_dir / f"{log}.log" if log else None
+        if path is not None:
+            path.unlink(missing_ok=True)
+        start = time.monotonic()
+        try:
+            with log_to(path):
+                yield
+        finally:
+            self.times.append((name, time.monotonic() - start))
+
+    def table(self) -> str:
+        width = max(len(name) for name, _ in self.times)
+        lines = [f"  {name:<{width}}  {seconds:6.0f} s" for name, seconds in self.times]
+        total = sum(seconds for _, seconds in self.times)
+        return "\n".join(["[sim] wall time per stage:", *lines, f"  {'total':<{width}}  {total:6.0f} s"])
+
+
+def regenerate_rtl() -> list[str]:
+    """Write rtl/generated/<design>.v; files whose text is unchanged keep their time stamp, so
+    simulator builds that depend on them stay valid. Returns the designs that changed."""
+    changed = []
     for name in designs():
-        (GENERATED_DIR / f"{name}.v").write_text(verilog_text(name))
+        path, text = GENERATED_DIR / f"{name}.v", verilog_text(name)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+            changed.append(name)
+    return changed
 
 
 def run_density_sweep(sim: str, waves: bool, frames: int) -> list[dict]:
@@ -49,24 +89,8 @@ def run_density_sweep(sim: str, waves: bool, frames: int) -> list[dict]:
                  "VELCRO_RESULTS": str(results_file)},
         )  # fmt: skip
         if failed or not tests:
-            raise SystemExit(f"bench failed at density {density} on {sim}: see the log above")
+            raise BenchFailed(f"velcro_conv2d bench failed at density {density} on {sim}")
     return [json.loads(line) for line in results_file.read_text().splitlines()]
-
-
-def table(rows: list[dict]) -> str:
-    base = next(r["interval"] for r in rows if r["computed"] == N_OUTPUTS)
-    lines = [
-        "| mask density | computed | C | LAST_CYCLES | model | interval | model | MACs | speedup | 1/(1-C) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        c = 1 - r["computed"] / N_OUTPUTS
-        ideal = f"{1 / (1 - c):.3f}" if c < 1 else "inf"
-        lines.append(
-            f"| {r['density']:.2f} | {r['computed']} | {c:.3f} | {r['last_cycles']} | {r['model_latency']} "
-            f"| {r['interval']} | {r['model_interval']} | {r['macs']} | {base / r['interval']:.3f} | {ideal} |"
-        )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,47 +102,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks", choices=("velcro", "synthetic"), default="velcro",
                         help="sweep masks from VELCRO statistics (default) or a synthetic low-variance pattern")
     parser.add_argument("--hil-sim", choices=SIMULATORS, default="verilator",
-                        help="simulator of the hardware-in-the-loop runs (default verilator: 16 busy instances "
-                             "x 32 images x 6 runs take minutes there, far longer on Icarus)")
+                        help="simulator of the velcro_top runs, the C sweep's and hardware in the loop's, which share "
+                             "one build (default verilator: 16 busy instances x 32 images x 6 runs take seconds "
+                             "there, minutes on Icarus)")
     args = parser.parse_args(argv)
     if args.frames < 3:
         parser.error("--frames must be at least 3 to measure a steady-state interval")
-    start = time.monotonic()
-    print("[sim] regenerating rtl/generated/ from the Amaranth sources")
-    regenerate_rtl()
+    stage = Stages(LOG_DIR)
+    settings = sweep.SweepSettings(sim=args.sim, top_sim=args.hil_sim, clock_mhz=args.clock_mhz, masks=args.masks)
+    print(f"[sim] simulator output goes to {LOG_DIR.relative_to(ROOT)}/")
     try:
-        rows = run_density_sweep(args.sim, args.waves, args.frames)
-        settings = SweepSettings(sim=args.sim, clock_mhz=args.clock_mhz, masks=args.masks)
-        sweep = run_sweep(settings)
-        hil = end_to_end.run_end_to_end(args.hil_sim, EnergyTable.load(settings.energy_table), args.clock_mhz)
+        with stage("regenerate RTL"):
+            changed = regenerate_rtl()
+        print(f"[sim] rtl/generated/: {', '.join(changed) + ' rewritten' if changed else 'unchanged'}")
+        with stage("density runs", "density"):
+            rows = run_density_sweep(args.sim, args.waves, args.frames)
+        with stage("C sweep, one instance", "sweep-instance"):
+            plan = sweep.plan_sweep(settings)
+            sweep_rows = sweep.run_instance_sweep(plan)
+        with stage("C sweep, top", "sweep-top"):  # builds velcro_top once for this stage and the next
+            sweep.run_top_sweep(plan, sweep_rows)
+        sweep_data = sweep.sweep_result(plan, sweep_rows)
+        with stage("hardware in the loop", "hil"):
+            hil = end_to_end.run_end_to_end(args.hil_sim, EnergyTable.load(settings.energy_table), args.clock_mhz)
     except SimulatorMissing as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    text = table(rows)
+    except BenchFailed as err:
+        print(err.report(LOG_TAIL_LINES), stage.table(), sep="\n", file=sys.stderr)
+        return 1
     REPORTS.mkdir(exist_ok=True)
-    header = (
-        f"# velcro_conv2d on {args.sim}\n\nEvery output bit matched the golden model; LAST_CYCLES and the "
-        "steady-state interval of back-to-back frames are measured and compared with model/hw/cycles.py "
-        "(speedup = interval at C = 0 / interval).\n\n"
-    )
-    (REPORTS / "conv2d_sim.md").write_text(header + text + "\n")
+    (REPORTS / "conv2d_sim.md").write_text(conv2d_report.density_report(args.sim, rows))
     (REPORTS / "conv2d_sim.json").write_text(json.dumps({"simulator": args.sim, "rows": rows}, indent=2))
-    print(text)
+    print(conv2d_report.density_table(rows))
     print("[sim] open resource estimate (Yosys synth_xilinx -family xcup; cached by RTL hash)")
-    estimates = [resources.estimate(name) for name in designs()]
-    sections = [end_to_end.markdown(hil), "## Open resource estimate (Yosys, not Vivado)\n",
-                resources.markdown_table(estimates), ""]
-    vivado_summary = ROOT / "build" / "vivado" / "summary.json"
-    if vivado_summary.is_file():
-        sections += ["## Vivado (from build/vivado/summary.json)\n", "```json", vivado_summary.read_text(), "```"]
-    else:
-        sections += ["Vivado results: none here (run `make vivado` where Vivado is installed).\n"]
-    (REPORTS / "end_to_end.json").write_text(json.dumps(hil, indent=2, default=float))
-    summary.write_reports(REPORTS, sweep, sections)
+    with stage("resources"):
+        estimates = [resources.estimate(name) for name in designs()]
+    with stage("reports"):
+        vivado_summary = ROOT / "build" / "vivado" / "summary.json"
+        sections = [end_to_end_report.markdown(hil),
+                    *summary.resource_sections(resources.markdown_table(estimates), vivado_summary)]
+        (REPORTS / "end_to_end.json").write_text(json.dumps(hil, indent=2, default=float))
+        summary.write_reports(REPORTS, sweep_data, sections)
     print((REPORTS / "summary.md").read_text())
     if args.waves:
         print(f"[sim] waveforms: {ROOT / 'sim_build' / f'make-sim-{args.sim}'} (open with gtkwave)")
-    print(f"[sim] wrote reports/ (summary.md, sweep.json, PNGs, conv2d_sim.md) in {time.monotonic() - start:.0f} s")
+    print("[sim] wrote reports/ (summary.md, sweep.json, end_to_end.json, PNGs, conv2d_sim.md)")
+    print(stage.table())
     return 0
 
 

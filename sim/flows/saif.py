@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from model.hw.golden import ConvConfig, H, W
 from sim.harness.hil import run_layer
-from sim.harness.runner import ROOT
+from sim.harness.runner import ROOT, BenchFailed, log_to
 from sim.flows.sweep import SweepSettings, channel_variances, instance_configs
 
 SAIF_DIR = ROOT / "build" / "saif"
@@ -49,8 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in args.ratios if not 0 <= r < 1]
     if bad:
         parser.error(f"saving ratios must lie in [0, 1): {bad}")
-    for ratio in tqdm(args.ratios, desc="SAIF runs of velcro_top (verilator)", unit="point"):
-        print(f"[saif] C = {ratio:.2f}: {write_saif(ratio, SweepSettings(sim='verilator', masks=args.masks))}")
+    log = ROOT / "build" / "sim-logs" / "saif.log"
+    log.unlink(missing_ok=True)
+    print(f"[saif] simulator output goes to {log.relative_to(ROOT)}")
+    try:
+        with log_to(log):
+            for ratio in tqdm(args.ratios, desc="SAIF runs of velcro_top (verilator)", unit="point"):
+                print(f"[saif] C = {ratio:.2f}: {write_saif(ratio, SweepSettings(sim='verilator', masks=args.masks))}")
+    except BenchFailed as err:
+        print(err.report(), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,12 +1,14 @@
 """Activity of one frame read back from the simulator's waveform (FST from Icarus, VCD from Verilator).
 
-Two independent energy proxies come out of the same dump (DESIGN §6):
+Two independent energy proxies come out of the same dump (the energy proxy of rtl/README.md):
 
 * events: cycles in which the datapath and buffer enables are high, mapped to the events of
-  model/hw/energy_table.toml (MACs, window reads, buffer reads and writes, mask and average reads);
-* toggles: bit flips of every signal in the design, split into the MAC datapath (the `mac`
-  instance: products, accumulator, scaled product, result and their pipeline valids) and the rest.
-  The clock is left out; aliases of one net are counted once.
+  model/hw/energy_table.toml (MACs, window reads, buffer reads and writes, mask and average reads).
+  Which signal stands for which event is published by the RTL itself
+  (`rtl.conv2d.VelcroConv2d.ACTIVITY_PROBES`), so a rename in the design cannot go unnoticed here;
+* toggles: bit flips of every signal in the design, split into the MAC datapath (the instance's
+  `VelcroConv2d.MAC_SCOPE` submodule: products, accumulator, scaled product, result and their
+  pipeline valids) and the rest. The clock is left out; aliases of one net are counted once.
 
 pywellen reads both formats, so no FST->VCD conversion is needed.
 """
@@ -17,18 +19,11 @@ from pathlib import Path
 
 import pywellen
 
-# Event name -> (enable signal under the instance scope, events per high cycle).
-EVENT_ENABLES = {
-    "mac": [("mac.in_valid", 9)],
-    "requant": [("mac.in_valid", 1)],
-    "ifmap_write": [("ifmap.wr_en", 1)],
-    "window_read": [("ifmap.rd_en", 1)],
-    "ofmap_write": [("mac.out_valid", 1)],
-    "ofmap_read": [("drain_read", 1)],
-    "mask_read": [("drain_read", 1), ("scanner.mask_en", 1)],
-    "avg_read": [("drain_read", 2)],
-}
-MAC_SCOPE = "mac"
+from rtl.conv2d import VelcroConv2d
+
+# Event name -> [(signal path under the instance scope, events per high cycle)], as the RTL names them.
+EVENT_PROBES = VelcroConv2d.ACTIVITY_PROBES
+MAC_SCOPE = VelcroConv2d.MAC_SCOPE
 
 
 @dataclass
@@ -36,10 +31,6 @@ class FrameActivity:
     events: dict[str, int]
     toggles_mac: int
     toggles_rest: int
-
-    @property
-    def toggles_total(self) -> int:
-        return self.toggles_mac + self.toggles_rest
 
 
 def _as_int(value) -> int:
@@ -91,7 +82,7 @@ class Waveform:
         """Events and toggles of the instance at `scope` (e.g. 'velcro_conv2d') in [start, end)."""
         events = {
             event: sum(per * self.high_cycles(f"{scope}.{sig}", start_ps, end_ps, clock_ps) for sig, per in enables)
-            for event, enables in EVENT_ENABLES.items()
+            for event, enables in EVENT_PROBES.items()
         }
         counted = set()
         toggles = {"mac": 0, "rest": 0}

@@ -13,14 +13,21 @@ import numpy as np
 
 from model.hw.golden import ConvConfig
 from sim.harness.bench_files import write_runs
-from sim.harness.runner import ROOT, run_bench
+from sim.harness.runner import ROOT, BenchFailed, run_bench
+
+
+def shared_top_build(sim: str, build_root: Path = ROOT / "sim_build") -> Path:
+    """The velcro_top build the flows of `make sim` share (C sweep top, hardware in the loop)."""
+    return build_root / f"velcro_top-{sim}"
 
 
 def run_layer(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: Path | None = None, *,
-              saif: bool = False, env: dict[str, str] | None = None):
-    """OFMAPs (R, 16, K, 64, 64) and measured steady intervals (R, 16) of R mask sets of one layer.
+              build_dir: Path | None = None, saif: bool = False, env: dict[str, str] | None = None):
+    """OFMAPs (R, instances, K, 64, 64) and measured steady intervals (R, instances) of R mask sets of one layer.
 
-    Every run must share weights, bias, M, S and averages; only the masks may differ.
+    Every run must share weights, bias, M, S and averages; only the masks may differ. `build_dir`
+    (default work/build) holds the simulator build: callers in one process that pass the same one
+    build velcro_top once.
     """
     work = work if work is not None else ROOT / "sim_build" / f"hil-{sim}"
     work.mkdir(parents=True, exist_ok=True)
@@ -28,11 +35,12 @@ def run_layer(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: 
     output_file.unlink(missing_ok=True)
     write_runs(config_file, runs, ifmaps)
     tests, failed = run_bench(
-        sim, "velcro_top", "sim.benches.tb_top", work / "build", testcase="test_runs_from_file", quiet=True, saif=saif,
+        sim, "velcro_top", "sim.benches.tb_top", build_dir or work / "build", testcase="test_runs_from_file",
+        quiet=True, saif=saif,
         env={"VELCRO_CONFIG": str(config_file), "VELCRO_OUTPUT": str(output_file), **(env or {})},
     )  # fmt: skip
     if failed or not tests:
-        raise RuntimeError(f"velcro_top run failed on {sim}: see the simulator log above")
+        raise BenchFailed(f"velcro_top run failed on {sim}")
     result = np.load(output_file)
     return result["ofmaps"], result["intervals"]
 

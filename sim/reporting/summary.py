@@ -1,4 +1,8 @@
-"""reports/: summary.md, sweep.json and the PNG plots of the C sweep (the paper's Fig. 11, measured)."""
+"""reports/: summary.md, sweep.json and the PNG plots of the C sweep (the paper's Fig. 11, measured).
+
+The flows (sim/flows/) compute; this package writes: conv2d.py the density table, end_to_end.py the
+hardware-in-the-loop section, this module the sweep section, the plots and summary.md.
+"""
 from __future__ import annotations
 
 import json
@@ -51,7 +55,8 @@ def plot_sweep(sweep: dict, fit: dict, out_dir: Path) -> list[Path]:
     ax.plot(curve_c, 1 / (1 - curve_c), "k--", label="ideal 1/(1-C)")
     ax.plot(c, [r["instance_speedup"] for r in rows], "o", label="one instance (measured)")
     if "top_speedup" in rows[0]:
-        ax.plot(c, [r["top_speedup"] for r in rows], "x", ms=9, label="16-instance top (measured)")
+        ax.plot(c, [r["top_speedup"] for r in rows], "x", ms=9,
+                label=f"{sweep['settings']['instances']}-instance top (measured)")
     ax.set(xlabel="compression-saving ratio C", ylabel="throughput / throughput at C = 0",
            title="Throughput vs C")  # fmt: skip
     ax.grid(alpha=0.3)
@@ -85,6 +90,12 @@ def plot_sweep(sweep: dict, fit: dict, out_dir: Path) -> list[Path]:
     return paths
 
 
+def simulators_of_top(settings: dict, has_top: bool) -> str:
+    """Names the top's simulator when it differs from the instance runs'."""
+    top = settings.get("top_simulator", settings["simulator"])
+    return f" (the {settings['instances']}-instance top on {top})" if has_top and top != settings["simulator"] else ""
+
+
 def sweep_markdown(sweep: dict, fit: dict) -> str:
     s = sweep["settings"]
     rows = sweep["rows"]
@@ -92,8 +103,8 @@ def sweep_markdown(sweep: dict, fit: dict) -> str:
     lines = [
         "## Throughput, energy and toggles vs C",
         "",
-        f"Simulator: {s['simulator']}. Clock: {s['clock_mhz']:g} MHz (a parameter; the Vivado timing "
-        f"report can replace it). Masks: {s['mask_source']}. A frame is one conv2d over a 64x64 map; "
+        f"Simulator: {s['simulator']}{simulators_of_top(s, has_top)}. Clock: {s['clock_mhz']:g} MHz "
+        f"(a parameter; the Vivado timing report can replace it). Masks: {s['mask_source']}. A frame is one conv2d over a 64x64 map; "
         f"GOPS count the uncompressed layer's {s['ops_per_frame']:,} operations per frame.",
         "",
         "| C | computed | interval (cycles) | model | frames/s (1 inst.) | GOPS (1 inst.) "
@@ -119,6 +130,17 @@ def sweep_markdown(sweep: dict, fit: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def resource_sections(resource_table: str, vivado_summary: Path) -> list[str]:
+    """The open resource estimate and, when a Vivado run left its summary, that summary."""
+    sections = ["## Open resource estimate (Yosys, not Vivado)\n", resource_table, ""]
+    if vivado_summary.is_file():
+        shown = "/".join(vivado_summary.parts[-3:])  # build/vivado/summary.json
+        sections += [f"## Vivado (from {shown})\n", "```json", vivado_summary.read_text(), "```"]
+    else:
+        sections += ["Vivado results: none here (run `make vivado` where Vivado is installed).\n"]
+    return sections
 
 
 def write_reports(out_dir: Path, sweep: dict, extra_sections: list[str]) -> None:

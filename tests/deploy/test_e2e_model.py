@@ -1,4 +1,4 @@
-"""Export of the hardware layer and the end-to-end paths (issue 6), golden runner as RTL stand-in."""
+"""Export of the hardware layer and the end-to-end paths, golden runner as RTL stand-in."""
 from __future__ import annotations
 
 import json
@@ -9,25 +9,11 @@ import pytest
 import torch
 
 from model import cli
-from model.deploy.e2e import (
-    PATHS,
-    balanced_masks,
-    golden_runner,
-    largest_lossless,
-    per_layer_masks,
-    prepare,
-    run_paths,
-    top_speedup,
-)
+from model.deploy.e2e import PATHS, largest_lossless, prepare, run_paths
+from model.deploy.export import FORMAT_VERSION, export_layer, load_export, save_export
+from model.deploy.masks import allocation_masks, balanced_masks, per_layer_masks, top_speedup
+from model.deploy.quantize import calibrate, float_layer_sha256, golden_runner, mult_shift
 from model.errors import VelcroError
-from model.deploy.export import (
-    FORMAT_VERSION,
-    calibrate,
-    float_layer_sha256,
-    load_export,
-    mult_shift,
-    save_export,
-)
 from model.hw.golden import ConvConfig
 
 
@@ -116,9 +102,23 @@ def test_cli_export(tmp_path, capsys):
     assert cli.main(["export", "--threshold", "25", "--percent", "--allocation", "balanced", "--prep-images", "8", "--error-images", "2", "--out", str(out)]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["threshold"] == 0.25 and meta["allocation"] == "balanced" and meta["format_version"] == FORMAT_VERSION
-    assert load_export(out).channel_thresholds == [math.floor(0.25 * 4096) / 4096] * 16
+    assert load_export(out).channel_densities == [math.floor(0.25 * 4096) / 4096] * 16
     assert cli.main(["export", "--task", "no-such-task", "--out", str(out)]) == 2
     assert "unknown task" in capsys.readouterr().err
+    assert cli.main(["export", "--threshold", "100", "--percent", "--out", str(out)]) == 2
+    assert "percent in [0, 100)" in capsys.readouterr().err
+
+
+def test_export_layer_and_context_build_the_same_export(ctx):
+    direct = export_layer("footwear", "0.3", allocation="balanced", model=ctx.model, statistics=(ctx.mean, ctx.var), error_images=4)
+    built = ctx.export(0.3, "balanced")
+    assert direct.meta() == built.meta()
+    assert np.array_equal(direct.masks, built.masks) and np.array_equal(direct.float_mean, built.float_mean)
+    plain = ctx.export(None)
+    assert plain.threshold is None and plain.saving_ratio == 0 and plain.channel_densities == [0.0] * 16
+    for bad, message in ((30, "look like percents"), ("abc", "not a number")):
+        with pytest.raises(VelcroError, match=message):
+            export_layer("footwear", bad, model=ctx.model)  # checked before any statistics are computed
 
 
 # ---------------------------------------------------------------------- masks and balance
@@ -143,6 +143,10 @@ def test_mask_errors(ctx):
         balanced_masks(bad, 0.3)
     with pytest.raises(VelcroError, match=r"\[0, 1\)"):
         per_layer_masks(ctx.var, 30)
+    with pytest.raises(VelcroError, match="allocation 'greedy': use one of per-layer, balanced"):
+        allocation_masks(ctx.var, 0.3, "greedy")
+    assert torch.equal(allocation_masks(ctx.var, 0.3, "balanced"), balanced_masks(ctx.var, 0.3))
+    assert not allocation_masks(ctx.var, None).any()
 
 
 def test_top_speedup():

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from scipy.signal import correlate2d
 
-from model.hw import cycles, golden
-from model.hw.golden import H, W, ConvConfig
+from model.hw import cycles, golden, spec
+from model.hw.golden import ConvConfig
+from model.hw.spec import H, W
 
 
 def reference_output(x, cfg: ConvConfig) -> np.ndarray:
-    """Written from DESIGN §3 without the golden model's helpers."""
+    """Written from the arithmetic contract (rtl/README.md) without the golden model's helpers."""
     corr = correlate2d(x.astype(np.int64), np.asarray(cfg.weights, np.int64), mode="same", fillvalue=0)
     out = np.zeros((H, W), np.uint8)
     for y in range(H):
@@ -72,6 +73,15 @@ def test_cycle_model_shape():
     assert cycles.frame_interval(0) == 512
     for c in range(0, 4097, 97):
         assert cycles.frame_interval(c) <= max(512, c) + 16
-        assert cycles.frame_latency(c) == 1034 + max(c, 1)
+        assert cycles.frame_latency(c) == 1034 + max(c, 1)  # the formulas rtl/README.md documents
+        assert cycles.frame_interval(c) == max(512, max(c, 1) + 3)
     with pytest.raises(ValueError):
         cycles.frame_latency(4097)
+
+
+def test_cycle_model_uses_the_contract_latencies():
+    assert cycles.STARTUP == spec.MASK_SCAN_STARTUP
+    assert cycles.PIPELINE == spec.WINDOW_READ_LATENCY + spec.MAC_LATENCY
+    assert cycles.OUTPUT_LATENCY == spec.OUTPUT_LATENCY
+    fixed = 2 * spec.BEATS_PER_FRAME + cycles.STARTUP - 1 + cycles.PIPELINE + 1 + cycles.OUTPUT_LATENCY - 1
+    assert cycles.frame_latency(100) == fixed + 100

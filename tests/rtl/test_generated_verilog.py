@@ -1,10 +1,13 @@
-"""The committed Verilog is what the Amaranth sources generate, lints clean and has DESIGN §4's ports."""
+"""The committed Verilog is what the Amaranth sources generate, lints clean, has the contract's ports
+(rtl/README.md) and contains every signal the energy proxy probes."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
+from model.hw import spec
+from rtl.conv2d import VelcroConv2d
 from rtl.tools.generate import GENERATED_DIR, designs, verilog_text
 from rtl.tools.lint import WAIVERS, lint
 
@@ -26,6 +29,7 @@ TOP_PORTS = {
     **{name: (direction, 16 * width) for name, (direction, width) in CORE_PORTS.items() if "_axis_" in name},
     "s_axil_awaddr": ("input", 17), "s_axil_araddr": ("input", 17),
 }  # fmt: skip
+assert spec.INSTANCES == 16 and spec.CORE_ADDR_WIDTH == 13 and spec.TOP_ADDR_WIDTH == 17  # the tables above
 
 
 def top_module_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
@@ -64,3 +68,29 @@ def test_verilator_lint_clean(module):
     assert result.returncode == 0 and "%Warning" not in result.stderr, (
         f"Verilator -Wall findings beyond the waivers {WAIVERS}:\n{result.stderr}"
     )
+
+
+def verilog_modules(text: str) -> dict[str, str]:
+    """Module name (escaped names without the backslash) -> body, of a Yosys-written Verilog file."""
+    return {name: body for name, body in re.findall(r"^module \\?(\S+?)\s*\((.*?)^endmodule", text, re.M | re.S)}
+
+
+def find_signal(modules: dict[str, str], module: str, path: str) -> bool:
+    """Whether `path` (instance names, then a signal: 'mac.in_valid') exists under `module`."""
+    *scopes, name = path.split(".")
+    for scope in scopes:
+        found = re.search(rf"^  \\?(\S+)\s+{re.escape(scope)}\s*\(", modules[module], re.M)
+        if found is None:
+            return False
+        module = found.group(1)
+    return re.search(rf"^  (?:wire|reg|input|output)\s+(?:\[[^]]*\]\s+)?{re.escape(name)};", modules[module], re.M) is not None
+
+
+def test_activity_probes_exist_in_verilog():
+    """Every signal the energy proxy reads from the waveform (sim/harness/activity.py) is in the netlist."""
+    modules = verilog_modules((GENERATED_DIR / "velcro_conv2d.v").read_text())
+    probes = {path for enables in VelcroConv2d.ACTIVITY_PROBES.values() for path, _ in enables}
+    missing = sorted(p for p in probes if not find_signal(modules, "velcro_conv2d", p))
+    assert not missing, f"activity probes missing from rtl/generated/velcro_conv2d.v: {missing}"
+    assert re.search(rf"^  \\?\S+\s+{VelcroConv2d.MAC_SCOPE}\s*\(", modules["velcro_conv2d"], re.M), "MAC scope"
+    assert not find_signal(modules, "velcro_conv2d", "mac.no_such_signal"), "the lookup must be able to fail"

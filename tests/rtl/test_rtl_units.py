@@ -1,4 +1,7 @@
-"""Fast Amaranth-simulator tests of the conv2d's internal pieces: mask scan, window read, requant."""
+"""Fast Amaranth-simulator tests of the conv2d's internal pieces: mask scan, window read, requant.
+
+Each piece's latency is measured here and must equal the contract's (model.hw.spec), which the
+cycle model is written in terms of."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +10,8 @@ from amaranth import Elaboratable, Module
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from model.hw import golden
-from model.hw.golden import H, W
+from model.hw import golden, spec
+from model.hw.spec import H, W
 from rtl.ifmap_buffer import IfmapWindowBuffer
 from rtl.mac_requant import MacRequant
 from rtl.mask_scan import MaskScanner
@@ -73,11 +76,12 @@ def test_mask_scan_issues_computed_indices_back_to_back(name):
     assert [i for _, i in issued] == expected
     done_cycle = [c for c, *_, d in trace if d]
     assert len(done_cycle) == 1
-    if expected:  # consecutive cycles from STARTUP on: skipped outputs cost nothing
-        assert [c for c, _ in issued] == list(range(MaskScanner.STARTUP, MaskScanner.STARTUP + len(expected)))
+    startup = spec.MASK_SCAN_STARTUP
+    if expected:  # consecutive cycles from the contract's startup on: skipped outputs cost nothing
+        assert [c for c, _ in issued] == list(range(startup, startup + len(expected)))
         assert done_cycle[0] == issued[-1][0]
     else:
-        assert done_cycle[0] == MaskScanner.STARTUP
+        assert done_cycle[0] == startup
 
 
 def test_window_read_every_position_with_padding():
@@ -110,6 +114,51 @@ def test_window_read_every_position_with_padding():
     for n, (y, x) in enumerate(positions):
         expect = padded[y : y + 3, x : x + 3].reshape(-1).tolist()
         assert results[n] == expect, f"window at ({y}, {x})"
+
+
+def test_window_read_latency_equals_spec():
+    """One read, then idle: the window shows the new position exactly WINDOW_READ_LATENCY cycles later."""
+    rng = np.random.default_rng(5)
+    frame = rng.integers(1, 256, (H, W), dtype=np.uint8)  # no zeros: the window changes on arrival
+    expect = np.pad(frame, 1)[10:13, 20:23].reshape(-1).tolist()
+    dut = IfmapWindowBuffer()
+    seen = []
+
+    async def bench(ctx):
+        for beat, word in enumerate(golden.frame_to_beats(frame)):
+            ctx.set(dut.wr_en, 1)
+            ctx.set(dut.wr_beat, beat)
+            ctx.set(dut.wr_data, word)
+            await ctx.tick()
+        ctx.set(dut.wr_en, 0)
+        ctx.set(dut.rd_y, 10)
+        ctx.set(dut.rd_x, 20)
+        ctx.set(dut.rd_en, 1)
+        for cycle in range(1, 8):
+            await ctx.tick()
+            ctx.set(dut.rd_en, 0)
+            seen.append((cycle, [ctx.get(dut.window[i]) for i in range(9)]))
+
+    simulate(dut, bench)
+    arrival = next(cycle for cycle, window in seen if window == expect)
+    assert arrival == spec.WINDOW_READ_LATENCY == IfmapWindowBuffer.LATENCY
+    assert all(window == expect for cycle, window in seen if cycle >= arrival), "the window holds while idle"
+
+
+def test_requant_latency_equals_spec():
+    dut = MacRequant()
+    latency = []
+
+    async def bench(ctx):
+        ctx.set(dut.in_valid, 1)
+        for cycle in range(1, 10):
+            await ctx.tick()
+            ctx.set(dut.in_valid, 0)
+            if ctx.get(dut.out_valid):
+                latency.append(cycle)
+
+    simulate(dut, bench)
+    assert latency == [spec.MAC_LATENCY] and MacRequant.LATENCY == spec.MAC_LATENCY
 
 
 def test_requant_matches_golden_and_isolates_operands():

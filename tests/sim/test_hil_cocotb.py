@@ -3,7 +3,7 @@ validation images x 16 channels, at the largest threshold with no accuracy loss.
 from __future__ import annotations
 
 from model.deploy import e2e
-from model.deploy.export import quantize_input
+from model.deploy.quantize import quantize_input
 from model.deploy.hw_layer import hw_layer_input
 from sim.harness.hil import replay_runner, run_layer
 

@@ -11,10 +11,10 @@ from sim.flows.sweep import SweepSettings, instance_configs, run_sweep
 
 
 @pytest.fixture(scope="module")
-def two_point_sweep():
-    """One instance on Icarus at C = 0 and C = 0.5 with VELCRO masks; run_instance_point itself
+def two_point_sweep(sim_build_root):
+    """One instance on Icarus at C = 0 and C = 0.5 with VELCRO masks; point_activity itself
     fails if the waveform's event counts differ from the micro-architecture's event model."""
-    return run_sweep(SweepSettings(sim="icarus"), points=(0.0, 0.5), with_top=False)
+    return run_sweep(SweepSettings(sim="icarus", build_root=sim_build_root), points=(0.0, 0.5), with_top=False)
 
 
 def test_sweep_meets_the_papers_shape(two_point_sweep):

@@ -7,7 +7,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from model.velcro.compress import CompressedModel, compression_masks, lowest_variance_mask, parse_thresholds, saving_ratio
+from model.velcro.compress import (
+    CompressedModel,
+    compression_masks,
+    lowest_variance_mask,
+    parse_threshold,
+    parse_thresholds,
+    saving_ratio,
+)
 from model.errors import VelcroError
 from model.velcro.sites import find_sites
 from model.velcro.stats import ActivationStatistics
@@ -64,6 +71,15 @@ def test_tuple_lengths():
 def test_thresholds_out_of_range(values, percent, message):
     with pytest.raises(VelcroError, match=message):
         parse_thresholds(values, 2, percent=percent)
+
+
+def test_single_threshold():
+    assert parse_threshold("0.29") == Fraction(29, 100) and parse_threshold(0.3) == Fraction(3, 10)
+    assert parse_threshold("29", percent=True) == Fraction(29, 100) and parse_threshold(Fraction(1, 4)) == Fraction(1, 4)
+    with pytest.raises(VelcroError, match="T is 30, outside .* look like percents"):
+        parse_threshold(30, name="T")
+    with pytest.raises(VelcroError, match="not a number"):
+        parse_threshold(float("nan"))
 
 
 def test_exact_count_and_deterministic_ties():

@@ -1,4 +1,4 @@
-"""Dry runs of the Vivado scripts in vivado/ (issue 5), without Vivado.
+"""Dry runs of the Vivado scripts in vivado/, without Vivado.
 
 Each TCL script is sourced by plain tclsh through vivado/dryrun.tcl, whose `unknown` handler
 records every Vivado command (one JSON array per call) and returns "". The tests assert the flow's

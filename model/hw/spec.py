@@ -1,0 +1,227 @@
+"""The hardware contract in one machine-readable place: geometry, register map, fixed latencies.
+
+`rtl/` builds its register decode, its pipeline depths and the top's address decode from this
+module; the benches and drivers take every address from it; the cycle model is written in terms of
+its latencies; and the register table in `rtl/README.md` is generated from it (`python -m
+model.hw.spec` prints it; a test keeps the two equal). Only the standard library is imported, so
+generating Verilog pulls in nothing else.
+
+Why a Python module rather than SystemRDL: the consumers are Amaranth (Python), cocotb benches
+(Python) and a Python host, and the contract carries more than registers (geometry, instance
+count, pipeline latencies). One importable module serves all of them with no compile step and no
+generated file to keep fresh; the README table is the only rendered copy, and it is tested.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# ---------------------------------------------------------------- geometry
+H = W = 64  # IFMAP/OFMAP height and width
+K = 3  # filter size (3x3, stride 1, zero padding 1: "same")
+PIXELS_PER_BEAT = 8  # uint8 pixels per 64-bit AXI4-Stream beat
+BEAT_BITS = 8 * PIXELS_PER_BEAT
+BEATS_PER_FRAME = H * W // PIXELS_PER_BEAT  # 512
+N_OUTPUTS = H * W  # 4096
+TAPS = K * K  # weights per filter
+MACS_PER_OUTPUT = TAPS  # 9 multipliers, one computed output per cycle
+
+# ---------------------------------------------------------------- instances and addressing
+INSTANCES = 16  # conv2d instances in velcro_top (one per channel of the hardware layer)
+AXIL_DATA_WIDTH = 32  # AXI4-Lite data bits (4 byte strobes)
+CORE_ADDR_WIDTH = 13  # byte address bits of one instance's AXI4-Lite port
+INSTANCE_SELECT_BITS = (INSTANCES - 1).bit_length()  # 4: top address bits [16:13]
+TOP_ADDR_WIDTH = CORE_ADDR_WIDTH + INSTANCE_SELECT_BITS  # 17
+INSTANCE_STRIDE = 1 << CORE_ADDR_WIDTH  # instance i's registers start at i * 0x2000
+
+ID_VALUE = 0x56454C43  # "VELC"
+GEOMETRY_VALUE = H | (W << 8) | (K << 16) | (PIXELS_PER_BEAT << 24)
+
+# ---------------------------------------------------------------- fixed latencies (cycles)
+# The micro-architecture's pipeline depths. The RTL components take them from here, their unit tests
+# measure them, and the cycle model (model/hw/cycles.py) is written in terms of them.
+MASK_SCAN_STARTUP = 3  # compute start pulse -> first issued output index
+WINDOW_READ_LATENCY = 2  # window read issued -> 3x3 window registered
+MAC_LATENCY = 4  # window -> requantized pixel: products, sum, scaled product, clamp
+COMPUTE_PIPELINE = WINDOW_READ_LATENCY + MAC_LATENCY  # issued index -> OFMAP buffer write
+OUTPUT_LATENCY = 2  # drain read -> memory data -> output FIFO -> first m_axis beat
+
+# AXI4-Lite timing of one instance (velcro_conv2d), in cycles after the handshake that completes a
+# request; velcro_top adds BRIDGE_LATENCY to each request on its way to the instance.
+AXIL_WRITE_LATENCY = 1  # handshake of the later of AW and W -> BVALID
+AXIL_WRITE_INTERVAL = 1  # back-to-back writes (AW and W together, BREADY high): one per cycle
+AXIL_READ_LATENCY = 2  # AR handshake -> RVALID
+BRIDGE_LATENCY = 1  # velcro_top: request registered once between the bus and the instance
+
+
+# ---------------------------------------------------------------- register map
+@dataclass(frozen=True)
+class Field:
+    name: str
+    lsb: int
+    width: int = 1
+    reset: int = 0
+    w1c: bool = False  # writing 1 clears it (in a register with access "RO, W1C")
+
+    @property
+    def mask(self) -> int:
+        return ((1 << self.width) - 1) << self.lsb
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit register, or an array of `count` consecutive words (W, MASK, AVG).
+
+    `reset=None` marks a memory-backed region (MASK, AVG): its contents are undefined after reset
+    and a driver writes all of it; such a region is aligned to its power-of-two size so the
+    hardware decodes it from the upper address bits alone.
+    """
+
+    name: str
+    offset: int  # byte address inside one instance
+    access: str  # "RO", "RW" or "RO, W1C"
+    width: int  # bits stored per word (upper bits are dropped on write and read as 0 / sign)
+    doc: str
+    reset: int | None = 0  # None: undefined after reset (a driver writes it)
+    count: int = 1
+    fields: tuple[Field, ...] = field(default_factory=tuple)
+    sign_extend: bool = False  # reads sign-extend bit width-1
+
+    @property
+    def word(self) -> int:
+        """Word index (byte address >> 2) of the first word."""
+        return self.offset >> 2
+
+    @property
+    def end(self) -> int:
+        """First byte address after the register (array)."""
+        return self.offset + 4 * self.count
+
+    @property
+    def is_memory(self) -> bool:
+        """A memory-backed region (MASK, AVG) rather than flip-flops."""
+        return self.reset is None
+
+    @property
+    def writable(self) -> bool:
+        return self.access == "RW"
+
+    @property
+    def clear_on_write(self) -> bool:
+        """Read-only, but writing 1 to a field clears it (STATUS.FRAME_ERROR)."""
+        return "W1C" in self.access
+
+    def addr(self, index: int = 0) -> int:
+        if not 0 <= index < self.count:
+            raise IndexError(f"{self.name}[{index}]: the register has {self.count} word(s)")
+        return self.offset + 4 * index
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"register {self.name} has no field {name!r} (fields: {[f.name for f in self.fields]})")
+
+
+REGISTERS: tuple[Register, ...] = (
+    Register("ID", 0x0000, "RO", 32, f"constant 0x{ID_VALUE:08X} (ASCII 'VELC')", reset=ID_VALUE),
+    Register("GEOMETRY", 0x0004, "RO", 32,
+             f"constant: H \\| W<<8 \\| K<<16 \\| PIXELS_PER_BEAT<<24 = {H}, {W}, {K}, {PIXELS_PER_BEAT}",
+             reset=GEOMETRY_VALUE),
+    Register("CONTROL", 0x0008, "RW", 1, "bit 0 SKIP_EN: compressed outputs emit their average and cost nothing",
+             reset=1, fields=(Field("SKIP_EN", 0, reset=1),)),
+    Register("STATUS", 0x000C, "RO, W1C", 2,
+             "bit 0 BUSY (a frame in flight); bit 1 FRAME_ERROR (sticky, write 1 to clear)",
+             fields=(Field("BUSY", 0), Field("FRAME_ERROR", 1, w1c=True))),
+    Register("FRAMES", 0x0010, "RO", 32, "frames completed since reset (wraps)"),
+    Register("LAST_CYCLES", 0x0014, "RO", 32,
+             "clock edges from the first IFMAP beat's handshake to the last OFMAP beat's, of the last frame"),
+    Register("LAST_MACS", 0x0018, "RO", 32, "MAC operations of the last frame (9 per computed output)"),
+    Register("LAST_COMPUTED", 0x001C, "RO", 32, "outputs computed (not compressed) in the last frame"),
+    Register("W", 0x0020, "RW", 8, "weight w[ky][kx] at i = 3·ky + kx: int8 in bits [7:0], reads sign-extend",
+             count=TAPS, sign_extend=True),
+    Register("BIAS", 0x0044, "RW", 32, "bias b, int32"),
+    Register("MULT", 0x0048, "RW", 16, "requantization multiplier M, unsigned, bits [15:0]"),
+    Register("SHIFT", 0x004C, "RW", 5, "requantization shift S, bits [4:0]"),
+    Register("MASK", 0x0400, "RW", 32,
+             "bit j is output 32i + j (output = 64·y + x); 1 = compressed",
+             reset=None, count=N_OUTPUTS // 32),
+    Register("AVG", 0x1000, "RW", 32, "byte k is the uint8 average emitted for output 4i + k",
+             reset=None, count=N_OUTPUTS // 4),
+)
+REG: dict[str, Register] = {r.name: r for r in REGISTERS}
+
+
+def addr(name: str, index: int = 0) -> int:
+    """Byte address of register `name` (word `index` of an array) inside one instance."""
+    try:
+        return REG[name].addr(index)
+    except KeyError:
+        raise KeyError(f"no register {name!r}; registers: {', '.join(REG)}") from None
+
+
+def top_addr(instance: int, name: str, index: int = 0) -> int:
+    """Byte address of an instance's register through velcro_top's one AXI4-Lite port."""
+    if not 0 <= instance < INSTANCES:
+        raise IndexError(f"instance {instance}: velcro_top has instances 0..{INSTANCES - 1}")
+    return instance * INSTANCE_STRIDE + addr(name, index)
+
+
+def unmapped(offset: int) -> bool:
+    """True for a byte address inside one instance that no register occupies (reads 0, writes ignored).
+
+    Address bits [1:0] are ignored, as the hardware does.
+    """
+    if not 0 <= offset < 1 << CORE_ADDR_WIDTH:
+        raise ValueError(f"offset 0x{offset:x} lies outside one instance's {CORE_ADDR_WIDTH}-bit address space")
+    word = offset & ~3
+    return not any(r.offset <= word < r.end for r in REGISTERS)
+
+
+def _check_map() -> None:
+    """Word aligned, inside the core's address space, no overlaps, resets and fields within the width."""
+    spans = sorted((r.offset, r.end, r.name) for r in REGISTERS)
+    for (_, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
+        if end > next_start:
+            raise AssertionError(f"registers {name} and {next_name} overlap")
+    for r in REGISTERS:
+        if r.offset % 4 or r.end > 1 << CORE_ADDR_WIDTH:
+            raise AssertionError(f"register {r.name} is unaligned or outside the {CORE_ADDR_WIDTH}-bit space")
+        if not 1 <= r.width <= AXIL_DATA_WIDTH:
+            raise AssertionError(f"register {r.name}: width {r.width} outside 1..{AXIL_DATA_WIDTH}")
+        if r.reset is not None and r.reset >> r.width:
+            raise AssertionError(f"register {r.name}: reset 0x{r.reset:x} does not fit {r.width} bits")
+        for f in r.fields:
+            if f.lsb + f.width > r.width or f.reset >> f.width:
+                raise AssertionError(f"register {r.name}: field {f.name} does not fit")
+            if f.w1c and not r.clear_on_write:
+                raise AssertionError(f"register {r.name}: W1C field {f.name} in a register without W1C access")
+        if r.clear_on_write and not any(f.w1c for f in r.fields):
+            raise AssertionError(f"register {r.name}: W1C access but no W1C field")
+        if r.fields and r.reset is not None and r.reset != sum(f.reset << f.lsb for f in r.fields):
+            raise AssertionError(f"register {r.name}: reset disagrees with its fields' resets")
+        if r.is_memory:
+            size = 4 * r.count
+            if size & (size - 1) or r.offset % size:
+                raise AssertionError(f"memory region {r.name} must be a power of two in size and aligned to it")
+
+
+_check_map()
+
+
+def register_table() -> str:
+    """The register map as the Markdown table rtl/README.md carries."""
+    lines = ["| address | name | access | bits | reset | meaning |", "|---|---|---|---|---|---|"]
+    for r in REGISTERS:
+        if r.count > 1:
+            span = f"0x{r.offset:04X} + 4i, i < {r.count}"
+            name = f"{r.name}[i]"
+        else:
+            span, name = f"0x{r.offset:04X}", r.name
+        reset = "undefined" if r.reset is None else f"0x{r.reset:08X}" if r.reset > 9 else str(r.reset)
+        bits = f"[{r.width - 1}:0]" if r.width > 1 else "[0]"
+        lines.append(f"| {span} | {name} | {r.access} | {bits} | {reset} | {r.doc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(register_table())
