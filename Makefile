@@ -122,12 +122,25 @@ VELCRO_SAIF ?=
 VELCRO_SAIF_INSTANCE ?=
 VELCRO_POWER_TAG ?=
 VELCRO_CLK_SRC ?=
+VELCRO_PBLOCK ?=
+VELCRO_IO_DELAY_PCT ?=
+# A power report from a SAIF whose "Design Nets Matched" is below this share (%) fails the target.
+VELCRO_MIN_NETS_MATCHED ?= 80
+# Vivado reads VELCRO_SAIF as vivado/saif_normalize.py rewrites it, in VELCRO_OUT/saif/ (same name).
+VIVADO_SAIF = $(if $(VELCRO_SAIF),$(VELCRO_OUT)/saif/$(notdir $(VELCRO_SAIF)))
+VIVADO_SAIF_INSTANCE = $(or $(VELCRO_SAIF_INSTANCE),$(VELCRO_TOP))
+VIVADO_POWER_TAG = $(or $(VELCRO_POWER_TAG),$(basename $(notdir $(VELCRO_SAIF))))
 VIVADO_ENV = VELCRO_TOP='$(VELCRO_TOP)' VELCRO_PART='$(VELCRO_PART)' VELCRO_CLOCK_MHZ='$(VELCRO_CLOCK_MHZ)' \
-  VELCRO_OUT='$(VELCRO_OUT)' VELCRO_SAIF='$(VELCRO_SAIF)' VELCRO_SAIF_INSTANCE='$(VELCRO_SAIF_INSTANCE)' \
-  VELCRO_POWER_TAG='$(VELCRO_POWER_TAG)' VELCRO_CLK_SRC='$(VELCRO_CLK_SRC)'
+  VELCRO_OUT='$(VELCRO_OUT)' VELCRO_SAIF='$(VIVADO_SAIF)' VELCRO_SAIF_INSTANCE='$(VELCRO_SAIF_INSTANCE)' \
+  VELCRO_POWER_TAG='$(VIVADO_POWER_TAG)' VELCRO_CLK_SRC='$(VELCRO_CLK_SRC)' VELCRO_PBLOCK='$(VELCRO_PBLOCK)' \
+  VELCRO_IO_DELAY_PCT='$(VELCRO_IO_DELAY_PCT)'
 VIVADO_BATCH = $(VIVADO_ENV) $(VIVADO) -mode batch -notrace -nojournal
-# The report parser needs only the standard library: the venv's Python when there, else python3.
+# The report parser and the SAIF normaliser need only the standard library: the venv's Python when
+# there, else python3.
 VIVADO_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+# Recipe line: normalise VELCRO_SAIF (when given) into VIVADO_SAIF, checking the instance read_saif strips.
+VIVADO_NORMALIZE_SAIF = $(if $(VELCRO_SAIF),$(VIVADO_PY) vivado/saif_normalize.py '$(VELCRO_SAIF)' \
+  -o '$(VIVADO_SAIF)' --require-instance '$(VIVADO_SAIF_INSTANCE)')
 
 .PHONY: vivado vivado-power vivado-ip vivado-dryrun .vivado-on-path
 
@@ -139,14 +152,19 @@ VIVADO_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 # Synthesis + implementation + reports + checkpoints, then VELCRO_OUT/summary.json.
 vivado: .vivado-on-path
 	@mkdir -p $(VELCRO_OUT)
+	$(VIVADO_NORMALIZE_SAIF)
 	$(VIVADO_BATCH) -log $(VELCRO_OUT)/vivado.log -source vivado/build.tcl
-	$(VIVADO_PY) vivado/parse_reports.py $(VELCRO_OUT) -o $(VELCRO_OUT)/summary.json
+	$(VIVADO_PY) vivado/parse_reports.py $(VELCRO_OUT) -o $(VELCRO_OUT)/summary.json \
+	  $(if $(VELCRO_SAIF),--min-nets-matched $(VELCRO_MIN_NETS_MATCHED) --power saif)
 
 # Power of the routed checkpoint with one more SAIF: make vivado-power VELCRO_SAIF=c0.saif VELCRO_POWER_TAG=c0
 vivado-power: .vivado-on-path
 	@test -n "$(VELCRO_SAIF)" || { echo "error: set VELCRO_SAIF=<file.saif> (and VELCRO_POWER_TAG=<name>)" >&2; exit 1; }
+	@mkdir -p $(VELCRO_OUT)
+	$(VIVADO_NORMALIZE_SAIF)
 	$(VIVADO_BATCH) -log $(VELCRO_OUT)/vivado_power.log -source vivado/power.tcl
-	$(VIVADO_PY) vivado/parse_reports.py $(VELCRO_OUT) -o $(VELCRO_OUT)/summary.json
+	$(VIVADO_PY) vivado/parse_reports.py $(VELCRO_OUT) -o $(VELCRO_OUT)/summary.json \
+	  --min-nets-matched $(VELCRO_MIN_NETS_MATCHED) --power '$(VIVADO_POWER_TAG)'
 
 # velcro_top as a Vivado IP (AXI4-Lite + AXI4-Stream interfaces, clk/rst) in VELCRO_OUT/ip.
 vivado-ip: .vivado-on-path
@@ -156,5 +174,6 @@ vivado-ip: .vivado-on-path
 # No Vivado needed: source the scripts in tclsh with recording stubs; the call log is printed.
 vivado-dryrun:
 	@mkdir -p $(VELCRO_OUT)/dryrun
+	$(VIVADO_NORMALIZE_SAIF)
 	$(VIVADO_ENV) VELCRO_OUT='$(VELCRO_OUT)/dryrun' tclsh vivado/dryrun.tcl $(VELCRO_OUT)/dryrun/calls.jsonl vivado/build.tcl
 	@cat $(VELCRO_OUT)/dryrun/calls.jsonl

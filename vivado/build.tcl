@@ -3,13 +3,15 @@
 #   vivado -mode batch -source vivado/build.tcl        (from the repository root; `make vivado`)
 #
 # Settings are environment variables with defaults, listed in vivado/settings.tcl. The design is
-# synthesized out of context (its ports are not board pins), placed and routed, then utilization
-# (flat and hierarchical), timing summary, power (vectorless, and with VELCRO_SAIF also from
-# simulated activity) and checkpoints are written to VELCRO_OUT. vivado/parse_reports.py turns
-# the reports into VELCRO_OUT/summary.json.
+# synthesized out of context (its ports are not board pins) with its I/O timed against a budget,
+# its clock driven from a known BUFGCE site (HD.CLK_SRC) and, on the U280, kept in one SLR; then
+# it is placed and routed, and utilization (flat and hierarchical), timing summary (with
+# unconstrained paths), power (vectorless, and with VELCRO_SAIF also from simulated activity) and
+# checkpoints are written to VELCRO_OUT. vivado/parse_reports.py turns the reports into
+# VELCRO_OUT/summary.json.
 #
-# Only standard Vivado Tcl commands (UG835) are used, and nothing depends on their return values,
-# so tests source this file in plain tclsh with recording stubs (tests/test_vivado_flow.py).
+# Only standard Vivado Tcl commands (UG835) are used, and only the clock-site check reads a return
+# value, so tests source this file in plain tclsh with recording stubs (tests/vivado/).
 
 source [file join [file dirname [file normalize [info script]]] settings.tcl]
 velcro::load_settings
@@ -23,7 +25,8 @@ if {[llength [info commands version]]
 
 file mkdir $velcro::out
 velcro::write_run_info [file join $velcro::out run_info.txt]
-set velcro_xdc [velcro::write_constraints]
+set velcro_xdc [velcro::write_timing_constraints]
+set velcro_physical_xdc [velcro::write_physical_constraints]
 puts "velcro: top $velcro::top, part $velcro::part, clock $velcro::clock_mhz MHz\
       (period $velcro::period_ns ns), output $velcro::out"
 
@@ -33,6 +36,9 @@ read_xdc $velcro_xdc
 
 # ---- synthesis, out of context: no I/O buffers on the ports
 synth_design -top $velcro::top -part $velcro::part -mode out_of_context
+# physical constraints for implementation: clock source site (checked first) and SLR pblock
+velcro::check_clock_source
+read_xdc $velcro_physical_xdc
 write_checkpoint -force [file join $velcro::out post_synth.dcp]
 report_utilization -file [file join $velcro::out post_synth_utilization.rpt]
 
@@ -47,7 +53,7 @@ write_checkpoint -force [file join $velcro::out post_route.dcp]
 # ---- reports of the routed design (file names are the ones parse_reports.py reads)
 report_utilization -file [file join $velcro::out utilization.rpt]
 report_utilization -hierarchical -file [file join $velcro::out utilization_hier.rpt]
-report_timing_summary -max_paths 10 -file [file join $velcro::out timing_summary.rpt]
+report_timing_summary -max_paths 10 -report_unconstrained -file [file join $velcro::out timing_summary.rpt]
 
 velcro::set_power_defaults
 report_power -file [file join $velcro::out power_vectorless.rpt]

@@ -8,16 +8,23 @@ Reads, from DIR (VELCRO_OUT), the files build.tcl and power.tcl write:
 
 - ``utilization.rpt`` (report_utilization of the routed design): LUT, FF, DSP, BRAM tiles, URAM;
 - ``utilization_hier.rpt`` (report_utilization -hierarchical): per-instance rows;
-- ``timing_summary.rpt`` (report_timing_summary): WNS/TNS/WHS/WPWS, the clk period, and the
-  achieved Fmax estimate 1000 / (period - WNS) MHz (setup paths; I/O is not constrained out of
-  context);
+- ``timing_summary.rpt`` (report_timing_summary -report_unconstrained): WNS/TNS/WHS/WPWS, the
+  clk period, the Fmax estimate 1000 / (period - WNS) MHz (worst setup path, internal or I/O
+  against the I/O budget of build.tcl), and the check_timing counts, whose unconstrained ones add
+  up to ``unconstrained_endpoints`` (0 when every path is timed);
 - ``power_vectorless.rpt``, ``power_saif.rpt``, ``power_<tag>.rpt`` (report_power): total,
-  dynamic and static power, confidence level, activity file and matched nets;
-- ``run_info.txt``: the settings build.tcl ran with (top, part, clock, SAIF).
+  dynamic and static power, confidence level, activity file and matched nets ("Design Nets
+  Matched");
+- ``run_info.txt``: the settings build.tcl ran with (top, part, clock, I/O budget, clock source,
+  pblock, SAIF).
+
+``--min-nets-matched PCT`` makes the exit status 1 when a power report from a SAIF (every one, or
+those named with ``--power``) matched fewer than PCT % of the design nets, or has no such line:
+unmatched nets fall back to vectorless activity, so such a report is not activity-based power.
 
 Only the Python standard library is used, so `make vivado` can run it without the project's
 virtualenv. Missing reports give null fields and are listed under "missing"; the exit status is 1
-only when none of the reports is there.
+when none of the reports is there.
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ REPORT_FILES = {
 }
 RUN_INFO = "run_info.txt"
 SUMMARY = "summary.json"
+
+#: check_timing items of report_timing_summary that count paths or ports left untimed.
+UNCONSTRAINED_CHECKS = (
+    "no_clock", "unconstrained_internal_endpoints", "no_input_delay", "no_output_delay",
+    "partial_input_delay", "partial_output_delay",
+)
 
 #: summary key -> Site Type names in report_utilization (UltraScale+ first, 7-series after).
 UTILIZATION_ROWS = {
@@ -168,6 +181,9 @@ def parse_timing_summary(text: str) -> dict[str, object]:
                     break
                 result["clocks"][m.group(1)] = {"period_ns": _number(m.group(3)), "frequency_mhz": _number(m.group(4))}
             break
+    checks = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*\d+\.\s+checking\s+(\w+)\s+\((\d+)\)\s*$", text, re.M)}
+    if checks:
+        result["check_timing"] = checks
     if "All user specified timing constraints are met." in text:
         result["constraints_met"] = True
     elif "Timing constraints are not met." in text:
@@ -241,6 +257,9 @@ def summarize(directory: Path) -> dict[str, object]:
         "clock_target_mhz": _number(info["clock_mhz"]) if "clock_mhz" in info else None,
         "saif": info.get("saif") or None,
         "saif_instance": info.get("saif_instance") if info.get("saif") else None,
+        "io_delay_ns": _number(info["io_delay_ns"]) if info.get("io_delay_ns") else None,
+        "clk_src": info.get("clk_src") or None,
+        "pblock": info.get("pblock") or None,
     }
 
     summary.update(parse_utilization(texts.get("utilization", "")))
@@ -253,6 +272,7 @@ def summarize(directory: Path) -> dict[str, object]:
         period = _number(info["period_ns"])
     wns = timing.get("wns_ns")
     checks = [timing.get(k) for k in ("wns_ns", "whs_ns", "wpws_ns")]
+    check_timing = timing.get("check_timing")
     summary.update(
         {
             "clock_period_ns": period,
@@ -262,6 +282,8 @@ def summarize(directory: Path) -> dict[str, object]:
             "wpws_ns": timing.get("wpws_ns"),
             "timing_met": None if any(v is None for v in checks) else all(v >= 0 for v in checks),
             "fmax_mhz": round(1000.0 / (period - wns), 3) if period and wns is not None and period - wns > 0 else None,
+            "check_timing": check_timing,
+            "unconstrained_endpoints": sum(check_timing.get(k, 0) for k in UNCONSTRAINED_CHECKS) if check_timing else None,
         }
     )
     if summary["clock_target_mhz"] is None and clk.get("frequency_mhz") is not None:
@@ -293,10 +315,38 @@ def summarize(directory: Path) -> dict[str, object]:
     return summary
 
 
+def check_nets_matched(summary: dict[str, object], minimum: float, names: list[str] | None = None) -> list[str]:
+    """Problems of the SAIF-based power reports (NAMES, or every one with an activity file) whose
+    "Design Nets Matched" is below MINIMUM percent or missing."""
+    power: dict[str, dict[str, object]] = summary.get("power") or {}  # type: ignore[assignment]
+    selected = names if names else [k for k, v in power.items() if v.get("activity_file")]
+    problems = []
+    for name in selected:
+        report = power.get(name)
+        if report is None:
+            problems.append(f"power report '{name}' missing (expected power_{name}.rpt)")
+            continue
+        pct = report.get("nets_matched_pct")
+        if pct is None:
+            problems.append(f"power report '{name}': no \"Design Nets Matched\" figure (was a SAIF read?)")
+        elif pct < minimum:
+            matched, total = report.get("nets_matched") or (None, None)
+            problems.append(
+                f"power report '{name}': Design Nets Matched {pct:g} % ({matched}/{total}) is below {minimum:g} %: "
+                "the unmatched nets fall back to vectorless activity. Check VELCRO_SAIF_INSTANCE (read_saif "
+                "-strip_path) and the saif_unmatched*.txt list next to the report"
+            )
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, help="VELCRO_OUT of the Vivado run (e.g. build/vivado)")
     parser.add_argument("-o", "--output", help="output JSON (default DIRECTORY/summary.json; - for stdout)")
+    parser.add_argument("--min-nets-matched", type=float, metavar="PCT",
+                        help="fail when a SAIF power report matched fewer than PCT %% of the design nets")
+    parser.add_argument("--power", action="append", metavar="NAME",
+                        help="power report checked by --min-nets-matched (saif, or a power.tcl tag); repeatable")
     args = parser.parse_args(argv)
     if not args.directory.is_dir():
         print(f"error: {args.directory} is not a directory (run make vivado first)", file=sys.stderr)
@@ -308,12 +358,22 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(summary, indent=2) + "\n"
     if args.output == "-":
         sys.stdout.write(text)
-        return 0
-    output = Path(args.output) if args.output else args.directory / SUMMARY
-    output.write_text(text, encoding="utf-8")
-    print(f"wrote {output}")
+    else:
+        output = Path(args.output) if args.output else args.directory / SUMMARY
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {output}")
     for name in summary["missing"]:
         print(f"warning: {name} missing in {args.directory}", file=sys.stderr)
+    if summary["unconstrained_endpoints"]:
+        counts = ", ".join(f"{k} {v}" for k, v in summary["check_timing"].items() if k in UNCONSTRAINED_CHECKS and v)
+        print(f"warning: {summary['unconstrained_endpoints']} unconstrained endpoints or ports ({counts}): "
+              "WNS and Fmax leave them out", file=sys.stderr)
+    if args.min_nets_matched is not None:
+        problems = check_nets_matched(summary, args.min_nets_matched, args.power)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if problems:
+            return 1
     return 0
 
 

@@ -1,12 +1,16 @@
 """Dry runs of the Vivado scripts in vivado/, without Vivado.
 
 Each TCL script is sourced by plain tclsh through vivado/dryrun.tcl, whose `unknown` handler
-records every Vivado command (one JSON array per call) and returns "". The tests assert the flow's
-order, part, top, clock period, the files it reads, the report paths, SAIF handling, the IP
-packaging calls, and that `make vivado` without Vivado fails fast with a plain message.
+records every Vivado command (one JSON array per call) and returns "" (object queries such as
+get_ports return the object's name). The tests assert the flow's order, part, top, clock period,
+the I/O timing budget, the clock source and SLR pblock, the reset held inactive for vectorless
+power, the normalised SAIF handed to read_saif, the report paths, the IP packaging calls, and the
+Makefile targets: that they fail fast without Vivado, and, with a stand-in `vivado` that runs the
+same dry run and writes power reports, that they normalise the SAIF and fail when too few design
+nets matched.
 
-Most tests use placeholder Verilog written to a temp dir (ports of DESIGN.md section 4, no logic);
-the tests named *real_rtl* check the real rtl/generated/*.v the flow reads by default.
+Most tests use placeholder Verilog written to a temp dir (the real ports, no logic); the tests
+named *real_rtl* check the real rtl/generated/*.v the flow reads by default.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,13 +33,26 @@ POWER_TCL = VIVADO_DIR / "power.tcl"
 PACKAGE_IP_TCL = VIVADO_DIR / "package_ip.tcl"
 DRYRUN_TCL = VIVADO_DIR / "dryrun.tcl"
 REAL_RTL = REPO / "rtl" / "generated"
+SAIF_FIXTURE = Path(__file__).resolve().parent / "data" / "verilator_conv2d.saif"  # see data/README.md
+TOP_SAIF_FIXTURE = Path(__file__).resolve().parent / "data" / "verilator_velcro_top.saif"  # trimmed `make saif` output
 DEFAULT_PART = "xcu280-fsvh2892-2L-e"
+U280_CLK_SRC = "BUFGCE_X0Y48"
+U280_SLR = {"SLR0": "CLOCKREGION_X0Y0:CLOCKREGION_X7Y3", "SLR1": "CLOCKREGION_X0Y4:CLOCKREGION_X7Y7",
+            "SLR2": "CLOCKREGION_X0Y8:CLOCKREGION_X7Y11"}
 N_INST = 16
 
-# vivado/parse_reports.py is a script, not a package module: import it by path.
-_spec = importlib.util.spec_from_file_location("velcro_vivado_parse_reports", VIVADO_DIR / "parse_reports.py")
-parse_reports = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(parse_reports)
+
+def _load(name: str):
+    """vivado/<name>.py is a script, not a package module: import it by path."""
+    spec = importlib.util.spec_from_file_location(f"velcro_vivado_{name}", VIVADO_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+parse_reports = _load("parse_reports")
+saif_normalize = _load("saif_normalize")
 
 # The implementation steps, in the order the flow must run them.
 FLOW = ["read_verilog", "read_xdc", "synth_design", "opt_design", "place_design", "phys_opt_design", "route_design"]
@@ -43,13 +61,18 @@ FLOW = ["read_verilog", "read_xdc", "synth_design", "opt_design", "place_design"
 UG835 = {
     "version", "read_verilog", "read_xdc", "synth_design", "opt_design", "place_design", "phys_opt_design",
     "route_design", "write_checkpoint", "open_checkpoint", "report_utilization", "report_timing_summary",
-    "report_power", "read_saif", "set_operating_conditions", "set_switching_activity",
+    "report_power", "read_saif", "set_operating_conditions", "set_switching_activity", "get_ports", "get_sites",
+    "get_property",
     "create_project", "add_files", "set_property", "current_fileset", "update_compile_order", "close_project",
     "ipx::package_project", "ipx::current_core", "ipx::infer_bus_interface", "ipx::get_bus_interfaces",
     "ipx::associate_bus_interfaces", "ipx::get_bus_parameters", "ipx::add_bus_parameter",
     "ipx::get_memory_maps", "ipx::add_memory_map", "ipx::get_address_blocks", "ipx::add_address_block",
     "ipx::create_xgui_files", "ipx::update_checksums", "ipx::check_integrity", "ipx::save_core",
 }
+
+# The port selections of the generated XDC: every input but the clock, every output.
+XDC_INPUTS = '[get_ports -filter {DIRECTION == IN && NAME != "clk"}]'
+XDC_OUTPUTS = "[get_ports -filter {DIRECTION == OUT}]"
 
 
 def _tclsh() -> str:
@@ -69,9 +92,9 @@ def _axil(addr_w: int) -> str:
     )
 
 
-# Placeholders with the ports of DESIGN.md section 4; the streams pass straight through so a
+# Placeholders with the ports of velcro_top and velcro_conv2d; the streams pass straight through so a
 # bench can check which wrapper port reaches which slice.
-PLACEHOLDER_TOP = f"""// PLACEHOLDER for tests only: ports of velcro_top (DESIGN.md section 4), streams passed through.
+PLACEHOLDER_TOP = f"""// PLACEHOLDER for tests only: ports of velcro_top, streams passed through.
 module velcro_top (
 input clk, input rst,
 {_axil(17)},
@@ -85,7 +108,7 @@ input [{N_INST - 1}:0] m_axis_tready, output [{N_INST - 1}:0] m_axis_tlast);
   assign s_axis_tready = m_axis_tready;
 endmodule
 """
-PLACEHOLDER_CONV = f"""// PLACEHOLDER for tests only: ports of velcro_conv2d (DESIGN.md section 4), no logic.
+PLACEHOLDER_CONV = f"""// PLACEHOLDER for tests only: ports of velcro_conv2d, no logic.
 module velcro_conv2d (
 input clk, input rst,
 {_axil(13)},
@@ -119,6 +142,8 @@ def dry_run(scripts: list[Path], cwd: Path, env: dict[str, str] | None = None, c
     return proc, calls
 
 
+
+
 def names(calls: list[list[str]]) -> list[str]:
     return [c[0] for c in calls]
 
@@ -140,8 +165,37 @@ def clock_period(xdc: Path) -> float:
     return float(m.group(1))
 
 
-def check_flow(calls: list[list[str]], out: Path, rtl_file: Path, top: str, part: str, period: float) -> None:
-    """Everything the independent dry run checks, and the reports."""
+def xdc_commands(xdc: Path) -> list[str]:
+    """The constraint lines of an XDC file (comments and blank lines left out)."""
+    return [l.strip() for l in xdc.read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")]
+
+
+def io_constraints(delay_ns: float) -> list[str]:
+    """The I/O budget lines build.tcl must write for an external delay of DELAY_NS."""
+    d = f"{delay_ns:.3f}"
+    return [
+        f"set_input_delay -clock clk -max {d} {XDC_INPUTS}",
+        f"set_input_delay -clock clk -min 0.000 {XDC_INPUTS}",
+        f"set_output_delay -clock clk -max {d} {XDC_OUTPUTS}",
+        f"set_output_delay -clock clk -min 0.000 {XDC_OUTPUTS}",
+        f"set_false_path -hold -from {XDC_INPUTS}",
+        f"set_false_path -hold -to {XDC_OUTPUTS}",
+    ]
+
+
+def physical_constraints(clk_src: str | None, pblock_range: str | None) -> list[str]:
+    lines = [f"set_property HD.CLK_SRC {clk_src} [get_ports clk]"] if clk_src else []
+    if pblock_range:
+        lines += ["create_pblock velcro_region", f"resize_pblock [get_pblocks velcro_region] -add {{{pblock_range}}}",
+                  "add_cells_to_pblock [get_pblocks velcro_region] -top"]
+    return lines
+
+
+def check_flow(
+    calls: list[list[str]], out: Path, rtl_file: Path, top: str, part: str, period: float,
+    clk_src: str | None = U280_CLK_SRC, pblock_range: str | None = U280_SLR["SLR0"], io_pct: float = 40,
+) -> None:
+    """Everything the independent dry run checks, the constraints, and the reports."""
     seq = names(calls)
     positions = [seq.index(step) for step in FLOW]
     assert positions == sorted(positions), f"flow out of order: {seq}"
@@ -154,14 +208,27 @@ def check_flow(calls: list[list[str]], out: Path, rtl_file: Path, top: str, part
     assert option(synth, "-top") == top
     assert option(synth, "-part") == part
     assert option(synth, "-mode") == "out_of_context"
-    xdc = Path(only(calls, "read_xdc")[-1])
-    assert xdc.is_file() and xdc.parent == out
-    assert clock_period(xdc) == pytest.approx(period, abs=5e-4)
+    # timing constraints before synthesis, physical ones after it (implementation only)
+    xdcs = [(i, Path(c[-1])) for i, c in enumerate(calls) if c[0] == "read_xdc"]
+    assert [p.name for _, p in xdcs] == ["velcro_ooc.xdc", "velcro_ooc_physical.xdc"]
+    assert all(p.is_file() and p.parent == out for _, p in xdcs)
+    assert xdcs[0][0] < seq.index("synth_design") < xdcs[1][0] < seq.index("opt_design")
+    timing, physical = xdcs[0][1], xdcs[1][1]
+    assert clock_period(timing) == pytest.approx(period, abs=5e-4)
+    assert xdc_commands(timing)[1:] == io_constraints(round(period, 3) * io_pct / 100)
+    assert xdc_commands(physical) == physical_constraints(clk_src, pblock_range)
+    # the clock-site check runs on the synthesized design, before the physical constraints
+    sites = [i for i, c in enumerate(calls) if c[0] == "get_sites"]
+    if clk_src:
+        assert ["get_sites", "-quiet", clk_src] in calls
+        assert seq.index("synth_design") < sites[0] and sites[-1] < xdcs[1][0]
+    else:
+        assert sites == []
     # checkpoints after synthesis, placement and routing
     dcps = [(i, c[-1]) for i, c in enumerate(calls) if c[0] == "write_checkpoint"]
     assert [Path(p).name for _, p in dcps] == ["post_synth.dcp", "post_place.dcp", "post_route.dcp"]
     assert all(Path(p).parent == out and "-force" in calls[i] for i, p in dcps)
-    assert dcps[0][0] > seq.index("synth_design") and dcps[1][0] > seq.index("phys_opt_design")
+    assert dcps[0][0] > xdcs[1][0] and dcps[1][0] > seq.index("phys_opt_design")
     assert dcps[2][0] > seq.index("route_design")
     # reports of the routed design, at the paths the parser reads
     route = seq.index("route_design")
@@ -174,10 +241,9 @@ def check_flow(calls: list[list[str]], out: Path, rtl_file: Path, top: str, part
     assert "-hierarchical" in reports["utilization_hier.rpt"][1]
     assert reports["utilization.rpt"][1][0] == "report_utilization"
     assert reports["timing_summary.rpt"][1][0] == "report_timing_summary"
+    assert "-report_unconstrained" in reports["timing_summary.rpt"][1]
     assert reports["power_vectorless.rpt"][1][0] == "report_power"
-    # vectorless defaults are set before the power report
-    assert seq.index("set_switching_activity") < reports["power_vectorless.rpt"][0]
-    assert option(only(calls, "set_switching_activity"), "-default_toggle_rate") == "12.5"
+    check_power_settings(calls, reports["power_vectorless.rpt"][0])
     # every file the flow reads exists
     for c in calls:
         if c[0] in ("read_verilog", "read_xdc", "read_saif", "open_checkpoint"):
@@ -185,6 +251,32 @@ def check_flow(calls: list[list[str]], out: Path, rtl_file: Path, top: str, part
     assert set(seq) <= UG835, f"not standard Vivado commands: {set(seq) - UG835}"
     info = parse_reports.parse_run_info((out / "run_info.txt").read_text())
     assert (info["top"], info["part"]) == (top, part)
+    assert (info["clk_src"], info["io_delay_pct"]) == (clk_src or "", f"{io_pct:g}")
+
+
+RESET_INACTIVE = ["set_switching_activity", "-static_probability", "0", "-toggle_rate", "0", "rst"]
+
+
+def check_power_settings(calls: list[list[str]], before: int) -> None:
+    """Vectorless defaults, then rst held inactive (static probability 0, no toggles), all before
+    call index BEFORE (a report_power or read_saif)."""
+    head = calls[:before]
+    defaults = [i for i, c in enumerate(head) if c[:1] == ["set_switching_activity"] and "-default_toggle_rate" in c]
+    assert len(defaults) == 1, f"expected one default setting before call {before}: {head}"
+    assert option(head[defaults[0]], "-default_toggle_rate") == "12.5"
+    assert option(head[defaults[0]], "-default_static_probability") == "0.5"
+    resets = [i for i, c in enumerate(head) if c == RESET_INACTIVE]
+    assert len(resets) == 1, f"rst is not held inactive before call {before}: {head}"
+    assert defaults[0] < resets[0]
+    assert head[resets[0] - 1] == ["get_ports", "rst"]  # the object is the port rst
+
+
+def normalized_saif(directory: Path, name: str = "c0.saif") -> Path:
+    """The fixture's real Verilator SAIF, normalised as make does."""
+    text, _ = saif_normalize.normalize(SAIF_FIXTURE.read_text(), date="Mon Jan  5 12:00:00 2026")
+    path = directory / name
+    path.write_text(text)
+    return path
 
 
 # ---------------------------------------------------------------------- build.tcl, real RTL
@@ -215,6 +307,33 @@ def test_build_from_repository_root_relative_paths(tmp_path: Path, rtl_dir: Path
     check_flow(calls, out, rtl_dir / "velcro_top.v", "velcro_top", DEFAULT_PART, 1000 / 300)
 
 
+def _ports(verilog: str, module: str) -> dict[str, str]:
+    """{port: direction} of MODULE in Yosys-written Verilog (port names in the header, directions
+    declared in the body: `input [16:0] s_axil_awaddr;`)."""
+    start = re.search(rf"^\s*module\s+{module}\s*\(", verilog, re.M)
+    assert start, f"no module {module}"
+    body = verilog[start.start():verilog.index("endmodule", start.start())]
+    header = re.match(r"\s*module\s+\w+\s*\((.*?)\);", body, re.S).group(1)
+    directions = {m.group(2): m.group(1) for m in re.finditer(r"^\s*(input|output|inout)\b[^;]*?\\?([\w$]+)\s*;", body, re.M)}
+    return {name: directions.get(name) for name in re.findall(r"[\w$]+", header)}
+
+
+@pytest.mark.parametrize("top", ["velcro_top", "velcro_conv2d"])
+def test_io_budget_times_every_real_port(tmp_path: Path, top: str) -> None:
+    """The I/O selections of the XDC, applied to the real module's ports, leave only clk without an
+    input or output delay: no port-to-register or register-to-port path is left out of WNS."""
+    dry_run([BUILD_TCL], cwd=tmp_path, env={"VELCRO_TOP": top})
+    ports = _ports((REAL_RTL / f"{top}.v").read_text(), top)
+    assert ports["clk"] == "input" and ports["rst"] == "input"
+    assert None not in ports.values() and "inout" not in ports.values(), ports
+    inputs = {p for p, d in ports.items() if d == "input" and p != "clk"}  # DIRECTION == IN && NAME != "clk"
+    outputs = {p for p, d in ports.items() if d == "output"}  # DIRECTION == OUT
+    assert set(ports) - inputs - outputs == {"clk"}
+    assert len(inputs) >= 10 and len(outputs) >= 10
+    lines = xdc_commands(tmp_path / "build" / "vivado" / "velcro_ooc.xdc")
+    assert lines[1:] == io_constraints(1.333)
+
+
 # ---------------------------------------------------------------------- build.tcl, placeholders
 @pytest.mark.parametrize(
     ("mhz", "period_text"), [("300", "3.333"), ("250", "4.000"), ("322.265625", "3.103"), ("100", "10.000")]
@@ -226,18 +345,76 @@ def test_build_clock_period_follows_clock_mhz(tmp_path: Path, rtl_dir: Path, mhz
     assert f"-period {period_text} " in (out / "velcro_ooc.xdc").read_text()
 
 
+@pytest.mark.parametrize(("pct", "delay"), [(None, "1.333"), ("25", "0.833"), ("0", "0.000"), ("49.5", "1.650")])
+def test_io_delay_share_of_period(tmp_path: Path, rtl_dir: Path, pct: str | None, delay: str) -> None:
+    """Input and output delays against clk are VELCRO_IO_DELAY_PCT % of the period (default 40)."""
+    out = tmp_path / "out"
+    env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir)} | ({"VELCRO_IO_DELAY_PCT": pct} if pct else {})
+    _, calls = dry_run([BUILD_TCL], cwd=tmp_path, env=env)
+    check_flow(calls, out, rtl_dir / "velcro_top.v", "velcro_top", DEFAULT_PART, 1000 / 300, io_pct=float(pct or 40))
+    lines = xdc_commands(out / "velcro_ooc.xdc")
+    assert f"set_input_delay -clock clk -max {delay} {XDC_INPUTS}" in lines
+    assert f"set_output_delay -clock clk -max {delay} {XDC_OUTPUTS}" in lines
+    assert parse_reports.parse_run_info((out / "run_info.txt").read_text())["io_delay_ns"] == delay
+
+
 def test_build_settings_from_environment(tmp_path: Path, rtl_dir: Path) -> None:
+    """Another part: no U280 clock site or SLR pblock by default (their names are the U280's)."""
     out = tmp_path / "o u t"  # a space in the path must survive
     env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), "VELCRO_TOP": "velcro_conv2d", "VELCRO_PART": "xcu250-figd2104-2L-e"}
-    _, calls = dry_run([BUILD_TCL], cwd=tmp_path, env=env)
-    check_flow(calls, out, rtl_dir / "velcro_conv2d.v", "velcro_conv2d", "xcu250-figd2104-2L-e", 1000 / 300)
-    assert "HD.CLK_SRC" not in (out / "velcro_ooc.xdc").read_text()
+    proc, calls = dry_run([BUILD_TCL], cwd=tmp_path, env=env)
+    check_flow(calls, out, rtl_dir / "velcro_conv2d.v", "velcro_conv2d", "xcu250-figd2104-2L-e", 1000 / 300,
+               clk_src=None, pblock_range=None)
+    assert "HD.CLK_SRC" not in "".join(xdc_commands(out / "velcro_ooc_physical.xdc"))
+    assert "warning: no HD.CLK_SRC" in proc.stdout
 
 
-def test_build_clock_source_option(tmp_path: Path, rtl_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("env", "clk_src", "pblock_range"),
+    [
+        ({}, U280_CLK_SRC, U280_SLR["SLR0"]),
+        ({"VELCRO_CLK_SRC": "BUFGCE_X0Y72"}, "BUFGCE_X0Y72", U280_SLR["SLR0"]),
+        ({"VELCRO_CLK_SRC": "none"}, None, U280_SLR["SLR0"]),
+        ({"VELCRO_PBLOCK": "slr2"}, U280_CLK_SRC, U280_SLR["SLR2"]),
+        ({"VELCRO_PBLOCK": "none"}, U280_CLK_SRC, None),
+        ({"VELCRO_PBLOCK": "CLOCKREGION_X0Y0:CLOCKREGION_X3Y3"}, U280_CLK_SRC, "CLOCKREGION_X0Y0:CLOCKREGION_X3Y3"),
+        ({"VELCRO_PART": "xcu250-figd2104-2L-e", "VELCRO_CLK_SRC": "BUFGCE_X0Y120",
+          "VELCRO_PBLOCK": "CLOCKREGION_X0Y4:CLOCKREGION_X7Y7"}, "BUFGCE_X0Y120", "CLOCKREGION_X0Y4:CLOCKREGION_X7Y7"),
+    ],
+)
+def test_clock_source_and_pblock(tmp_path: Path, rtl_dir: Path, env: dict[str, str], clk_src: str | None, pblock_range: str | None) -> None:
+    """HD.CLK_SRC on a BUFGCE site of the U280 by default (overridable, or none), and the pblock that
+    keeps the design in one SLR (SLR0 by default)."""
     out = tmp_path / "out"
-    dry_run([BUILD_TCL], cwd=tmp_path, env={"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), "VELCRO_CLK_SRC": "BUFGCE_X0Y0"})
-    assert "set_property HD.CLK_SRC BUFGCE_X0Y0 [get_ports clk]" in (out / "velcro_ooc.xdc").read_text()
+    _, calls = dry_run([BUILD_TCL], cwd=tmp_path, env={"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), **env})
+    part = env.get("VELCRO_PART", DEFAULT_PART)
+    check_flow(calls, out, rtl_dir / "velcro_top.v", "velcro_top", part, 1000 / 300, clk_src=clk_src, pblock_range=pblock_range)
+    info = parse_reports.parse_run_info((out / "run_info.txt").read_text())
+    assert info["clk_src"] == (clk_src or "")
+
+
+def test_default_clock_source_is_a_u280_slr0_bufgce() -> None:
+    """The default site is a BUFGCE in clock-region row 2 (24 BUFGCE per region and column, counted
+    from the bottom), i.e. in SLR0 (rows 0-3), matching the default pblock."""
+    m = re.fullmatch(r"BUFGCE_X(\d+)Y(\d+)", U280_CLK_SRC)
+    assert m and int(m.group(2)) // 24 == 2
+    row_lo, row_hi = (int(y) for y in re.findall(r"Y(\d+)", U280_SLR["SLR0"]))
+    assert row_lo <= int(m.group(2)) // 24 <= row_hi
+    settings = (VIVADO_DIR / "settings.tcl").read_text()
+    assert f"variable xcu280_clk_src {U280_CLK_SRC}" in settings
+    for slr, rng in U280_SLR.items():
+        assert f"{slr} {rng}" in settings
+
+
+def test_missing_clock_site_stops_before_implementation(tmp_path: Path, rtl_dir: Path) -> None:
+    """A part without the VELCRO_CLK_SRC site: build.tcl stops after synthesis, before placing
+    anything (the dry run's get_sites finds nothing when told so)."""
+    out = tmp_path / "out"
+    env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), "VELCRO_DRYRUN_MISSING": "get_sites"}
+    proc, calls = dry_run([BUILD_TCL], cwd=tmp_path, env=env, check=False)
+    assert proc.returncode != 0
+    assert f"VELCRO_CLK_SRC={U280_CLK_SRC}: {DEFAULT_PART} has no such site" in proc.stderr
+    assert names(calls)[-2:] == ["synth_design", "get_sites"]
 
 
 @pytest.mark.parametrize(
@@ -246,8 +423,7 @@ def test_build_clock_source_option(tmp_path: Path, rtl_dir: Path) -> None:
 def test_build_reads_saif_after_routing(tmp_path: Path, rtl_dir: Path, instance: str | None, strip: str) -> None:
     """With VELCRO_SAIF: vectorless power first, then read_saif -strip_path <instance>, then power again."""
     out = tmp_path / "out"
-    saif = tmp_path / "c0.saif"
-    saif.write_text("(SAIFILE)\n")
+    saif = normalized_saif(tmp_path)
     env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), "VELCRO_SAIF": "c0.saif"}
     if instance is not None:
         env["VELCRO_SAIF_INSTANCE"] = instance
@@ -262,7 +438,35 @@ def test_build_reads_saif_after_routing(tmp_path: Path, rtl_dir: Path, instance:
     assert [Path(option(calls[i], "-file")).name for i in powers] == ["power_vectorless.rpt", parse_reports.REPORT_FILES["power_saif"]]
     assert powers[0] < seq.index("read_saif") < powers[1]
     assert seq.index("route_design") < seq.index("read_saif")
+    # rst stays held inactive under the SAIF report too (set before both reports, never reset)
+    check_power_settings(calls, powers[1])
     assert parse_reports.parse_run_info((out / "run_info.txt").read_text())["saif_instance"] == strip
+
+
+@pytest.mark.parametrize("script", [BUILD_TCL, POWER_TCL])
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (None, "Verilator's comment line"),
+        (lambda t: t.split("\n", 1)[1], "TIMESCALE without a space"),
+        (lambda t: t.split("\n", 1)[1].replace("(TIMESCALE 1ps)", "(TIMESCALE 1 ps)"), "$rootio instance"),
+        (lambda t: saif_normalize.normalize(t, date="d")[0].replace('(DESIGN "velcro_conv2d")\n', ""), "no DESIGN header"),
+    ],
+)
+def test_raw_verilator_saif_is_refused(tmp_path: Path, rtl_dir: Path, script: Path, edit, problem: str) -> None:
+    """build.tcl and power.tcl refuse a SAIF that has not been through vivado/saif_normalize.py,
+    before any Vivado command."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "post_route.dcp").write_bytes(b"placeholder")
+    text = SAIF_FIXTURE.read_text()
+    saif = tmp_path / "raw.saif"
+    saif.write_text(edit(text) if edit else text)
+    env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), "VELCRO_SAIF": str(saif), "VELCRO_POWER_TAG": "c0"}
+    proc, calls = dry_run([script], cwd=tmp_path, env=env, check=False)
+    assert proc.returncode != 0
+    assert "is not normalised" in proc.stderr and problem in proc.stderr and "saif_normalize.py" in proc.stderr
+    assert calls == []
 
 
 @pytest.mark.parametrize(
@@ -271,6 +475,12 @@ def test_build_reads_saif_after_routing(tmp_path: Path, rtl_dir: Path, instance:
         ({"VELCRO_TOP": "velcro_bogus"}, "VELCRO_TOP=velcro_bogus"),
         ({"VELCRO_CLOCK_MHZ": "fast"}, "VELCRO_CLOCK_MHZ=fast"),
         ({"VELCRO_CLOCK_MHZ": "-5"}, "VELCRO_CLOCK_MHZ=-5"),
+        ({"VELCRO_IO_DELAY_PCT": "50"}, "VELCRO_IO_DELAY_PCT=50"),
+        ({"VELCRO_IO_DELAY_PCT": "-1"}, "VELCRO_IO_DELAY_PCT=-1"),
+        ({"VELCRO_IO_DELAY_PCT": "lots"}, "VELCRO_IO_DELAY_PCT=lots"),
+        ({"VELCRO_CLK_SRC": "X0Y0"}, "VELCRO_CLK_SRC=X0Y0"),
+        ({"VELCRO_PBLOCK": "SLR3"}, "VELCRO_PBLOCK=SLR3"),
+        ({"VELCRO_PART": "xcu250-figd2104-2L-e", "VELCRO_PBLOCK": "SLR1"}, "SLR names are known for xcu280 parts only"),
         ({"VELCRO_SAIF": "missing.saif"}, "missing.saif: file not found"),
         ({"VELCRO_RTL_DIR": "/nonexistent/rtl"}, "make rtl"),
     ],
@@ -288,13 +498,16 @@ def test_power_script_uses_routed_checkpoint(tmp_path: Path, rtl_dir: Path) -> N
     out = tmp_path / "out"
     out.mkdir()
     (out / "post_route.dcp").write_bytes(b"placeholder")
-    (tmp_path / "act.saif").write_text("(SAIFILE)\n")
-    env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), "VELCRO_SAIF": str(tmp_path / "act.saif"), "VELCRO_POWER_TAG": "c0.3"}
+    saif = normalized_saif(tmp_path, "act.saif")
+    env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir), "VELCRO_SAIF": str(saif), "VELCRO_POWER_TAG": "c0.3"}
     _, calls = dry_run([POWER_TCL], cwd=tmp_path, env=env)
-    assert names(calls) == ["open_checkpoint", "set_operating_conditions", "set_switching_activity", "read_saif", "report_power"]
+    assert names(calls) == ["open_checkpoint", "set_operating_conditions", "set_switching_activity", "get_ports",
+                            "set_switching_activity", "read_saif", "report_power"]
     assert calls[0][1:] == [str(out / "post_route.dcp")]
-    assert option(calls[3], "-strip_path") == "velcro_top"
-    assert option(calls[4], "-file") == str(out / "power_c0.3.rpt")
+    check_power_settings(calls, names(calls).index("read_saif"))
+    assert option(calls[5], "-strip_path") == "velcro_top"
+    assert calls[5][-1] == str(saif)
+    assert option(calls[6], "-file") == str(out / "power_c0.3.rpt")
     # default tag: the SAIF's file name
     del env["VELCRO_POWER_TAG"]
     _, calls = dry_run([POWER_TCL], cwd=tmp_path, env=env)
@@ -308,6 +521,8 @@ def test_power_script_uses_routed_checkpoint(tmp_path: Path, rtl_dir: Path) -> N
         (True, None, False, "make vivado"),
         (True, "../evil", True, "VELCRO_POWER_TAG=../evil"),
         (True, "vectorless", True, "VELCRO_POWER_TAG=vectorless"),
+        (True, "saif", True, "VELCRO_POWER_TAG=saif"),  # would overwrite build.tcl's power_saif.rpt
+        (True, "SAIF", True, "VELCRO_POWER_TAG=SAIF"),
     ],
 )
 def test_power_script_errors(tmp_path: Path, rtl_dir: Path, saif: bool, tag: str | None, dcp: bool, message: str) -> None:
@@ -315,8 +530,7 @@ def test_power_script_errors(tmp_path: Path, rtl_dir: Path, saif: bool, tag: str
     out.mkdir()
     env = {"VELCRO_OUT": str(out), "VELCRO_RTL_DIR": str(rtl_dir)}
     if saif:
-        (tmp_path / "a.saif").write_text("(SAIFILE)\n")
-        env["VELCRO_SAIF"] = str(tmp_path / "a.saif")
+        env["VELCRO_SAIF"] = str(normalized_saif(tmp_path, "a.saif"))
     if tag:
         env["VELCRO_POWER_TAG"] = tag
     if dcp:
@@ -324,6 +538,13 @@ def test_power_script_errors(tmp_path: Path, rtl_dir: Path, saif: bool, tag: str
     proc, calls = dry_run([POWER_TCL], cwd=tmp_path, env=env, check=False)
     assert proc.returncode != 0 and message in proc.stderr
     assert calls == []
+
+
+def test_power_tag_saif_refused_by_name() -> None:
+    """The reserved tags are exactly the power reports build.tcl writes."""
+    reserved = {k.removeprefix("power_") for k in parse_reports.REPORT_FILES if k.startswith("power_")}
+    assert reserved == {"vectorless", "saif"}
+    assert "in {vectorless saif}" in POWER_TCL.read_text()
 
 
 # ---------------------------------------------------------------------- package_ip.tcl
@@ -494,3 +715,136 @@ def test_make_vivado_conv2d(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     calls = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[")]
     check_flow(calls, out / "dryrun", REAL_RTL / "velcro_conv2d.v", "velcro_conv2d", DEFAULT_PART, 1000 / 300)
+
+
+# ---------------------------------------------------------------------- Makefile with a stand-in vivado
+STUB_VIVADO = """#!{python}
+# Stand-in for vivado in the Makefile tests: runs -source SCRIPT through vivado/dryrun.tcl (calls
+# appended to VELCRO_OUT/stub_calls.jsonl) and writes every report_power -file as a copy of a
+# sample report; after a read_saif, with "Design Nets Matched" at STUB_NETS_MATCHED percent.
+import json, os, pathlib, re, shutil, subprocess, sys
+args = sys.argv[1:]
+script = args[args.index("-source") + 1]
+out = pathlib.Path(os.environ["VELCRO_OUT"])
+out.mkdir(parents=True, exist_ok=True)
+part = out / "stub_part.jsonl"
+proc = subprocess.run([{tclsh!r}, {dryrun!r}, str(part), script])
+calls = [json.loads(l) for l in part.read_text().splitlines()] if part.exists() else []
+with (out / "stub_calls.jsonl").open("a") as f:
+    f.writelines(json.dumps(c) + "\\n" for c in calls)
+if proc.returncode:
+    sys.exit(proc.returncode)
+saif_read = False
+for c in calls:
+    saif_read = saif_read or c[0] == "read_saif"
+    if c[0] == "report_power":
+        dest = pathlib.Path(c[c.index("-file") + 1])
+        if not saif_read:
+            shutil.copy({samples!r} + "/power_vectorless.rpt", dest)
+            continue
+        pct = float(os.environ["STUB_NETS_MATCHED"])
+        text = pathlib.Path({samples!r} + "/power_saif.rpt").read_text()
+        line = "| Design Nets Matched      | %g%% (%d/1000) |" % (pct, round(pct * 10))
+        dest.write_text(re.sub(r"[|] Design Nets Matched .*", line, text))
+"""
+
+
+@pytest.fixture
+def stub_vivado(tmp_path: Path) -> Path:
+    stub = tmp_path / "bin" / "vivado"
+    stub.parent.mkdir()
+    stub.write_text(STUB_VIVADO.format(python=sys.executable, tclsh=_tclsh(), dryrun=str(DRYRUN_TCL),
+                                       samples=str(VIVADO_DIR / "sample_reports")))
+    stub.chmod(0o755)
+    return stub
+
+
+def make(target: str, stub: Path, out: Path, nets_matched: float = 95, **variables: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VELCRO_")}
+    env["STUB_NETS_MATCHED"] = str(nets_matched)
+    argv = ["make", "--no-print-directory", "-C", str(REPO), target, f"VIVADO={stub}", f"VELCRO_OUT={out}",
+            *(f"{k}={v}" for k, v in variables.items())]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+
+def stub_calls(out: Path) -> list[list[str]]:
+    log = out / "stub_calls.jsonl"
+    return [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_make_vivado_power_reads_normalized_saif(tmp_path: Path, stub_vivado: Path) -> None:
+    """make vivado-power with a file of `make saif` and the default settings: the SAIF is normalised
+    into VELCRO_OUT/saif/ and power.tcl reads that file with -strip_path velcro_top; the match is at
+    95 %, so the target succeeds and summary.json has the tag."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "post_route.dcp").write_bytes(b"placeholder")
+    proc = make("vivado-power", stub_vivado, out, VELCRO_SAIF=str(TOP_SAIF_FIXTURE), VELCRO_POWER_TAG="c0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    read = only(stub_calls(out), "read_saif")
+    normalized = out / "saif" / TOP_SAIF_FIXTURE.name
+    assert read[-1] == str(normalized) and option(read, "-strip_path") == "velcro_top"
+    result = saif_normalize.check_saif(normalized.read_text(), require_instance="velcro_top/conv15/mac")
+    assert result.header["DESIGN"] == "velcro_top" and result.nets > 100
+    check_power_settings(stub_calls(out), names(stub_calls(out)).index("read_saif"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["power"]["c0"]["nets_matched_pct"] == 95.0
+    # without a tag, the SAIF's file name is the tag, in power.tcl and in the check alike
+    proc = make("vivado-power", stub_vivado, out, VELCRO_SAIF=str(TOP_SAIF_FIXTURE))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (out / f"power_{TOP_SAIF_FIXTURE.stem}.rpt").is_file()
+
+
+@pytest.mark.parametrize(("matched", "minimum", "ok"), [(79.9, None, False), (42, None, False), (80, None, True), (42, "40", True)])
+def test_make_vivado_power_fails_below_nets_matched(tmp_path: Path, stub_vivado: Path, matched: float, minimum: str | None, ok: bool) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "post_route.dcp").write_bytes(b"placeholder")
+    extra = {"VELCRO_MIN_NETS_MATCHED": minimum} if minimum else {}
+    proc = make("vivado-power", stub_vivado, out, nets_matched=matched, VELCRO_SAIF=str(SAIF_FIXTURE),
+                VELCRO_TOP="velcro_conv2d", VELCRO_POWER_TAG="c0.3", **extra)
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+    if not ok:
+        assert f"power report 'c0.3': Design Nets Matched {matched:g} %" in proc.stderr
+        assert "below 80 %" in proc.stderr and "VELCRO_SAIF_INSTANCE" in proc.stderr
+    assert json.loads((out / "summary.json").read_text())["power"]["c0.3"]["nets_matched_pct"] == matched
+
+
+@pytest.mark.parametrize(("saif", "matched", "ok"), [(True, 95, True), (True, 50, False), (False, 50, True)])
+def test_make_vivado_with_saif(tmp_path: Path, stub_vivado: Path, saif: bool, matched: float, ok: bool) -> None:
+    """make vivado VELCRO_SAIF=...: the build reads the normalised SAIF and the target fails when the
+    SAIF power report matched too few nets; without a SAIF there is nothing to check."""
+    out = tmp_path / "out"
+    extra = {"VELCRO_SAIF": str(SAIF_FIXTURE)} if saif else {}
+    proc = make("vivado", stub_vivado, out, nets_matched=matched, VELCRO_TOP="velcro_conv2d", **extra)
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+    calls = stub_calls(out)
+    check_flow(calls, out, REAL_RTL / "velcro_conv2d.v", "velcro_conv2d", DEFAULT_PART, 1000 / 300)
+    if saif:
+        assert only(calls, "read_saif")[-1] == str(out / "saif" / SAIF_FIXTURE.name)
+        assert ("power report 'saif'" in proc.stderr) == (not ok)
+    else:
+        assert "read_saif" not in names(calls) and "Design Nets Matched" not in proc.stderr
+
+
+@pytest.mark.parametrize("target", ["vivado", "vivado-power", "vivado-dryrun"])
+def test_make_checks_saif_instance_before_vivado(tmp_path: Path, stub_vivado: Path, target: str) -> None:
+    """A VELCRO_SAIF_INSTANCE that is not in the SAIF stops the target before Vivado starts."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "post_route.dcp").write_bytes(b"placeholder")
+    proc = make(target, stub_vivado, out, VELCRO_SAIF=str(SAIF_FIXTURE), VELCRO_TOP="velcro_conv2d", VELCRO_SAIF_INSTANCE="tb/dut")
+    assert proc.returncode != 0
+    assert "no instance 'tb/dut'" in proc.stderr
+    assert stub_calls(out) == [] and not (out / "dryrun" / "calls.jsonl").exists()
+
+
+def test_make_vivado_dryrun_with_saif(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VELCRO_")}
+    proc = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), "vivado-dryrun", "VELCRO_TOP=velcro_conv2d",
+                           f"VELCRO_OUT={out}", f"VELCRO_SAIF={SAIF_FIXTURE}"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    calls = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[")]
+    check_flow(calls, out / "dryrun", REAL_RTL / "velcro_conv2d.v", "velcro_conv2d", DEFAULT_PART, 1000 / 300)
+    assert only(calls, "read_saif")[-1] == str(out / "saif" / SAIF_FIXTURE.name)

@@ -1,7 +1,8 @@
 """vivado/parse_reports.py on sample reports.
 
 The samples in vivado/sample_reports/ are HAND-WRITTEN to the text format of Vivado 2023.2's
-report_utilization, report_utilization -hierarchical, report_timing_summary and report_power;
+report_utilization, report_utilization -hierarchical, report_timing_summary (with its check_timing
+section) and report_power;
 they are not output of a Vivado run (none is available here) and their numbers are made up.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -57,14 +59,18 @@ def test_summary_of_sample_reports(reports: Path) -> None:
     assert (s["power_total_w"], s["power_dynamic_w"], s["power_static_w"]) == (3.102, 0.64, 2.462)
     assert s["power_confidence"] == "Medium"
     saif, vectorless = s["power"]["saif"], s["power"]["vectorless"]
-    assert saif["activity_file"] == "sim_build/activity/c0.saif"
+    assert saif["activity_file"] == "build/vivado/saif/velcro_top_c0.00.saif"
     assert (saif["nets_matched_pct"], saif["nets_matched"]) == (86.0, [120123, 139678])
     assert (vectorless["total_w"], vectorless["dynamic_w"], vectorless["confidence"]) == (3.456, 0.987, "Low")
     assert vectorless["activity_file"] is None and vectorless["nets_matched"] is None
     assert [(r["instance"], r["depth"]) for r in vectorless["by_hierarchy"]] == [
         ("velcro_top", 0), ("conv_0", 1), ("mac", 2), ("conv_1", 1)
     ]
-    assert (s["saif"], s["saif_instance"]) == ("sim_build/activity/c0.saif", "velcro_top")
+    assert (s["saif"], s["saif_instance"]) == ("build/vivado/saif/velcro_top_c0.00.saif", "velcro_top")
+    assert (s["io_delay_ns"], s["clk_src"], s["pblock"]) == (1.333, "BUFGCE_X0Y48", "SLR0")
+    # every path timed: the check_timing counts of unconstrained endpoints and ports are all 0
+    assert s["check_timing"]["no_input_delay"] == 0 and len(s["check_timing"]) == 12
+    assert s["unconstrained_endpoints"] == 0
     assert s["missing"] == []
     json.dumps(s)  # serialisable
 
@@ -173,3 +179,82 @@ def test_report_names_match_build_tcl() -> None:
     for name in parse_reports.REPORT_FILES.values():
         assert name in build, f"build.tcl does not write {name}"
     assert parse_reports.RUN_INFO in build
+
+
+def test_unconstrained_endpoints_are_counted(reports: Path, capsys) -> None:
+    """check_timing counts of untimed endpoints and ports add up to unconstrained_endpoints, and the
+    CLI warns: WNS and Fmax leave those paths out."""
+    path = reports / "timing_summary.rpt"
+    text = path.read_text()
+    for old, new in (("5. checking no_input_delay (0)", "5. checking no_input_delay (1149)"),
+                     ("6. checking no_output_delay (0)", "6. checking no_output_delay (1174)"),
+                     ("4. checking unconstrained_internal_endpoints (0)", "4. checking unconstrained_internal_endpoints (7)"),
+                     ("9. checking loops (0)", "9. checking loops (2)")):  # not an unconstrained count
+        assert text.count(old) == 2  # table of contents and section title
+        text = text.replace(old, new)
+    path.write_text(text)
+    s = parse_reports.summarize(reports)
+    assert s["check_timing"]["no_input_delay"] == 1149 and s["check_timing"]["loops"] == 2
+    assert s["unconstrained_endpoints"] == 1149 + 1174 + 7
+    assert parse_reports.main([str(reports), "-o", str(reports / "s.json")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 2330 unconstrained endpoints or ports" in err and "no_input_delay 1149" in err
+
+
+def test_no_check_timing_section_gives_no_count(reports: Path) -> None:
+    path = reports / "timing_summary.rpt"
+    path.write_text(re.sub(r"check_timing report.*?(?=-{20,}\n\| Design Timing Summary)", "", path.read_text(), flags=re.S))
+    s = parse_reports.summarize(reports)
+    assert s["check_timing"] is None and s["unconstrained_endpoints"] is None
+    assert s["wns_ns"] == 0.512
+
+
+@pytest.mark.parametrize(
+    ("matched_line", "minimum", "names", "problem"),
+    [
+        ("| Design Nets Matched      | 86% (120123/139678) |", 80, None, None),
+        ("| Design Nets Matched      | 86% (120123/139678) |", 90, None, "Design Nets Matched 86 % (120123/139678) is below 90 %"),
+        ("| Design Nets Matched      | 12%   (16761/139678)  |", 80, ["saif"], "Design Nets Matched 12 %"),
+        ("| Design Nets Matched      | NA           |", 80, None, None),  # no activity file: not checked ...
+        ("| Design Nets Matched      | NA           |", 80, ["saif"], "no \"Design Nets Matched\" figure"),  # ... unless named
+        ("| Design Nets Matched      | 86% (120123/139678) |", 80, ["c0.3"], "power report 'c0.3' missing"),
+    ],
+)
+def test_nets_matched_threshold(reports: Path, matched_line: str, minimum: float, names: list[str] | None, problem: str | None) -> None:
+    path = reports / "power_saif.rpt"
+    text = re.sub(r"^\| Design Nets Matched .*$", matched_line, path.read_text(), flags=re.M)
+    if "NA" in matched_line:
+        text = text.replace("build/vivado/saif/velcro_top_c0.00.saif", "---")
+    path.write_text(text)
+    problems = parse_reports.check_nets_matched(parse_reports.summarize(reports), minimum, names)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0], problems
+
+
+@pytest.mark.parametrize(("args", "status"), [([], 0), (["--min-nets-matched", "80"], 0), (["--min-nets-matched", "86.1"], 1),
+                                              (["--min-nets-matched", "80", "--power", "saif", "--power", "c0.3"], 1)])
+def test_cli_nets_matched_exit_status(reports: Path, args: list[str], status: int) -> None:
+    """The exit status make vivado / make vivado-power rely on; summary.json is written either way."""
+    proc = subprocess.run([sys.executable, str(PARSER), str(reports), *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == status, proc.stderr
+    assert ("error: power report" in proc.stderr) == bool(status)
+    assert json.loads((reports / parse_reports.SUMMARY).read_text())["power"]["saif"]["nets_matched_pct"] == 86.0
+
+
+def test_parser_reads_vivado_nets_matched_spacing() -> None:
+    """report_power pads the figure; the percentage may carry decimals."""
+    for cell, pct, pair in (("86% (120123/139678)", 86.0, [120123, 139678]), ("99.87%  (1/2)", 99.87, [1, 2])):
+        text = f"+---+---+\n| Total On-Chip Power (W)  | 3.1 |\n| Design Nets Matched      | {cell} |\n+---+---+\n"
+        power = parse_reports.parse_power(text)
+        assert (power["nets_matched_pct"], power["nets_matched"]) == (pct, pair)
+
+
+def test_make_passes_the_threshold_to_the_parser() -> None:
+    """The Makefile's vivado and vivado-power recipes run the parser with the nets-matched check."""
+    makefile = (REPO / "Makefile").read_text()
+    section = makefile[makefile.index("VIVADO ?= vivado"):]
+    assert "VELCRO_MIN_NETS_MATCHED ?= 80" in section
+    assert "--min-nets-matched $(VELCRO_MIN_NETS_MATCHED) --power saif" in section
+    assert "--min-nets-matched $(VELCRO_MIN_NETS_MATCHED) --power '$(VIVADO_POWER_TAG)'" in section
