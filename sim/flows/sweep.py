@@ -206,7 +206,7 @@ def sweep_result(plan: SweepPlan, rows: list[dict]) -> dict:
         "settings": {"simulator": settings.sim, "top_simulator": settings.top_sim or settings.sim,
                      "clock_mhz": settings.clock_mhz, "mask_source": plan.mask_source, "seed": settings.seed,
                      "frames_per_point": SWEEP_FRAMES, "top_frames_per_point": TOP_FRAMES,
-                     "instances": INSTANCES, "energy_table": str(settings.energy_table),
+                     "instances": INSTANCES, "energy_table": _repo_relative(settings.energy_table),
                      "energy_table_version": table.version, "technology": table.technology,
                      "ops_per_frame": OPS_PER_FRAME},
         "rows": rows,
@@ -220,3 +220,10 @@ def run_sweep(settings: SweepSettings, points=SWEEP_C, *, with_top: bool = True)
     if with_top:
         run_top_sweep(plan, rows)
     return sweep_result(plan, rows)
+
+
+def _repo_relative(path: Path) -> str:
+    """A path as the reports show it: relative to the repository when inside it, so reports do not
+    depend on where the clone lives."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
