@@ -3,9 +3,11 @@
     velcro ratio  --model resnet18 --thresholds 34,36,30,... --percent --json
     velcro stats  --task footwear --out footwear.stats.pt
     velcro eval   --task footwear --thresholds 0,0.3,0.3,0.3,0.3          (alias: compress)
+    velcro eval   --task footwear --zp grid2 --zp-max 0 [--thresholds ...]   (zero-value prediction)
     velcro search --task footwear --target 0.4 | --lossless
+    velcro search --task footwear --lossless --zp grid2 [--thresholds ...]   (largest lossless ZP_MAX)
     velcro plots  --task footwear --out reports/algorithm/cli
-    velcro export --task footwear --threshold 0.3 [--allocation balanced] --out hw_layer.npz
+    velcro export --task footwear --threshold 0.3 [--allocation balanced] [--zp grid2 --zp-max 0] --out hw_layer.npz
     (paper setting: --model resnet18 --weights resnet18.pth --data /imagenet/val --task cats)
 
 Errors of use print one line naming the problem and the fix, and exit with status 2.
@@ -25,8 +27,9 @@ from model.errors import VelcroError
 from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
 from model.nets.default_model import load_default_model
 from model.nets.zoo import PAPER_MODELS, build_model
-from model.velcro.compress import CompressedModel, compression_masks, parse_threshold, parse_thresholds, saving_ratio
+from model.velcro.compress import parse_threshold, parse_thresholds, saving_ratio
 from model.velcro.evaluate import accuracy
+from model.velcro.predict import PredictionSearch, parse_pattern, parse_zp_max, parse_zp_maxes, pattern_name, predicting_model
 from model.velcro.search import ThresholdSearch
 from model.velcro.sites import find_sites
 from model.velcro.stats import ActivationStatistics
@@ -83,28 +86,96 @@ def cmd_stats(args) -> dict:
     return {"out": str(args.out), "images": stats.count, "activation_outputs": len(stats.sites), "sites": [s.name for s in stats.sites]}
 
 
+def _check_zp_options(args) -> None:
+    """Refuse a bad pattern or ZP_MAX before any data is loaded."""
+    if args.zp is None:
+        if args.zp_max is not None:
+            raise VelcroError("--zp-max needs --zp grid2|checker (the prediction pattern)")
+        return
+    parse_pattern(args.zp)
+    if args.zp_max is not None:
+        for i, v in enumerate(v for v in str(args.zp_max).strip("()[] ").split(",") if v.strip() and v.strip() != "-"):
+            parse_zp_max(v, name="--zp-max" if "," not in str(args.zp_max) else f"--zp-max entry {i}")
+
+
 def cmd_eval(args) -> dict:
+    if args.thresholds is None and args.zp is None:
+        raise VelcroError("give --thresholds (VELCRO), --zp grid2|checker (zero-value prediction), or both")
+    if args.val_images is not None and args.val_images < 1:
+        raise VelcroError(f"--val-images {args.val_images}: evaluate at least one validation image")
+    _check_zp_options(args)
     model, data, split = _task(args)
     stats = _load_or_observe(args, model, data, split)
-    thresholds = parse_thresholds(args.thresholds, len(stats.sites), percent=args.percent)
-    compressed = CompressedModel(model, stats, compression_masks(stats, thresholds))
-    val_images, val_labels = data.images[split.val], data.labels[split.val]
+    n = len(stats.sites)
+    thresholds = parse_thresholds(args.thresholds, n, percent=args.percent) if args.thresholds is not None else [None] * n
+    zp_maxes = parse_zp_maxes(args.zp_max if args.zp_max is not None else "0", n) if args.zp is not None else None
+    compressed = predicting_model(model, stats, thresholds, zp_maxes, args.zp or "grid2")
+    val = split.val if args.val_images is None else split.val[: args.val_images]
+    val_images, val_labels = data.images[val], data.labels[val]
     ratio = saving_ratio(stats.sites, thresholds, stats.total_macs)
+    compressed_accuracy = accuracy(compressed, val_images, val_labels, progress=True, desc="compressed")
+    macs = compressed.mac_report()
     return {
         "task": str(args.task),
         "prep_images": len(split.prep),
-        "val_images": len(split.val),
+        "val_images": len(val),
         "baseline_accuracy": accuracy(model, val_images, val_labels, progress=True, desc="baseline"),
-        "compressed_accuracy": accuracy(compressed, val_images, val_labels, progress=True, desc="compressed"),
+        "compressed_accuracy": compressed_accuracy,
         "saving_ratio": ratio.saving_ratio,
         "mac_weighted_ratio": ratio.mac_weighted_ratio,
         "zero_fraction": compressed.zero_fraction(),
+        "zp_pattern": None if args.zp is None else pattern_name(args.zp),
+        "zp_max": None if zp_maxes is None else zp_maxes,
+        "mac_reduction": macs.mac_reduction,
+        "mac_reduction_without_prediction": macs.mac_reduction_without_prediction,
+        "predicted_fraction": macs.predicted_fraction,
+        "predicted_mac_fraction": macs.predicted_mac_fraction,
+        "model_mac_fraction": macs.model_mac_fraction,
+    }
+
+
+def _search_prediction(args, model, data, split, stats) -> dict:
+    prep_images, prep_labels = data.images[split.prep], data.labels[split.prep]
+    n = len(stats.sites)
+    thresholds = parse_thresholds(args.thresholds, n, percent=args.percent) if args.thresholds is not None else None
+    search = PredictionSearch(model, stats, prep_images, prep_labels, pattern=args.zp, thresholds=thresholds)
+    point = search.largest_lossless()
+    predicting = search.model_at(point.ratios)
+    val_images, val_labels = data.images[split.val], data.labels[split.val]
+    val_accuracy = accuracy(predicting, val_images, val_labels, progress=True, desc="validation")
+    macs = predicting.mac_report()
+    return {
+        "baseline_prep_accuracy": search.baseline,
+        "chosen": {
+            "zp_pattern": point.pattern,
+            "family": point.family,
+            "ratio_to_layer_mean": ",".join("-" if r is None else f"{r:.4g}" for r in point.ratios),
+            "prep_accuracy": point.prep_accuracy,
+            "prep_agreement": point.prep_agreement,
+            "prep_mac_reduction": point.mac_reduction,
+            "val_accuracy": val_accuracy,
+            "baseline_val_accuracy": accuracy(model, val_images, val_labels, progress=True, desc="baseline"),
+            "mac_reduction": macs.mac_reduction,
+            "mac_reduction_without_prediction": macs.mac_reduction_without_prediction,
+            "predicted_fraction": macs.predicted_fraction,
+            "zp_max": ",".join("-" if z is None else f"{z:.6g}" for z in point.zp_maxes),
+            "thresholds": None if thresholds is None else ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
+        },
+        "explored": search.curve(),
     }
 
 
 def cmd_search(args) -> dict:
+    if args.zp is not None:
+        parse_pattern(args.zp)
+        if args.target is not None:
+            raise VelcroError("with --zp the search finds the largest lossless ZP_MAX tuple: use --lossless, not --target")
+    elif args.thresholds is not None:
+        raise VelcroError("--thresholds is for the prediction search (with --zp); the VELCRO search derives its own tuple")
     model, data, split = _task(args)
     stats = _load_or_observe(args, model, data, split)
+    if args.zp is not None:
+        return _search_prediction(args, model, data, split, stats)
     prep_images, prep_labels = data.images[split.prep], data.labels[split.prep]
     search = ThresholdSearch(model, stats, lambda m: accuracy(m, prep_images, prep_labels))
     if args.target is not None:
@@ -144,6 +215,11 @@ def cmd_plots(args) -> dict:
 
 
 def cmd_export(args) -> dict:
+    if args.zp is None and args.zp_max is not None:
+        raise VelcroError("--zp-max needs --zp grid2|checker (the prediction pattern)")
+    if args.zp is not None:
+        parse_pattern(args.zp)
+    zp_max = parse_zp_max(args.zp_max if args.zp_max is not None else 0, name="--zp-max")
     model = load_default_model(args.checkpoint)
     export = export_layer(
         args.task,
@@ -154,6 +230,8 @@ def cmd_export(args) -> dict:
         seed=args.seed,
         input_calibration=args.input_calibration,
         error_images=args.error_images,
+        zp_pattern=args.zp,
+        zp_max=zp_max,
     )
     path = save_export(export, args.out)
     return {"out": str(path)} | export.meta()
@@ -164,7 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_options(p):
-        p.add_argument("--model", default="default", help="default | resnet18 | googlenet | mobilenet_v2 | a torch.save(model) file")
+        p.add_argument("--model", default="default", help="default | resnet18 | googlenet | mobilenet_v2 | alexnet | vgg16 | a torch.save(model) file")
         p.add_argument("--weights", help="state-dict file for a named model (never downloaded)")
 
     def task_options(p):
@@ -176,9 +254,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--batch-size", type=int, default=256)
 
-    def threshold_options(p):
-        p.add_argument("--thresholds", required=True, help="comma-separated tuple, one per activation output or all but the first")
+    def threshold_options(p, required=True):
+        p.add_argument("--thresholds", required=required, help="comma-separated tuple, one per activation output or all but the first")
         p.add_argument("--percent", action="store_true", help="thresholds are percents (the paper's tables)")
+
+    def zp_options(p, per_layer=True):
+        p.add_argument("--zp", help="zero-value prediction pattern: grid2 (anchors: row and column even) or checker (row + column even)")
+        p.add_argument("--zp-max", help="prediction threshold in the layer's units, >= 0 (0 = exact zeros; default 0)"
+                       + ("; one value for all but the first output, or a per-output tuple like VELCRO's (- = off)" if per_layer else ""))
 
     p = sub.add_parser("ratio", help="compression-saving ratio of a threshold tuple (shapes only)")
     model_options(p)
@@ -196,7 +279,9 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("eval", "compress"):
         p = sub.add_parser(name, help="top-1 accuracy before and after compression on the validation split")
         task_options(p)
-        threshold_options(p)
+        threshold_options(p, required=False)
+        zp_options(p)
+        p.add_argument("--val-images", type=int, help="evaluate only the first N validation images (default: all)")
         p.add_argument("--stats", help="statistics file from `velcro stats` (otherwise computed)")
         p.set_defaults(run=cmd_eval)
 
@@ -205,6 +290,8 @@ def _parser() -> argparse.ArgumentParser:
     goal = p.add_mutually_exclusive_group(required=True)
     goal.add_argument("--target", type=float, help="target saving ratio C in [0, 1)")
     goal.add_argument("--lossless", action="store_true", help="largest C with no accuracy loss on the preprocessing images")
+    p.add_argument("--zp", help="search the largest lossless ZP_MAX tuple of this prediction pattern (grid2 | checker) instead")
+    threshold_options(p, required=False)
     p.add_argument("--stats", help="statistics file from `velcro stats`")
     p.set_defaults(run=cmd_search)
 
@@ -225,6 +312,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-calibration", default="max", help="input scale from the calibration inputs' max, or a percentile like p99.99")
     p.add_argument("--error-images", type=int, default=64, help="validation images for the float-vs-int8 error (0: skip)")
     p.add_argument("--checkpoint", help="default-CNN checkpoint (default: the committed one)")
+    zp_options(p, per_layer=False)
     p.add_argument("--out", type=Path, required=True, help="export file (.npz)")
     p.set_defaults(run=cmd_export)
     return parser

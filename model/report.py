@@ -3,7 +3,9 @@
 For each specialized task: baseline accuracy, the automatic threshold search on the preprocessing
 images, the accuracy-vs-C curve on the validation images, the largest C with no validation loss,
 the share of compressed elements that are zero (paper Table 4), and variance histograms of the
-task vs all ten classes (paper Figs 3–8). Numbers go to summary.json, prose to summary.md.
+task vs all ten classes (paper Figs 3–8); accuracy against MAC reduction for VELCRO, zero-value
+prediction and both; and the prediction on the hardware layer's int8 golden path. Numbers go to
+summary.json, prose to summary.md.
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from model.velcro.analysis import plot_accuracy_vs_ratio, plot_variance_histograms
+from model.deploy.e2e import prepare, run_paths
+from model.velcro.analysis import plot_accuracy_vs_mac_reduction, plot_accuracy_vs_ratio, plot_variance_histograms
+from model.velcro.compress import saving_ratio
+from model.velcro.predict import PATTERNS, PredictionSearch
 from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, split_task
 from model.nets.default_model import HW_SITE, checkpoint_metadata, load_default_model
 from model.velcro.evaluate import accuracy
@@ -24,6 +29,48 @@ from model.velcro.search import ThresholdSearch
 from model.velcro.stats import ActivationStatistics
 
 CURVE_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+ZP_RATIOS = (0.0, 0.1, 0.25, 0.5, 1.0)  # ZP_MAX_k = r × mean activation of output k
+BOTH_AT = 0.3  # VELCRO's C under the prediction in the "both" curve
+HW_IMAGES = 1000  # validation images of the hardware-layer prediction measurement
+
+
+def mac_curves(model, stats, search, prep, val, points) -> dict:
+    """Accuracy vs MAC reduction: VELCRO (the curve's tuples), prediction (both patterns), both."""
+    velcro = [
+        {"mac_reduction": saving_ratio(stats.sites, [None if t is None else t for t in p["thresholds"]], stats.total_macs).mac_weighted_ratio,
+         "val_accuracy": p["val_accuracy"], "saving_ratio": p["saving_ratio"]}
+        for p in points
+    ]
+    methods = {"VELCRO": velcro}
+    under = search.best_at(BOTH_AT)[1]  # a moderate VELCRO tuple under the prediction
+    sweeps = [(pattern, None) for pattern in PATTERNS] + [("grid2", under)]
+    for pattern, thresholds in tqdm(sweeps, desc="prediction sweeps", leave=False):
+        zp = PredictionSearch(model, stats, *prep, pattern=pattern, thresholds=thresholds)
+        rows = []
+        for r in tqdm(ZP_RATIOS, desc=pattern, leave=False):
+            predicting = zp.model_at(zp.uniform(r))
+            acc = accuracy(predicting, *val)
+            report = predicting.mac_report()
+            rows.append({"ratio_to_layer_mean": r, "val_accuracy": acc, "mac_reduction": report.mac_reduction,
+                         "mac_reduction_without_prediction": report.mac_reduction_without_prediction,
+                         "predicted_fraction": report.predicted_fraction})
+        name = f"prediction {pattern}" if thresholds is None else f"VELCRO C {BOTH_AT} + prediction {pattern}"
+        methods[name] = rows
+    return methods
+
+
+def hw_layer_prediction(task: str, k: int = HW_IMAGES) -> dict:
+    """GRID2 / CHECKER with ZP_MAX = 0 on the hardware layer, alone and over balanced T = 0.3 (int8 golden path)."""
+    ctx = prepare(task, k, error_images=0)
+    rows = []
+    configs = [(None, "per-layer", None), (None, "per-layer", "grid2"), (None, "per-layer", "checker"),
+               (0.3, "balanced", None), (0.3, "balanced", "grid2"), (0.3, "balanced", "checker")]
+    for t, allocation, pattern in tqdm(configs, desc="hardware layer", leave=False):
+        result = run_paths(ctx.export(t, allocation, zp_pattern=pattern, zp_max=0.0), ctx.images, ctx.labels, model=ctx.model)
+        rows.append({"threshold": t, "allocation": allocation, "zp_pattern": pattern, "zp_max": 0.0,
+                     "accuracy": result["accuracy"], "mac_reduction": result["mac_reduction"],
+                     "predicted_fraction": result["predicted_fraction"]})
+    return {"task": task, "images": k, "rows": rows}
 
 
 def task_report(model, task: str, *, prep_fraction: float, seed: int, out_dir: Path) -> dict:
@@ -58,6 +105,7 @@ def task_report(model, task: str, *, prep_fraction: float, seed: int, out_dir: P
                 "thresholds": point.thresholds,
             }
         )
+    methods = mac_curves(model, stats, search, (prep_images, prep_labels), (val_images, val_labels), points)
     lossless = [p for p in points if p["val_accuracy"] >= baseline]
     largest = max(lossless, key=lambda p: p["saving_ratio"]) if lossless else None
     searched = next(p for p in points if abs(p["saving_ratio"] - best.saving_ratio) < 1e-3)
@@ -78,6 +126,7 @@ def task_report(model, task: str, *, prep_fraction: float, seed: int, out_dir: P
         "explored_on_prep": search.curve(),
         "hw_layer_variance_ratio_task_vs_all": hw_ratio,
         "histogram_png": histogram.name,
+        "methods": methods,
     }
 
 
@@ -114,6 +163,27 @@ def write_markdown(summary: dict, out: Path) -> None:
             f"![variance {t['task']}]({t['histogram_png']})",
             "",
         ]
+    lines += ["## Accuracy vs MAC reduction: VELCRO, zero-value prediction, both", "",
+              "MAC reduction = skipped MACs / MACs of the evaluated activation outputs (all but the first). "
+              "Prediction: ZP_MAX_k = r × the mean activation of output k (r = 0: exact zeros only).", "",
+              "![accuracy vs MAC reduction](accuracy_vs_mac_reduction.png)", ""]
+    for t in summary["tasks"]:
+        lines += [f"### {t['task']} (uncompressed val acc {t['baseline_val_accuracy']:.4f})", "",
+                  "| method | parameter | MAC reduction | without prediction | val acc |", "|---|---|---|---|---|"]
+        for method, rows in t["methods"].items():
+            for r in rows:
+                param = f"C {r['saving_ratio']:.3f}" if "saving_ratio" in r else f"r {r['ratio_to_layer_mean']:g}"
+                lines.append(f"| {method} | {param} | {r['mac_reduction']:.3f} | {r.get('mac_reduction_without_prediction', r['mac_reduction']):.3f} | {r['val_accuracy']:.4f} |")
+        lines.append("")
+    hw = summary["hw_layer_prediction"]
+    lines += [f"## Prediction on the hardware layer (int8 golden path, {hw['images']} {hw['task']} validation images, ZP_MAX = 0)", "",
+              "| VELCRO mask | pattern | MACs skipped (int8) | predicted share | float acc | float+VELCRO+prediction acc | int8 golden acc |",
+              "|---|---|---|---|---|---|---|"]
+    for r in hw["rows"]:
+        mask = "none" if r["threshold"] is None else f"T = {r['threshold']} {r['allocation']}"
+        a = r["accuracy"]
+        lines.append(f"| {mask} | {r['zp_pattern'] or 'off'} | {r['mac_reduction']['int8_golden']:.4f} | "
+                     f"{r['predicted_fraction']['int8_golden']:.4f} | {a['float']:.4f} | {a['float_compressed']:.4f} | {a['int8_golden']:.4f} |")
     out.write_text("\n".join(lines))
 
 
@@ -123,14 +193,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="footwear,tops")
     parser.add_argument("--prep-fraction", type=float, default=DEFAULT_PREP_FRACTION)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hw-task", default="footwear", help="task of the hardware-layer prediction measurement")
+    parser.add_argument("--hw-images", type=int, default=HW_IMAGES, help="its validation images")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     model = load_default_model()
     args.out.mkdir(parents=True, exist_ok=True)
     tasks = [task_report(model, t.strip(), prep_fraction=args.prep_fraction, seed=args.seed, out_dir=args.out) for t in args.tasks.split(",")]
-    summary = {"model": checkpoint_metadata(), "prep_fraction": args.prep_fraction, "seed": args.seed, "tasks": tasks}
+    hw = hw_layer_prediction(args.hw_task, args.hw_images)
+    summary = {"model": checkpoint_metadata(), "prep_fraction": args.prep_fraction, "seed": args.seed, "tasks": tasks,
+               "hw_layer_prediction": hw}
     plot_accuracy_vs_ratio({t["task"]: t for t in tasks}, args.out / "accuracy_vs_ratio.png")
+    plot_accuracy_vs_mac_reduction({t["task"]: t for t in tasks}, args.out / "accuracy_vs_mac_reduction.png")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     write_markdown(summary, args.out / "summary.md")
     print(f"wrote {args.out}/summary.md in {time.perf_counter() - started:.0f} s")

@@ -7,7 +7,10 @@ Three stages run concurrently on consecutive frames (two IFMAP slots, three OFMA
     drain   (512 beats)  OFMAP buffer slot, mask and averages -> output FIFO -> m_axis
 
 Only computed outputs enter the compute stage, one per cycle; compressed outputs take their value
-from the AVG memory while the frame drains, so they cost neither cycles nor MACs. Geometry, register
+from the AVG memory while the frame drains, so they cost neither cycles nor MACs. With CONTROL.ZP_EN
+the compute stage runs two scans, the uncompressed anchors and then the outputs next to a hot anchor
+(`zero_predict.py`), and the drain emits 0 where a predicted-zero map says so (rtl/README.md,
+section 8). Geometry, register
 map and latencies come from `model.hw.spec`; the cycle model of this micro-architecture is
 `model.hw.cycles`, the arithmetic `model.hw.golden`. Ports, registers and frame rules: rtl/README.md.
 """
@@ -24,8 +27,10 @@ from rtl.ifmap_buffer import IfmapWindowBuffer
 from rtl.interfaces import AxiLiteSignature, AxiStreamSignature, FlatPortsComponent
 from rtl.mac_requant import MacRequant
 from rtl.mask_scan import GROUPS, MaskScanner
+from rtl.zero_predict import AvgHotFlags, ZeroPredictor
 
 INDEX_BITS = (N_OUTPUTS - 1).bit_length()  # output index = 64·y + x
+COUNT_BITS = N_OUTPUTS.bit_length()  # 0..4096 outputs
 X_BITS = (W - 1).bit_length()
 LANE_BITS = (PIXELS_PER_BEAT - 1).bit_length()  # pixel position inside a beat
 GROUPS_PER_MASK_WORD = 32 // PIXELS_PER_BEAT  # a MASK word covers 4 beats (mask bytes)
@@ -53,6 +58,8 @@ class VelcroConv2d(FlatPortsComponent):
     # `ACTIVITY_PROBES` is built from them, so a rename happens here and nowhere else.
     MAC, IFMAP, SCANNER = "mac", "ifmap", "scanner"  # submodule instance names
     DRAIN_READ = "drain_read"  # high in a cycle the drain reads one OFMAP, one MASK and two AVG words
+    ZP_MAP_WRITE = "zp_map_write"  # a ZP frame writes 4 rows of its predicted-zero map (16 per frame)
+    ZP_MAP_READ = "zp_map_read"  # the drain of a ZP frame reads the predicted-zero map (one per beat)
     # Energy event -> [(signal path under the instance, events per cycle the signal is high)]; the
     # events are those of model/hw/energy_table.toml and model.hw.energy.frame_events.
     ACTIVITY_PROBES = {
@@ -62,7 +69,8 @@ class VelcroConv2d(FlatPortsComponent):
         "window_read": [(f"{IFMAP}.rd_en", 1)],
         "ofmap_write": [(f"{MAC}.out_valid", 1)],
         "ofmap_read": [(DRAIN_READ, 1)],
-        "mask_read": [(DRAIN_READ, 1), (f"{SCANNER}.mask_en", 1)],
+        # mask-side metadata: MASK words, and with prediction on the predicted-zero map
+        "mask_read": [(DRAIN_READ, 1), (f"{SCANNER}.mask_en", 1), (ZP_MAP_WRITE, 1), (ZP_MAP_READ, 1)],
         "avg_read": [(DRAIN_READ, 2)],
     }
     MAC_SCOPE = MAC  # toggles of signals under this scope count as the MAC datapath
@@ -81,6 +89,11 @@ class VelcroConv2d(FlatPortsComponent):
         # ------------------------------------------------------------ registers (model.hw.spec)
         flops = {r.name: registers.storage(r) for r in spec.REGISTERS if r.writable and not r.is_memory}
         skip_en = flops["CONTROL"][0][REG["CONTROL"].field("SKIP_EN").lsb]
+        zp_en = flops["CONTROL"][0][REG["CONTROL"].field("ZP_EN").lsb]
+        (zp_config,) = flops["ZP_CONFIG"]
+        pattern_field, zp_max_field = REG["ZP_CONFIG"].field("PATTERN"), REG["ZP_CONFIG"].field("ZP_MAX")
+        zp_pattern = zp_config[pattern_field.lsb : pattern_field.lsb + pattern_field.width]
+        zp_max = zp_config[zp_max_field.lsb : zp_max_field.lsb + zp_max_field.width]
         weights = flops["W"]
         (bias,), (mult,), (shift,) = flops["BIAS"], flops["MULT"], flops["SHIFT"]
         busy, frame_error = Signal(), Signal()
@@ -89,10 +102,12 @@ class VelcroConv2d(FlatPortsComponent):
             status[REG["STATUS"].field("BUSY").lsb].eq(busy),
             status[REG["STATUS"].field("FRAME_ERROR").lsb].eq(frame_error),
         ]
-        counters = {name: Signal(32, name=name.lower()) for name in ("FRAMES", "LAST_CYCLES", "LAST_MACS", "LAST_COMPUTED")}
-        frames, last_cycles, last_macs, last_computed = counters.values()
+        counter_names = ("FRAMES", "LAST_CYCLES", "LAST_MACS", "LAST_COMPUTED", "LAST_PREDICTED")
+        counters = {name: Signal(32, name=name.lower()) for name in counter_names}
+        frames, last_cycles, last_macs, last_computed, last_predicted = counters.values()
         readonly = {"ID": spec.ID_VALUE, "GEOMETRY": spec.GEOMETRY_VALUE, "STATUS": status, **counters}
         nonempty = Signal(GROUPS, init=(1 << GROUPS) - 1)  # per mask byte: has a computed output
+        mask_mirror = Signal(N_OUTPUTS)  # the MASK memory's contents, for zero-value prediction
 
         # Reads: memories are addressed on the strobe, registers muxed from the latched address.
         rd_addr = Signal(spec.CORE_ADDR_WIDTH)
@@ -108,13 +123,14 @@ class VelcroConv2d(FlatPortsComponent):
         m.submodules.mask_mem = mask_mem = Memory(shape=unsigned(32), depth=mask_reg.count, init=[])
         mask_wr = mask_mem.write_port(granularity=8)
         mask_rd_bus, mask_rd_scan, mask_rd_drain = (mask_mem.read_port() for _ in range(3))
-        avg_wr, avg_rd_bus, avg_rd_drain = [], [], []
+        avg_wr, avg_rd_bus, avg_rd_drain, avg_rd_refresh = [], [], [], []
         for half in range(2):
             mem = Memory(shape=unsigned(32), depth=avg_reg.count // 2, init=[])
             m.submodules[f"avg_mem{half}"] = mem
             avg_wr.append(mem.write_port(granularity=8))
             avg_rd_bus.append(mem.read_port())
             avg_rd_drain.append(mem.read_port())
+            avg_rd_refresh.append(mem.read_port())
 
         strobe = bus.wr_strb
         mask_hit, mask_word = registers.region(bus.wr_addr, mask_reg)
@@ -131,6 +147,13 @@ class VelcroConv2d(FlatPortsComponent):
                 for k in range(GROUPS_PER_MASK_WORD)
             )
             m.d.sync += nonempty.word_select(mask_word, GROUPS_PER_MASK_WORD).eq(new_flags)
+            # The whole mask in flip-flops too: zero-value prediction needs every bit at once.
+            bytes_written = Cat(strobe[k].replicate(8) for k in range(4))
+            at_word = Cat(Const(0, 5), mask_word)
+            m.d.sync += mask_mirror.eq(
+                mask_mirror & ~(bytes_written.as_unsigned() << at_word)[:N_OUTPUTS]
+                | ((bus.wr_data & bytes_written) << at_word)[:N_OUTPUTS]
+            )
         avg_hit, avg_word = registers.region(bus.wr_addr, avg_reg)
         for half in range(2):
             m.d.comb += [
@@ -138,6 +161,22 @@ class VelcroConv2d(FlatPortsComponent):
                 avg_wr[half].data.eq(bus.wr_data),
                 avg_wr[half].en.eq(Mux(bus.wr_stb & avg_hit & (avg_word[0] == half), strobe, 0)),
             ]
+
+        # avg > ZP_MAX of every output, for compressed anchors (zero_predict.py): updated on AVG
+        # writes, recomputed from the AVG memory after a ZP_MAX write.
+        m.submodules.avg_hot = avg_hot = AvgHotFlags()
+        m.d.comb += [
+            avg_hot.zp_max.eq(zp_max),
+            avg_hot.restart.eq(bus.wr_stb & (bus.wr_addr[2:] == REG["ZP_CONFIG"].word)
+                               & strobe[zp_max_field.lsb // 8]),
+            avg_hot.wr_en.eq(bus.wr_stb & avg_hit),
+            avg_hot.wr_word.eq(avg_word),
+            avg_hot.wr_data.eq(bus.wr_data),
+            avg_hot.wr_strb.eq(strobe),
+            avg_hot.rd_data.eq(Cat(avg_rd_refresh[0].data, avg_rd_refresh[1].data)),
+        ]
+        for port in avg_rd_refresh:
+            m.d.comb += [port.addr.eq(avg_hot.rd_addr), port.en.eq(avg_hot.rd_en)]
 
         _, mask_rd_word = registers.region(bus.rd_addr, mask_reg)
         _, avg_rd_word = registers.region(bus.rd_addr, avg_reg)
@@ -157,7 +196,7 @@ class VelcroConv2d(FlatPortsComponent):
         # Start times travel from the load stage to the last output beat; computed-output counts
         # from the compute stage. Both queues are popped by a frame's last OFMAP handshake.
         m.submodules.start_queue = start_queue = SyncFIFO(width=32, depth=FRAME_QUEUE_DEPTH)
-        m.submodules.count_queue = count_queue = SyncFIFO(width=N_OUTPUTS.bit_length(), depth=FRAME_QUEUE_DEPTH)
+        m.submodules.count_queue = count_queue = SyncFIFO(width=2 * COUNT_BITS, depth=FRAME_QUEUE_DEPTH)
         in_flight = Signal(range(FRAME_QUEUE_DEPTH + 1))
         frame_started = Signal()
         frame_dropped = Signal()
@@ -208,31 +247,96 @@ class VelcroConv2d(FlatPortsComponent):
 
         # ------------------------------------------------------------ compute stage
         m.submodules[self.SCANNER] = scanner = MaskScanner()
-        tag_bits = INDEX_BITS + (OBUF_SLOTS - 1).bit_length()  # output index and OFMAP slot
+        m.submodules.zp = zp = ZeroPredictor()
+        # output index, OFMAP slot, and whether it is an anchor of a prediction frame's phase A
+        tag_bits = INDEX_BITS + (OBUF_SLOTS - 1).bit_length() + 1
         m.submodules[self.MAC] = mac = MacRequant(tag_width=tag_bits)
         compute_slot = Signal()  # IFMAP slot being computed
         compute_obuf = Signal(range(OBUF_SLOTS))  # OFMAP slot it writes
         computing = Signal()
         computed_count = Signal(range(N_OUTPUTS + 1))
+        # Zero-value prediction (zero_predict.py): a frame started with ZP_EN runs phase A (the
+        # uncompressed anchors), waits until the last anchor's hot flag is written, then runs
+        # phase B (the outputs next to a hot anchor) while the predicted-zero map is written to
+        # the frame's slot of `zp_map`, ZP_MAP_ROWS_PER_CYCLE rows per cycle.
+        frame_zp = Signal()  # the frame being computed predicts
+        phase_b = Signal()
+        hot_wait = Signal()  # phase A is done: its last results are on their way to the hot flags
+        hot_wait_count = Signal(range(spec.ZP_HOT_WAIT))
+        b_done = Signal()  # phase B issued its last output; the map is still being written
+        map_writing = Signal()
+        map_done = Signal()
+        map_row = Signal(range(spec.ZP_MAP_WRITE_CYCLES))  # word of the map: ZP_MAP_ROWS_PER_CYCLE rows
+        predicted_count = Signal(range(N_OUTPUTS + 1))
+        slot_zp = Signal(OBUF_SLOTS)  # the frame in each OFMAP slot predicts
         m.d.comb += [
-            scanner.nonempty.eq(nonempty | (~skip_en).replicate(GROUPS)),
-            scanner.skip_en.eq(skip_en),
-            mask_rd_scan.addr.eq(scanner.mask_addr),
-            mask_rd_scan.en.eq(scanner.mask_en),
-            scanner.mask_data.eq(mask_rd_scan.data),
+            zp.pattern.eq(zp_pattern),
+            zp.zp_max.eq(zp_max),
+            zp.compressed.eq(Mux(skip_en, mask_mirror, 0)),
+            zp.avg_hot.eq(avg_hot.avg_hot),
         ]
         can_start = (
             ~computing
             & ifmap_full.bit_select(compute_slot, 1)
             & ~obuf_busy.bit_select(compute_obuf, 1)
+            & ~(zp_en & avg_hot.busy)
         )
+        start_b = computing & hot_wait & (hot_wait_count == 0)
+        m.d.comb += [
+            scanner.direct.eq(Mux(computing, frame_zp, zp_en)),
+            scanner.bits.eq(Mux(phase_b | start_b, zp.bits_b, zp.bits_a)),
+            scanner.skip_en.eq(skip_en),
+            mask_rd_scan.addr.eq(scanner.mask_addr),
+            mask_rd_scan.en.eq(scanner.mask_en),
+            scanner.mask_data.eq(mask_rd_scan.data),
+        ]
+        with m.If(start_b):
+            m.d.comb += scanner.nonempty.eq(zp.flags_b)
+        with m.Elif(zp_en):
+            m.d.comb += scanner.nonempty.eq(zp.flags_a)
+        with m.Else():
+            m.d.comb += scanner.nonempty.eq(nonempty | (~skip_en).replicate(GROUPS))
         with m.If(can_start):
-            m.d.comb += scanner.start.eq(1)
+            m.d.comb += [scanner.start.eq(1), zp.clear.eq(zp_en)]
             m.d.sync += [
                 computing.eq(1),
                 computed_count.eq(0),
                 obuf_busy.bit_select(compute_obuf, 1).eq(1),
+                frame_zp.eq(zp_en),
+                slot_zp.bit_select(compute_obuf, 1).eq(zp_en),
+                phase_b.eq(0),
+                hot_wait.eq(0),
+                b_done.eq(0),
+                map_writing.eq(0),
+                map_done.eq(0),
+                predicted_count.eq(0),
             ]
+        with m.If(computing & frame_zp & ~phase_b & ~hot_wait & scanner.done):
+            m.d.sync += [hot_wait.eq(1), hot_wait_count.eq(spec.ZP_HOT_WAIT - 1)]
+        with m.If(computing & hot_wait & (hot_wait_count != 0)):
+            m.d.sync += hot_wait_count.eq(hot_wait_count - 1)
+        with m.If(start_b):
+            m.d.comb += scanner.start.eq(1)
+            m.d.sync += [hot_wait.eq(0), phase_b.eq(1), map_writing.eq(1), map_row.eq(0)]
+
+        zp_map = Memory(shape=unsigned(N_OUTPUTS // spec.ZP_MAP_WRITE_CYCLES), depth=OBUF_SLOTS * spec.ZP_MAP_WRITE_CYCLES, init=[])
+        m.submodules.zp_map = zp_map
+        zp_map_wr = zp_map.write_port()
+        zp_map_rd = zp_map.read_port()
+        map_word = zp.predicted.word_select(map_row, len(zp_map_wr.data))
+        map_write = Signal(name=self.ZP_MAP_WRITE)
+        map_last = map_writing & (map_row == spec.ZP_MAP_WRITE_CYCLES - 1)
+        m.d.comb += [
+            map_write.eq(computing & map_writing),
+            zp_map_wr.addr.eq(compute_obuf * spec.ZP_MAP_WRITE_CYCLES + map_row),
+            zp_map_wr.data.eq(map_word),
+            zp_map_wr.en.eq(map_write),
+        ]
+        word_predicted = _popcount(map_word)
+        with m.If(map_write):
+            m.d.sync += [predicted_count.eq(predicted_count + word_predicted), map_row.eq(map_row + 1)]
+            with m.If(map_last):
+                m.d.sync += [map_writing.eq(0), map_done.eq(1)]
         issue = computing & scanner.issue
         m.d.comb += [
             ifmap.rd_en.eq(issue),
@@ -242,7 +346,14 @@ class VelcroConv2d(FlatPortsComponent):
         ]
         with m.If(issue):
             m.d.sync += computed_count.eq(computed_count + 1)
-        frame_computed = computing & scanner.done
+        frame_computed = Signal()
+        with m.If(frame_zp):
+            m.d.comb += frame_computed.eq(computing & phase_b & (scanner.done | b_done) & (map_done | map_last))
+            with m.If(computing & phase_b & scanner.done):
+                m.d.sync += b_done.eq(1)
+        with m.Else():
+            m.d.comb += frame_computed.eq(computing & scanner.done)
+        frame_predicted = Mux(frame_zp, predicted_count + Mux(map_write, word_predicted, 0), 0)
         with m.If(frame_computed):
             # The last window read is issued in this cycle, so the IFMAP slot is free after it.
             m.d.sync += [
@@ -251,10 +362,10 @@ class VelcroConv2d(FlatPortsComponent):
                 compute_obuf.eq(_next_slot(compute_obuf)),
                 ifmap_full.bit_select(compute_slot, 1).eq(0),
             ]
-            m.d.comb += [count_queue.w_en.eq(1), count_queue.w_data.eq(computed_count + issue)]
+            m.d.comb += [count_queue.w_en.eq(1), count_queue.w_data.eq(Cat((computed_count + issue)[:COUNT_BITS], frame_predicted))]
 
         # The window arrives IfmapWindowBuffer.LATENCY cycles after its read; its tag follows.
-        issue_tag = Cat(scanner.index, compute_obuf)
+        issue_tag = Cat(scanner.index, compute_obuf, frame_zp & ~phase_b)
         tag_valid, tag = issue, issue_tag
         for stage in range(IfmapWindowBuffer.LATENCY):
             next_valid, next_tag = Signal(name=f"win_valid{stage}"), Signal(tag_bits, name=f"win_tag{stage}")
@@ -272,7 +383,12 @@ class VelcroConv2d(FlatPortsComponent):
         m.submodules.obuf = obuf
         obuf_wr = obuf.write_port(granularity=8)
         obuf_rd = obuf.read_port()
-        out_index, out_slot = mac.out_tag[:INDEX_BITS], mac.out_tag[INDEX_BITS:]
+        out_index, out_slot = mac.out_tag[:INDEX_BITS], mac.out_tag[INDEX_BITS : tag_bits - 1]
+        m.d.comb += [
+            zp.result_valid.eq(mac.out_valid & mac.out_tag[tag_bits - 1]),
+            zp.result_index.eq(out_index),
+            zp.result_pixel.eq(mac.out_pixel),
+        ]
         m.d.comb += [
             obuf_wr.addr.eq(Cat(out_index[LANE_BITS:], out_slot)),
             obuf_wr.data.eq(mac.out_pixel.replicate(PIXELS_PER_BEAT)),
@@ -296,6 +412,10 @@ class VelcroConv2d(FlatPortsComponent):
         read_pending = Signal()  # a beat's memories were read last cycle: push it now
         pending_last = Signal()
         pending_lane = Signal(range(GROUPS_PER_MASK_WORD))  # mask byte of the beat in its MASK word
+        map_beats = len(zp_map_rd.data) // PIXELS_PER_BEAT  # beats per word of the predicted-zero map
+        pending_map_lane = Signal(range(map_beats))
+        pending_zp = Signal()
+        map_read = Signal(name=self.ZP_MAP_READ)
         credit = out_fifo.level + read_pending < OUTPUT_FIFO_DEPTH
         drain_read = Signal(name=self.DRAIN_READ)  # one OFMAP word, one MASK word, two AVG words
         m.d.comb += drain_read.eq(obuf_ready.bit_select(drain_slot, 1) & credit)
@@ -304,12 +424,20 @@ class VelcroConv2d(FlatPortsComponent):
             obuf_rd.en.eq(drain_read),
             mask_rd_drain.addr.eq(drain_beat[len(pending_lane):]),
             mask_rd_drain.en.eq(drain_read),
+            map_read.eq(drain_read & slot_zp.bit_select(drain_slot, 1)),
+            zp_map_rd.addr.eq(drain_slot * spec.ZP_MAP_WRITE_CYCLES + drain_beat[len(pending_map_lane):]),
+            zp_map_rd.en.eq(map_read),
         ]
         for half in range(2):
             m.d.comb += [avg_rd_drain[half].addr.eq(drain_beat), avg_rd_drain[half].en.eq(drain_read)]
         m.d.sync += read_pending.eq(drain_read)
         with m.If(drain_read):
-            m.d.sync += [pending_last.eq(drain_beat == BEATS_PER_FRAME - 1), pending_lane.eq(drain_beat[: len(pending_lane)])]
+            m.d.sync += [
+                pending_last.eq(drain_beat == BEATS_PER_FRAME - 1),
+                pending_lane.eq(drain_beat[: len(pending_lane)]),
+                pending_map_lane.eq(drain_beat[: len(pending_map_lane)]),
+                pending_zp.eq(slot_zp.bit_select(drain_slot, 1)),
+            ]
             with m.If(drain_beat == BEATS_PER_FRAME - 1):
                 m.d.sync += [
                     drain_beat.eq(0),
@@ -321,8 +449,9 @@ class VelcroConv2d(FlatPortsComponent):
                 m.d.sync += drain_beat.eq(drain_beat + 1)
         compressed = mask_rd_drain.data.word_select(pending_lane, 8) & skip_en.replicate(8)
         averages = Cat(avg_rd_drain[0].data, avg_rd_drain[1].data)
+        predicted = zp_map_rd.data.word_select(pending_map_lane, PIXELS_PER_BEAT) & pending_zp.replicate(8)
         pixels = [
-            Mux(compressed[p], averages[8 * p : 8 * p + 8], obuf_rd.data[8 * p : 8 * p + 8])
+            Mux(compressed[p], averages[8 * p : 8 * p + 8], Mux(predicted[p], 0, obuf_rd.data[8 * p : 8 * p + 8]))
             for p in range(PIXELS_PER_BEAT)
         ]
         m.d.comb += [out_fifo.w_en.eq(read_pending), out_fifo.w_data.eq(Cat(*pixels, pending_last))]
@@ -337,10 +466,19 @@ class VelcroConv2d(FlatPortsComponent):
             m.d.sync += [
                 frames.eq(frames + 1),
                 last_cycles.eq(cycle - start_queue.r_data),
-                last_computed.eq(count_queue.r_data),
-                last_macs.eq(count_queue.r_data * MACS_PER_OUTPUT),
+                last_computed.eq(count_queue.r_data[:COUNT_BITS]),
+                last_macs.eq(count_queue.r_data[:COUNT_BITS] * MACS_PER_OUTPUT),
+                last_predicted.eq(count_queue.r_data[COUNT_BITS:]),
             ]
         return m
+
+
+def _popcount(value):
+    """Number of set bits, as a balanced adder tree."""
+    terms = [value[i] for i in range(len(value))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def _next_slot(slot):

@@ -14,8 +14,13 @@ A frame with c computed outputs therefore issues its indices on c consecutive cy
 `STARTUP` cycles after `start` (3 = `spec.MASK_SCAN_STARTUP`: load `pending`, stage the first group
 while its mask word is read, hand it to the expander); `done` is raised with the last index (or
 alone, at the startup, when nothing is computed). The finder stalls while the expander is busy.
+
+Direct mode (`direct` = 1, used by zero-value prediction): the expander takes a group's byte from
+the 4096-bit `bits` input (bit i = issue output i) instead of the complement of its mask byte, and
+the mask memory is not read; `nonempty` must then be the per-group OR of `bits`. Both inputs must
+hold still while the scan runs. The timing is the same in both modes.
 """
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,6 +55,8 @@ class MaskScanner(wiring.Component):
                 "start": In(1),
                 "nonempty": In(GROUPS),
                 "skip_en": In(1),
+                "direct": In(1),
+                "bits": In(N_OUTPUTS),
                 "mask_addr": Out(range(REG["MASK"].count)),
                 "mask_en": Out(1),
                 "mask_data": In(32),
@@ -92,13 +99,14 @@ class MaskScanner(wiring.Component):
         advance = Signal()
         m.d.comb += advance.eq(~staged | expander_free)
         word_bits = (GROUPS_PER_WORD - 1).bit_length()  # group = MASK word and byte inside it
-        m.d.comb += [self.mask_addr.eq(group[word_bits:]), self.mask_en.eq(advance & scanning)]
+        m.d.comb += [self.mask_addr.eq(group[word_bits:]), self.mask_en.eq(advance & scanning & ~self.direct)]
         staged_byte = self.mask_data.word_select(staged_group[:word_bits], 8)
+        issue_byte = Mux(self.direct, self.bits.word_select(staged_group, 8), ~(staged_byte & self.skip_en.replicate(8)))
         with m.If(expander_free):
             m.d.sync += [
                 current.eq(staged),
                 current_group.eq(staged_group),
-                current_bits.eq(~(staged_byte & self.skip_en.replicate(8)) & staged_real.replicate(8)),
+                current_bits.eq(issue_byte & staged_real.replicate(8)),
                 current_last.eq(staged_last),
             ]
         with m.Elif(current):

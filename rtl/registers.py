@@ -5,16 +5,17 @@ from `spec.REGISTERS`; the instance only says which signal implements which regi
 
 * `storage(reg)` makes the flip-flops of a read/write register (one per word of an array), with
   the contract's width, reset value and signedness (a signed register reads sign-extended);
-* `decode(...)` builds the write side (byte strobes honoured, bits above a register's width
-  dropped) and the read multiplexer for every flip-flop and read-only word, and returns a strobe
-  per W1C field; it refuses a map in which a register has no implementation;
+* `decode(...)` builds the write side (byte strobes honoured, bits above a register's width or
+  outside its fields dropped, a value a field cannot hold replaced by the field's reset) and the
+  read multiplexer for every flip-flop and read-only word, and returns a strobe per W1C field;
+  it refuses a map in which a register has no implementation;
 * `region(addr, reg)` decodes a memory-backed region (MASK, AVG) from the upper address bits.
 
 Addresses no register occupies read 0 and ignore writes; address bits [1:0] are ignored.
 """
 from __future__ import annotations
 
-from amaranth import Module, Signal, Value, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 
 from model.hw import spec
 
@@ -36,8 +37,21 @@ def region(addr: Value, reg: spec.Register) -> tuple[Value, Value]:
     return addr[size_bits : spec.CORE_ADDR_WIDTH] == reg.offset >> size_bits, addr[2:size_bits]
 
 
-def _write_bytes(m: Module, target: Signal, data: Value, strobe: Value) -> None:
-    """Honour the byte strobes for a register of `len(target)` bits."""
+def _write_bytes(m: Module, target: Signal, data: Value, strobe: Value, reg: spec.Register) -> None:
+    """Honour the byte strobes for a register of `len(target)` bits.
+
+    A register with fields stores only its fields' bits (the others read 0); a field that lists
+    its `values` stores its reset value when any other value is written.
+    """
+    if reg.fields:
+        for f in reg.fields:
+            bits = slice(f.lsb, f.lsb + f.width)
+            value = data[bits]
+            if f.values is not None:
+                value = Mux(Cat(value == v for v in f.values).any(), value, f.reset)
+            with m.If(strobe[f.lsb // 8]):
+                m.d.sync += target[bits].eq(value)
+        return
     width = len(target)
     for k in range((width + 7) // 8):
         lo, hi = 8 * k, min(8 * k + 8, width)
@@ -71,7 +85,7 @@ def decode(m: Module, bus, read_addr: Value, flops: dict[str, list[Signal]],
                 for i in range(reg.count):
                     if reg.writable:
                         with m.Case(reg.word + i):
-                            _write_bytes(m, flops[reg.name][i], bus.wr_data, bus.wr_strb)
+                            _write_bytes(m, flops[reg.name][i], bus.wr_data, bus.wr_strb, reg)
                     elif reg.clear_on_write:
                         with m.Case(reg.word + i):
                             for f in reg.fields:

@@ -27,8 +27,13 @@ SLOW = {
     "sim/test_hil_cocotb.py",
     "sim/test_sweep.py::test_sweep_meets_the_papers_shape",
     "sim/test_sweep.py::test_reports_are_written",
+    "sim/test_sweep.py::test_prediction_chain_toggles_fall_with_skipped_share",
     "sim/test_top_cocotb.py::test_bench",
+    "sim/test_conv2d_cocotb.py::test_zp_frames_more",
+    "sim/test_conv2d_cocotb.py::test_zp_edge_cases_more",
+    "sim/test_top_cocotb.py::test_prediction_on_every_instance",
     "nets/test_default_cnn.py::test_cli_eval_on_default",
+    "deploy/test_zp_export.py::test_acceptance_on_1000_images",
 }
 
 

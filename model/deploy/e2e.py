@@ -5,13 +5,19 @@ hardware layer (`hw_dw` + ReLU, 16 channels of 64×64):
 
 * ``float``            the float layer;
 * ``float_compressed`` the float layer with VELCRO: masked elements replaced by their float
-                       preprocessing mean;
+                       preprocessing mean; with prediction on in the export, the float
+                       prediction rule (`model.velcro.predict.predict_zeros`) with the float ZP_MAX
+                       on top;
 * ``int8_golden``      the exported integer configuration run by `model.hw.golden.conv2d` per channel
                        and image (input quantized with s_x, output dequantized with s_y, mask and
                        uint8 averages applied by the golden model), the rest of the net in PyTorch;
 * ``rtl``              the same, with the layer computed by a caller-supplied `LayerRunner`
                        ``layer_runner(configs, ifmaps (16, K, 64, 64) uint8) -> (16, K, 64, 64) uint8``
                        (default: the golden runner itself, so everything runs without a simulator).
+
+MACs skipped per path (`mac_reduction`): the share of the layer's MACs (16·4096·9 per image) not
+spent, compressed plus predicted outputs; the RTL path's equals the golden path's, whose outputs it
+must reproduce bit for bit (the rule decides from the outputs alone).
 
 The RTL outputs must equal the golden outputs for every channel and image (else `VelcroError`),
 and so must the predictions. Mask allocation (per-layer vs balanced) and the speedup of a
@@ -45,6 +51,7 @@ from model.deploy.quantize import (
     check_images,
     dequantize_output,
     float_layer_sha256,
+    golden_layer,
     golden_runner,
     quantize_input,
 )
@@ -53,6 +60,7 @@ from model.hw.golden import N_OUTPUTS
 from model.nets.default_model import HW_CHANNELS, HW_SITE, HW_SIZE, DefaultCNN, load_default_model
 from model.velcro.compress import saving_ratio
 from model.velcro.evaluate import accuracy, top1_accuracy
+from model.velcro.predict import predict_zeros
 from model.velcro.sites import find_sites
 
 PATHS = ("float", "float_compressed", "int8_golden", "rtl")
@@ -136,8 +144,11 @@ def run_paths(
         x = hw_layer_input(model, images)
         y_float = model.hw_layer(x)
         y_comp = torch.where(mask, mean, y_float)
+        predicted_float = torch.zeros(y_comp.shape, dtype=torch.bool)
+        if export.zp_pattern is not None:
+            y_comp, predicted_float = predict_zeros(y_comp, export.zp_pattern, export.zp_max, mask)
         ifmaps = quantize_input(x, export.input_scale)
-        golden = golden_runner(export.configs, ifmaps)
+        golden, predicted_golden = golden_layer(export.configs, ifmaps)
         rtl = golden if runner is golden_runner else runner(export.configs, ifmaps.copy())
         if runner is not golden_runner:
             _compare(golden, rtl, "layer_runner")
@@ -153,6 +164,10 @@ def run_paths(
         raise VelcroError("RTL-path predictions differ from the int8-golden predictions although the layer outputs match")
     compressed = int(export.masks.sum())
     diff = y_int.to(torch.float64) - y_comp.to(torch.float64)
+    layer_outputs = len(images) * HW_CHANNELS * HW_SIZE * HW_SIZE
+    predicted = {"float": 0, "float_compressed": int(predicted_float.sum()), "int8_golden": int(predicted_golden.sum())}
+    predicted["rtl"] = predicted["int8_golden"]  # equal outputs, equal decisions
+    skipped = {k: (0 if k == "float" else compressed * len(images)) + p for k, p in predicted.items()}
     return {
         "images": len(images),
         "accuracy": {k: top1_accuracy(p, labels) for k, p in predictions.items()},
@@ -160,6 +175,11 @@ def run_paths(
         "labels": labels.tolist(),
         "threshold": export.threshold,
         "allocation": export.allocation,
+        "zp_pattern": export.zp_pattern,
+        "zp_max": export.zp_max,
+        "zp_max_uint8": export.zp_max_uint8,
+        "mac_reduction": {k: skipped[k] / layer_outputs for k in PATHS},
+        "predicted_fraction": {k: predicted[k] / layer_outputs for k in PATHS},
         "layer_saving_ratio": export.saving_ratio,
         **model_saving_ratio(model, compressed),
         "channel_densities": export.channel_densities,

@@ -11,7 +11,12 @@ The export file is one `.npz` (NumPy arrays only, `allow_pickle=False`): `format
 the float layer's weight and bias bytes), and the per-channel arrays `weights` (16,3,3) int8,
 `bias` (16,) int32, `mult` (16,) uint16, `shift` (16,) uint8, `mask` (16,64,64) bool, `avg`
 (16,64,64) uint8, `skip_en` (16,) bool, `weight_scales` (16,) float64, `float_mean` (16,64,64)
-float64 (the float VELCRO means, for the float-compressed reference path).
+float64 (the float VELCRO means, for the float-compressed reference path), and the zero-value
+prediction configuration of every channel (ZP_CONFIG): `zp_en` (16,) bool, `zp_pattern` (16,) uint8
+(`model.hw.golden.ZP_PATTERNS`), `zp_max` (16,) uint8 in output LSBs. The float ZP_MAX it came from
+is in the metadata (`zp_max`, with `zp_pattern` by name and `zp_max_uint8`); the uint8 value is
+⌊zp_max / s_y⌋ clamped to 0..255 (`model.deploy.quantize.zp_max_to_uint8`). Format version 1 (no
+prediction arrays) is still read, with prediction off.
 """
 from __future__ import annotations
 
@@ -24,14 +29,16 @@ import torch
 
 from model.deploy.hw_layer import hw_layer_statistics, task_split
 from model.deploy.masks import allocation_masks, check_allocation
-from model.deploy.quantize import LayerQuantization, calibrate, float_layer_sha256, layer_error, make_configs
+from model.deploy.quantize import LayerQuantization, calibrate, float_layer_sha256, layer_error, make_configs, zp_max_to_uint8
 from model.errors import VelcroError
 from model.hw.golden import H, W, ConvConfig
 from model.nets.data import Split, TaskData
 from model.nets.default_model import HW_CHANNELS, DefaultCNN, load_default_model
 from model.velcro.compress import parse_threshold
+from model.velcro.predict import parse_pattern, parse_zp_max, pattern_name
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no prediction arrays (prediction off)
 FORMAT_NAME = "velcro-hw-layer-export"
 
 __all__ = [
@@ -64,6 +71,12 @@ class LayerExport:
     seed: int = 0
     error: dict = field(default_factory=dict)
     version: int = FORMAT_VERSION
+    zp_pattern: str | None = None  # "grid2" | "checker" (None = prediction off)
+    zp_max: float = 0.0  # ZP_MAX in the float layer's units (the configs hold it in output LSBs)
+
+    @property
+    def zp_max_uint8(self) -> int:
+        return int(self.configs[0].zp_max)
 
     @property
     def masks(self) -> np.ndarray:
@@ -99,6 +112,9 @@ class LayerExport:
             "seed": self.seed,
             "float_sha256": self.float_sha256,
             "float_vs_int8_error": self.error,
+            "zp_pattern": self.zp_pattern,
+            "zp_max": self.zp_max,
+            "zp_max_uint8": self.zp_max_uint8,
         }
 
 
@@ -115,14 +131,20 @@ class PreparedLayer:
     quant: LayerQuantization
     error: dict
 
-    def export(self, threshold, allocation: str = "per-layer") -> LayerExport:
-        """The export of threshold T (a fraction in [0, 1), None = no compression) with `allocation`."""
+    def export(self, threshold, allocation: str = "per-layer", *, zp_pattern: str | None = None, zp_max: float = 0.0) -> LayerExport:
+        """The export of threshold T (a fraction in [0, 1), None = no compression) with `allocation`.
+
+        `zp_pattern` ("grid2" | "checker", None = off) switches zero-value prediction on in every
+        channel with threshold `zp_max` in the float layer's units, stored as ⌊zp_max / s_y⌋ (0..255).
+        """
         check_allocation(allocation)
         t = None if threshold is None else parse_threshold(threshold)
+        code = None if zp_pattern is None else parse_pattern(zp_pattern)
+        zp_max = parse_zp_max(zp_max)
         mask = allocation_masks(self.var, t, allocation)
         q = self.quant
         return LayerExport(
-            configs=make_configs(q, mask, self.mean),
+            configs=make_configs(q, mask, self.mean, zp_pattern=code, zp_max=zp_max_to_uint8(zp_max, q.output_scale)),
             input_scale=q.input_scale,
             output_scale=q.output_scale,
             weight_scales=q.weight_scales,
@@ -135,6 +157,8 @@ class PreparedLayer:
             calibration_images=q.calibration_images,
             seed=self.seed,
             error=self.error,
+            zp_pattern=None if code is None else pattern_name(code),
+            zp_max=zp_max,
         )
 
 
@@ -178,15 +202,20 @@ def export_layer(
     input_calibration: str = "max",
     error_images: int = 64,
     statistics: tuple[torch.Tensor, torch.Tensor] | None = None,
+    zp_pattern: str | None = None,
+    zp_max: float = 0.0,
 ) -> LayerExport:
     """Export the hardware layer for `task` at threshold T with the given mask allocation.
 
-    `prepare_layer(...).export(threshold, allocation)`, with the threshold and the allocation
-    checked before the statistics are computed.
+    `prepare_layer(...).export(threshold, allocation, zp_pattern=..., zp_max=...)`, with every
+    parameter checked before the statistics are computed.
     """
     check_allocation(allocation)
     if threshold is not None:
         parse_threshold(threshold)
+    if zp_pattern is not None:
+        parse_pattern(zp_pattern)
+    parse_zp_max(zp_max)
     layer = prepare_layer(
         task,
         model=model,
@@ -196,7 +225,7 @@ def export_layer(
         error_images=error_images,
         statistics=statistics,
     )
-    return layer.export(threshold, allocation)
+    return layer.export(threshold, allocation, zp_pattern=zp_pattern, zp_max=zp_max)
 
 
 # ---------------------------------------------------------------------- the export file
@@ -220,6 +249,9 @@ def save_export(export: LayerExport, path: str | Path) -> Path:
         skip_en=np.array([c.skip_en for c in cfg], dtype=bool),
         weight_scales=np.asarray(export.weight_scales, dtype=np.float64),
         float_mean=np.asarray(export.float_mean, dtype=np.float64),
+        zp_en=np.array([c.zp_en for c in cfg], dtype=bool),
+        zp_pattern=np.array([c.zp_pattern for c in cfg], dtype=np.uint8),
+        zp_max=np.array([c.zp_max for c in cfg], dtype=np.uint8),
     )
     return path
 
@@ -234,6 +266,11 @@ _ARRAYS = {
     "skip_en": ((16,), np.bool_),
     "weight_scales": ((16,), np.float64),
     "float_mean": ((16, 64, 64), np.float64),
+}
+_ZP_ARRAYS = {  # from format version 2
+    "zp_en": ((16,), np.bool_),
+    "zp_pattern": ((16,), np.uint8),
+    "zp_max": ((16,), np.uint8),
 }
 
 
@@ -250,15 +287,16 @@ def load_export(path: str | Path, *, model: DefaultCNN | None = None) -> LayerEx
     if "format_version" not in arrays or "meta_json" not in arrays:
         raise VelcroError(f"{path} is not a VELCRO layer export (no format_version); recreate it with `velcro export`")
     version = int(arrays["format_version"])
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise VelcroError(
-            f"{path} has export format version {version}, this code reads version {FORMAT_VERSION}; "
-            "recreate it with `velcro export`"
+            f"{path} has export format version {version}, this code reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; recreate it with `velcro export`"
         )
     meta = json.loads(str(arrays["meta_json"]))
     if meta.get("format") != FORMAT_NAME:
         raise VelcroError(f"{path} is not a VELCRO layer export; recreate it with `velcro export`")
-    for name, (shape, dtype) in _ARRAYS.items():
+    expected = _ARRAYS | (_ZP_ARRAYS if version >= 2 else {})
+    for name, (shape, dtype) in expected.items():
         a = arrays.get(name)
         if a is None or a.shape != shape or a.dtype != dtype:
             got = None if a is None else f"{a.shape} {a.dtype}"
@@ -278,6 +316,9 @@ def load_export(path: str | Path, *, model: DefaultCNN | None = None) -> LayerEx
                 mask=arrays["mask"][c],
                 avg=arrays["avg"][c],
                 skip_en=bool(arrays["skip_en"][c]),
+                zp_en=bool(arrays["zp_en"][c]) if version >= 2 else False,
+                zp_pattern=int(arrays["zp_pattern"][c]) if version >= 2 else 0,
+                zp_max=int(arrays["zp_max"][c]) if version >= 2 else 0,
             )
             for c in range(HW_CHANNELS)
         ]
@@ -298,4 +339,6 @@ def load_export(path: str | Path, *, model: DefaultCNN | None = None) -> LayerEx
         seed=int(meta["seed"]),
         error=dict(meta["float_vs_int8_error"]),
         version=version,
+        zp_pattern=meta.get("zp_pattern"),
+        zp_max=float(meta.get("zp_max", 0.0)),
     )

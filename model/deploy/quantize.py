@@ -13,6 +13,9 @@ conv2d instance configured by one `model.hw.golden.ConvConfig` (arithmetic: rtl/
   preprocessing images / 255; the hardware's clamp at 0 is the ReLU.
 * Requantization: M / 2^S ≈ s_x·s_w[c] / s_y with M < 2^16 and S ≤ 31; S is the largest shift for
   which round(real·2^S) still fits 16 bits, so M carries the most significant bits possible.
+* Zero-value prediction: ZP_MAX is given in float (the layer's units) and compared with uint8
+  outputs; a float output y = q·s_y satisfies y ≤ zp_max exactly when q ≤ ⌊zp_max / s_y⌋, so
+  `zp_max_to_uint8` stores ⌊zp_max / s_y⌋ (an exact rational floor), clamped to 0..255.
 * VELCRO: `make_configs` takes the compression mask (from `model.deploy.masks`) and the float
   preprocessing means; avg[c] = clamp(round(mean / s_y), 0, 255).
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,7 +37,7 @@ import torch
 
 from model.deploy.hw_layer import hw_layer_input
 from model.errors import VelcroError
-from model.hw.golden import H, W, ConvConfig, conv2d
+from model.hw.golden import H, W, ConvConfig, frame_result
 from model.nets.default_model import HW_CHANNELS, HW_SIZE, DefaultCNN
 
 # layer_runner(configs, ifmaps (16, K, 64, 64) uint8) -> ofmaps (16, K, 64, 64) uint8
@@ -50,6 +54,8 @@ __all__ = [
     "dequantize_output",
     "make_configs",
     "golden_runner",
+    "golden_layer",
+    "zp_max_to_uint8",
     "layer_error",
 ]
 
@@ -206,8 +212,14 @@ def make_configs(
     mean: np.ndarray | torch.Tensor | None,
     *,
     skip_en: bool = True,
+    zp_pattern: int | None = None,
+    zp_max: int = 0,
 ) -> list[ConvConfig]:
-    """The 16 instance configurations; `mask` (16,64,64) bool (None = nothing compressed), `mean` float."""
+    """The 16 instance configurations; `mask` (16,64,64) bool (None = nothing compressed), `mean` float.
+
+    `zp_pattern` (a `model.hw.golden.ZP_PATTERNS` code, None = prediction off) and `zp_max` (uint8,
+    in output LSBs) set every channel's ZP_CONFIG.
+    """
     if mask is None:
         mask_a = np.zeros((HW_CHANNELS, H, W), dtype=bool)
     else:
@@ -234,20 +246,44 @@ def make_configs(
             mask=mask_a[c].copy(),
             avg=avg[c].copy(),
             skip_en=skip_en,
+            zp_en=zp_pattern is not None,
+            zp_pattern=0 if zp_pattern is None else int(zp_pattern),
+            zp_max=int(zp_max),
         )
         for c in range(HW_CHANNELS)
     ]
 
 
+def zp_max_to_uint8(zp_max: float, output_scale: float) -> int:
+    """ZP_MAX of the float layer in output LSBs: ⌊zp_max / s_y⌋ computed exactly, clamped to 0..255.
+
+    q·s_y ≤ zp_max ⟺ q ≤ zp_max / s_y ⟺ q ≤ ⌊zp_max / s_y⌋ for integer q, so the uint8 comparison of
+    the hardware decides exactly as the float comparison on dequantized outputs would.
+    """
+    if not (output_scale > 0 and math.isfinite(output_scale)):
+        raise VelcroError(f"output scale {output_scale} must be a positive number")
+    if not (zp_max >= 0 and math.isfinite(zp_max)):
+        raise VelcroError(f"ZP_MAX {zp_max} must be a finite value ≥ 0 in the layer's units")
+    return min(255, math.floor(Fraction(zp_max) / Fraction(output_scale)))
+
+
 # ---------------------------------------------------------------------- running the integer layer
-def golden_runner(configs: list[ConvConfig], ifmaps: np.ndarray) -> np.ndarray:
-    """The reference `LayerRunner`: `model.hw.golden.conv2d` for every channel and image."""
+def golden_layer(configs: list[ConvConfig], ifmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`model.hw.golden.frame_result` for every channel and image: (ofmaps, predicted outputs (16, K) int64)."""
     _check_ifmaps(configs, ifmaps)
     out = np.empty(ifmaps.shape, dtype=np.uint8)
+    predicted = np.zeros(ifmaps.shape[:2], dtype=np.int64)
     for c, cfg in enumerate(configs):
         for i in range(ifmaps.shape[1]):
-            out[c, i] = conv2d(ifmaps[c, i], cfg)
-    return out
+            frame = frame_result(ifmaps[c, i], cfg)
+            out[c, i] = frame.ofmap
+            predicted[c, i] = frame.predicted_outputs
+    return out, predicted
+
+
+def golden_runner(configs: list[ConvConfig], ifmaps: np.ndarray) -> np.ndarray:
+    """The reference `LayerRunner`: `model.hw.golden.frame_result` for every channel and image."""
+    return golden_layer(configs, ifmaps)[0]
 
 
 def layer_error(model: DefaultCNN, quant: LayerQuantization, images: torch.Tensor) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, PIXELS_PER_BEAT
+from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, PIXELS_PER_BEAT, ZP_MAP_WRITE_CYCLES
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "energy_table.toml"
 
@@ -46,16 +46,28 @@ class EnergyTable:
         return split
 
 
-def frame_events(mask: np.ndarray) -> dict[str, int]:
-    """Events of one steady-state frame of the micro-architecture, from its mask alone.
+def frame_events(mask: np.ndarray, result=None) -> dict[str, int]:
+    """Events of one steady-state frame of the micro-architecture.
 
+    From the mask alone for a frame without prediction. For a frame with zero-value prediction pass
+    its `golden.FrameResult` (`result`; its `anchors` are all False with prediction off): the
+    computed outputs then come from the data, the scanner reads its issue bits from flip-flops
+    instead of the MASK memory, and the predicted-zero map counts as mask-side traffic: 16 writes
+    (4 rows each) and one read per drain beat. What the waveform probes see is
+    `rtl.conv2d.VelcroConv2d.ACTIVITY_PROBES`.
     The sweep (sim/flows/sweep.py) checks this against the events counted in the simulator's waveform
     at every point; other flows (hardware in the loop) then use it for masks they did not dump.
     """
     flat = np.asarray(mask, dtype=bool).reshape(-1)
-    computed = int(flat.size - flat.sum())
-    groups = flat.reshape(-1, PIXELS_PER_BEAT)
-    scanned_groups = max(int((~groups).any(axis=1).sum()), 1)  # an empty frame reads one marker
+    predicting = result is not None and bool(np.asarray(result.anchors).any())
+    if predicting:
+        computed = int(result.computed_outputs)
+        mask_reads = BEATS_PER_FRAME + BEATS_PER_FRAME + ZP_MAP_WRITE_CYCLES  # drain MASK + map reads, map writes
+    else:
+        computed = int(flat.size - flat.sum()) if result is None else int(result.computed_outputs)
+        groups = flat.reshape(-1, PIXELS_PER_BEAT)
+        scanned_groups = max(int((~groups).any(axis=1).sum()), 1)  # an empty frame reads one marker
+        mask_reads = BEATS_PER_FRAME + scanned_groups
     return {
         "mac": MACS_PER_OUTPUT * computed,
         "requant": computed,
@@ -63,6 +75,6 @@ def frame_events(mask: np.ndarray) -> dict[str, int]:
         "window_read": computed,
         "ofmap_write": computed,
         "ofmap_read": BEATS_PER_FRAME,
-        "mask_read": BEATS_PER_FRAME + scanned_groups,
+        "mask_read": mask_reads,
         "avg_read": 2 * BEATS_PER_FRAME,
     }

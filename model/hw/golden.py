@@ -14,9 +14,26 @@ from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, N_OUTPUTS, PIXELS_PE
 
 __all__ = [  # the geometry is re-exported: many callers import it from the golden model
     "H", "W", "K", "PIXELS_PER_BEAT", "BEATS_PER_FRAME", "N_OUTPUTS", "MACS_PER_OUTPUT",
-    "ConvConfig", "wrap_int32", "accumulate", "requantize", "conv2d", "frame_to_beats", "beats_to_frame",
+    "ConvConfig", "FrameResult", "ZP_GRID2", "ZP_CHECKER", "ZP_PATTERNS", "anchors", "wrap_int32", "accumulate",
+    "requantize", "conv2d", "frame_result", "frame_to_beats", "beats_to_frame",
     "mask_words", "mask_bytes", "avg_words", "random_config",
 ]  # fmt: skip
+
+
+# Zero-value prediction patterns (ZP_CONFIG.PATTERN): which positions are anchors, always computed.
+ZP_GRID2 = 0  # row and column both even: 1/4 of the positions
+ZP_CHECKER = 1  # row + column even: 1/2 of the positions
+ZP_PATTERNS = {"grid2": ZP_GRID2, "checker": ZP_CHECKER}
+
+
+def anchors(pattern: int) -> np.ndarray:
+    """(64, 64) bool: the anchor positions of a prediction pattern."""
+    y, x = np.indices((H, W))
+    if pattern == ZP_GRID2:
+        return (y % 2 == 0) & (x % 2 == 0)
+    if pattern == ZP_CHECKER:
+        return (y + x) % 2 == 0
+    raise ValueError(f"prediction pattern {pattern!r}: use {ZP_GRID2} (GRID2) or {ZP_CHECKER} (CHECKER)")
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,9 @@ class ConvConfig:
     mask: np.ndarray  # (64, 64) bool, True = compressed
     avg: np.ndarray  # (64, 64) uint8, emitted where mask is True
     skip_en: bool = True
+    zp_en: bool = False  # zero-value prediction (CONTROL.ZP_EN)
+    zp_pattern: int = ZP_GRID2  # ZP_CONFIG.PATTERN
+    zp_max: int = 0  # ZP_CONFIG.ZP_MAX: anchors at or below it count as zero
 
     def __post_init__(self) -> None:
         w = np.asarray(self.weights)
@@ -46,6 +66,10 @@ class ConvConfig:
         a = np.asarray(self.avg)
         if a.min() < 0 or a.max() > 255:
             raise ValueError("avg values must be uint8 (0..255)")
+        if self.zp_pattern not in (ZP_GRID2, ZP_CHECKER):
+            raise ValueError(f"zp_pattern {self.zp_pattern!r} must be {ZP_GRID2} (GRID2) or {ZP_CHECKER} (CHECKER)")
+        if not 0 <= int(self.zp_max) <= 255:
+            raise ValueError(f"zp_max {self.zp_max} must be a uint8 value (0..255)")
 
     @property
     def effective_mask(self) -> np.ndarray:
@@ -54,7 +78,36 @@ class ConvConfig:
 
     @property
     def computed_outputs(self) -> int:
+        """Outputs computed per frame; with prediction on that depends on the frame (`frame_result`)."""
+        if self.zp_en:
+            raise ValueError("with zero-value prediction the computed outputs depend on the frame: use frame_result()")
         return int(N_OUTPUTS - self.effective_mask.sum())
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one instance emits for one frame, and how each position got its value."""
+
+    ofmap: np.ndarray  # (64, 64) uint8
+    compressed: np.ndarray  # (64, 64) bool: emitted the average, no MACs
+    predicted: np.ndarray  # (64, 64) bool: predicted zero, no MACs
+    anchors: np.ndarray  # (64, 64) bool: anchors of the pattern (all False with prediction off)
+
+    @property
+    def computed(self) -> np.ndarray:
+        return ~self.compressed & ~self.predicted
+
+    @property
+    def computed_outputs(self) -> int:
+        return int(self.computed.sum())
+
+    @property
+    def predicted_outputs(self) -> int:
+        return int(self.predicted.sum())
+
+    @property
+    def macs(self) -> int:
+        return MACS_PER_OUTPUT * self.computed_outputs
 
 
 def wrap_int32(x: np.ndarray) -> np.ndarray:
@@ -83,12 +136,35 @@ def requantize(acc: np.ndarray, mult: int, shift: int) -> np.ndarray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
+def frame_result(ifmap: np.ndarray, cfg: ConvConfig) -> FrameResult:
+    """The OFMAP of one frame with the rule of every position (rtl/README.md, arithmetic and prediction).
+
+    1. compressed (SKIP_EN and mask): the average, no MACs;
+    2. with ZP_EN, an anchor of the pattern that is not compressed: computed;
+    3. with ZP_EN, any other position: predicted 0 (no MACs) when every anchor within one row and
+       one column of it, inside the map, has a value (by rule 1 or 2) of at most ZP_MAX; computed
+       otherwise. Without ZP_EN every position that is not compressed is computed.
+    """
+    out = requantize(accumulate(ifmap, cfg.weights, cfg.bias), cfg.mult, cfg.shift)
+    compressed = cfg.effective_mask
+    out[compressed] = np.asarray(cfg.avg, dtype=np.uint8)[compressed]
+    if not cfg.zp_en:
+        none = np.zeros((H, W), dtype=bool)
+        return FrameResult(out, compressed, none, none.copy())
+    anchor = anchors(cfg.zp_pattern)
+    hot = np.pad(anchor & (out > cfg.zp_max), 1)  # anchors whose value is above ZP_MAX
+    near_hot = np.zeros((H, W), dtype=bool)
+    for dy in range(3):
+        for dx in range(3):
+            near_hot |= hot[dy : dy + H, dx : dx + W]
+    predicted = ~compressed & ~anchor & ~near_hot
+    out[predicted] = 0
+    return FrameResult(out, compressed, predicted, anchor)
+
+
 def conv2d(ifmap: np.ndarray, cfg: ConvConfig) -> np.ndarray:
     """The OFMAP one instance emits for one IFMAP frame (uint8, 64x64)."""
-    out = requantize(accumulate(ifmap, cfg.weights, cfg.bias), cfg.mult, cfg.shift)
-    mask = cfg.effective_mask
-    out[mask] = np.asarray(cfg.avg, dtype=np.uint8)[mask]
-    return out
+    return frame_result(ifmap, cfg).ofmap
 
 
 # ---------------------------------------------------------------- stream and register packing

@@ -53,6 +53,15 @@ AXIL_READ_LATENCY = 2  # AR handshake -> RVALID
 BRIDGE_LATENCY = 1  # velcro_top: request registered once between the bus and the instance
 
 
+# ---------------------------------------------------------------- zero-value prediction
+ZP_GRID2 = 0  # ZP_CONFIG.PATTERN: anchors where row and column are both even (1/4 of the positions)
+ZP_CHECKER = 1  # anchors where row + column is even (1/2 of the positions)
+# Fixed costs of a frame with prediction on (rtl/README.md, section 8; model.hw.cycles):
+ZP_HOT_WAIT = COMPUTE_PIPELINE + 1  # last anchor issued -> its hot flag visible -> phase B starts
+ZP_MAP_ROWS_PER_CYCLE = 4  # rows of the predicted-zero map written per cycle
+ZP_MAP_WRITE_CYCLES = H // ZP_MAP_ROWS_PER_CYCLE  # 16: the map of one frame, from phase B's start
+
+
 # ---------------------------------------------------------------- register map
 @dataclass(frozen=True)
 class Field:
@@ -61,6 +70,7 @@ class Field:
     width: int = 1
     reset: int = 0
     w1c: bool = False  # writing 1 clears it (in a register with access "RO, W1C")
+    values: tuple[int, ...] | None = None  # the values it can hold; writing any other stores `reset`
 
     @property
     def mask(self) -> int:
@@ -127,8 +137,10 @@ REGISTERS: tuple[Register, ...] = (
     Register("GEOMETRY", 0x0004, "RO", 32,
              f"constant: H \\| W<<8 \\| K<<16 \\| PIXELS_PER_BEAT<<24 = {H}, {W}, {K}, {PIXELS_PER_BEAT}",
              reset=GEOMETRY_VALUE),
-    Register("CONTROL", 0x0008, "RW", 1, "bit 0 SKIP_EN: compressed outputs emit their average and cost nothing",
-             reset=1, fields=(Field("SKIP_EN", 0, reset=1),)),
+    Register("CONTROL", 0x0008, "RW", 2,
+             "bit 0 SKIP_EN: compressed outputs emit their average and cost nothing; "
+             "bit 1 ZP_EN: zero-value prediction (section 8)",
+             reset=1, fields=(Field("SKIP_EN", 0, reset=1), Field("ZP_EN", 1))),
     Register("STATUS", 0x000C, "RO, W1C", 2,
              "bit 0 BUSY (a frame in flight); bit 1 FRAME_ERROR (sticky, write 1 to clear)",
              fields=(Field("BUSY", 0), Field("FRAME_ERROR", 1, w1c=True))),
@@ -142,6 +154,11 @@ REGISTERS: tuple[Register, ...] = (
     Register("BIAS", 0x0044, "RW", 32, "bias b, int32"),
     Register("MULT", 0x0048, "RW", 16, "requantization multiplier M, unsigned, bits [15:0]"),
     Register("SHIFT", 0x004C, "RW", 5, "requantization shift S, bits [4:0]"),
+    Register("ZP_CONFIG", 0x0050, "RW", 16,
+             f"bits [1:0] PATTERN: {ZP_GRID2} = GRID2 (anchors: row and column even), {ZP_CHECKER} = CHECKER "
+             "(row + column even), writing 2 or 3 stores 0; bits [15:8] ZP_MAX (uint8); other bits read 0",
+             fields=(Field("PATTERN", 0, 2, values=(ZP_GRID2, ZP_CHECKER)), Field("ZP_MAX", 8, 8))),
+    Register("LAST_PREDICTED", 0x0054, "RO", 32, "outputs predicted zero in the last frame"),
     Register("MASK", 0x0400, "RW", 32,
              "bit j is output 32i + j (output = 64·y + x); 1 = compressed",
              reset=None, count=N_OUTPUTS // 32),
@@ -193,6 +210,10 @@ def _check_map() -> None:
         for f in r.fields:
             if f.lsb + f.width > r.width or f.reset >> f.width:
                 raise AssertionError(f"register {r.name}: field {f.name} does not fit")
+            if f.lsb // 8 != (f.lsb + f.width - 1) // 8:
+                raise AssertionError(f"register {r.name}: field {f.name} straddles a byte (strobes are per byte)")
+            if f.values is not None and (f.reset not in f.values or any(v >> f.width for v in f.values)):
+                raise AssertionError(f"register {r.name}: field {f.name} has values that do not fit or omit its reset")
             if f.w1c and not r.clear_on_write:
                 raise AssertionError(f"register {r.name}: W1C field {f.name} in a register without W1C access")
         if r.clear_on_write and not any(f.w1c for f in r.fields):

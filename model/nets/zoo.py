@@ -1,4 +1,7 @@
-"""The models VELCRO runs on: the paper's three torchvision CNNs, a user's file, or the default CNN.
+"""The models VELCRO runs on: the papers' torchvision CNNs, a user's file, or the default CNN.
+
+VELCRO's paper uses ResNet-18, GoogLeNet and MobileNetV2; the zero-value prediction paper uses
+AlexNet, VGG-16 and ResNet-18.
 
 Nothing is ever downloaded: torchvision architectures are built with `weights=None` and filled
 from a state-dict file the user already has (e.g. torchvision's own `resnet18-f37072fd.pth`).
@@ -19,6 +22,8 @@ PAPER_MODELS: dict[str, Callable[[], nn.Module]] = {
     "resnet18": lambda: torchvision.models.resnet18(weights=None),
     "googlenet": lambda: torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True),
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(weights=None),
+    "alexnet": lambda: torchvision.models.alexnet(weights=None),
+    "vgg16": lambda: torchvision.models.vgg16(weights=None),
 }
 
 

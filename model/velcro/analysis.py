@@ -65,3 +65,23 @@ def plot_accuracy_vs_ratio(curves: Mapping[str, dict], out: Path) -> Path:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def plot_accuracy_vs_mac_reduction(curves: Mapping[str, dict], out: Path) -> Path:
+    """Validation accuracy vs MAC reduction per task: one line per method (VELCRO, prediction, both)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
+    for ax, (task, curve) in zip(axes.flat, curves.items()):
+        for method, points in curve["methods"].items():
+            points = sorted(points, key=lambda p: p["mac_reduction"])
+            ax.plot([p["mac_reduction"] for p in points], [p["val_accuracy"] for p in points], marker="o", label=method)
+        ax.axhline(curve["baseline_val_accuracy"], color="grey", linestyle="--", linewidth=0.8, label="uncompressed")
+        ax.set_title(task)
+        ax.set_xlabel("MAC reduction of the evaluated layers")
+        ax.set_ylabel("top-1 accuracy (validation)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

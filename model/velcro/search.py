@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import torch
 
@@ -26,6 +26,7 @@ from model.errors import VelcroError
 from model.velcro.stats import ActivationStatistics
 
 FAMILIES = ("uniform", "relative")
+T = TypeVar("T")
 _DENOMINATOR = 10_000  # thresholds are rounded to 0.01 %
 
 
@@ -86,6 +87,49 @@ def family_thresholds(
     return thresholds
 
 
+def largest_passing(
+    evaluate: Callable[[float], tuple[bool, T]],
+    *,
+    first: float,
+    step: float,
+    maximum: float,
+    refine: int,
+    position: Callable[[T], float] | None = None,
+    fallback: Callable[[], T] | None = None,
+) -> T | None:
+    """The candidate of the largest parameter that passes: a scan upwards, then a bisection.
+
+    `evaluate(p)` returns (passes, candidate). The scan tries p = first, first + step, … ≤ `maximum`
+    and stops at the first failure; `refine` bisections then run between the last passing point
+    (its `position(candidate)`, default p itself) and the first failing p. When nothing passes,
+    `fallback()` gives the candidate to start from (position as above), or, without a fallback,
+    the result is None. Both searches (VELCRO thresholds, prediction thresholds) use it.
+    """
+    passing, low, failed = None, None, None
+    p = first
+    while p <= maximum + 1e-9:
+        ok, candidate = evaluate(p)
+        if not ok:
+            failed = p
+            break
+        passing, low = candidate, (p if position is None else position(candidate))
+        p += step
+    if passing is None:
+        if fallback is None:
+            return None
+        passing = fallback()
+        low = 0.0 if position is None else position(passing)
+    high = failed
+    for _ in range(refine if high is not None else 0):
+        middle = (low + high) / 2
+        ok, candidate = evaluate(middle)
+        if ok:
+            passing, low = candidate, middle
+        else:
+            high = middle
+    return passing
+
+
 class ThresholdSearch:
     """Explores tuples on the preprocessing images and records every point it tried."""
 
@@ -123,29 +167,20 @@ class ThresholdSearch:
 
     def largest_lossless(self, *, step: float = 0.05, max_ratio: float = 0.9, refine: int = 4) -> tuple[SearchPoint, list[Threshold]]:
         """The largest C whose best tuple keeps the baseline accuracy on the preprocessing images."""
-        lossless = None
-        lossy_at = None
-        target = step
-        while target <= max_ratio + 1e-9:
+
+        def evaluate(target: float):
             candidate = self.best_at(target)
-            if candidate[0].prep_accuracy >= self.baseline:
-                lossless = candidate
-            else:
-                lossy_at = target
-                break
-            target += step
-        if lossless is None:
-            lossless = self.best_at(0.0)
-        low = lossless[0].saving_ratio
-        high = lossy_at
-        for _ in range(refine if high is not None else 0):
-            middle = (low + high) / 2
-            candidate = self.best_at(middle)
-            if candidate[0].prep_accuracy >= self.baseline:
-                lossless, low = candidate, middle
-            else:
-                high = middle
-        return lossless
+            return candidate[0].prep_accuracy >= self.baseline, candidate
+
+        return largest_passing(
+            evaluate,
+            first=step,
+            step=step,
+            maximum=max_ratio,
+            refine=refine,
+            position=lambda candidate: candidate[0].saving_ratio,
+            fallback=lambda: self.best_at(0.0),
+        )
 
     def curve(self) -> list[dict]:
         return [asdict(p) for p in sorted(self.explored, key=lambda p: (p.saving_ratio, p.family))]

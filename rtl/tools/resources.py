@@ -45,7 +45,6 @@ Method
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import importlib.metadata
 import json
@@ -238,19 +237,14 @@ def run_yosys_script(files: dict[str, str], script: str, log_path: Path | None =
 
 
 def rtlil_of(module: str, component=None) -> str:
-    """RTLIL of `component`, or of `designs()[module]()` (memoised per process: ~4 s for the core)."""
+    """RTLIL of `component`, or of the design `module` (`rtl.tools.generate.design_rtlil`, memoised)."""
     from amaranth.back import rtlil
 
+    from rtl.tools.generate import design_rtlil
+
     if component is None:
-        return _design_rtlil(module)
+        return design_rtlil(module)
     return rtlil.convert(component, name=module, emit_src=False)
-
-
-@functools.lru_cache(maxsize=None)
-def _design_rtlil(module: str) -> str:
-    from rtl.tools.generate import designs
-
-    return rtlil_of(module, designs()[module]())
 
 
 def instantiates(module: str) -> list[str]:

@@ -20,6 +20,9 @@ CLOCK_PS = int(os.environ.get("VELCRO_CLOCK_PS", 4000))  # SAIF runs use the U28
 # A frame that takes far longer than the slowest one (no compression) has hung: fail, never wait.
 FRAME_TIMEOUT_CYCLES = 4 * cycles.frame_latency(spec.N_OUTPUTS)
 RESET_CYCLES = 5
+# A ZP_CONFIG write makes the instance reread its averages, which holds the compute stage of a frame
+# completing its input within the next 512 cycles; benches that time frames wait this long after one.
+ZP_CONFIG_SETTLE_CYCLES = 2 * spec.BEATS_PER_FRAME
 
 
 def env_int(name: str, default: int) -> int:
@@ -71,8 +74,9 @@ class Registers:
         await self.axil.write(self.addr(reg, index), data)
 
     async def configure(self, cfg: ConvConfig, *, averages: bool = True) -> None:
-        """Write CONTROL, W, BIAS, MULT, SHIFT, MASK and (unless told otherwise: they reset to 0) AVG."""
-        await self.write("CONTROL", int(cfg.skip_en))
+        """Write CONTROL, ZP_CONFIG, W, BIAS, MULT, SHIFT, MASK and (unless told otherwise: they reset
+        to 0) AVG."""
+        await self.write_control(cfg)
         for i, w in enumerate(np.asarray(cfg.weights).reshape(-1)):
             await self.write("W", int(w), i)
         for name, value in (("BIAS", cfg.bias), ("MULT", cfg.mult), ("SHIFT", cfg.shift)):
@@ -83,6 +87,32 @@ class Registers:
 
     async def write_mask(self, mask: np.ndarray) -> None:
         await self.write_bytes("MASK", golden.mask_bytes(mask))
+
+    async def write_control(self, cfg: ConvConfig) -> None:
+        """CONTROL (SKIP_EN, ZP_EN) and ZP_CONFIG (PATTERN, ZP_MAX) from the configuration."""
+        await self.write("CONTROL", control_word(cfg))
+        if zp_supported():
+            await self.write("ZP_CONFIG", zp_config_word(cfg))
+        elif cfg.zp_en:
+            raise AssertionError("zero-value prediction requested, but the register map has no ZP_CONFIG")
+
+
+def zp_supported() -> bool:
+    """The contract has the zero-value prediction registers (CONTROL.ZP_EN and ZP_CONFIG)."""
+    return "ZP_CONFIG" in spec.REG
+
+
+def control_word(cfg: ConvConfig) -> int:
+    control = spec.REG["CONTROL"]
+    word = int(cfg.skip_en) << control.field("SKIP_EN").lsb
+    if cfg.zp_en:
+        word |= 1 << control.field("ZP_EN").lsb
+    return word
+
+
+def zp_config_word(cfg: ConvConfig) -> int:
+    reg = spec.REG["ZP_CONFIG"]
+    return (int(cfg.zp_pattern) << reg.field("PATTERN").lsb) | (int(cfg.zp_max) << reg.field("ZP_MAX").lsb)
 
 
 def unmapped_probes() -> list[int]:

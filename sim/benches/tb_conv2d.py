@@ -13,8 +13,11 @@ import logging
 import os
 import random
 
+import dataclasses
+
 import cocotb
 import numpy as np
+from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
@@ -47,6 +50,10 @@ class Conv2dTB:
         self.input_first_beats: list[int] = []  # cycle of each input frame's first handshake
         self.output_last_beats: list[int] = []  # cycle of each output frame's last handshake
         self.output_last_times_ps: list[int] = []  # and its simulation time, for waveform windows
+        self.input_first_times_ps: list[int] = []  # simulation time of each input frame's first handshake
+        self.frames_out = 0  # output frames completed since reset
+        self.frame_counters: list[dict] = []  # per output frame, the counters read right after it
+        self._done_frames: Queue | None = None
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self) -> None:
@@ -62,16 +69,53 @@ class Conv2dTB:
             if int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value):
                 if input_beat == 0:
                     self.input_first_beats.append(self.cycle)
+                    self.input_first_times_ps.append(int(get_sim_time("ps")))
                 input_beat = 0 if int(dut.s_axis_tlast.value) else input_beat + 1
             if int(dut.m_axis_tvalid.value) and int(dut.m_axis_tready.value) and int(dut.m_axis_tlast.value):
                 self.output_last_beats.append(self.cycle)
                 self.output_last_times_ps.append(int(get_sim_time("ps")))
+                self.frames_out += 1
+                if self._done_frames is not None:
+                    self._done_frames.put_nowait(self.frames_out)
 
     async def reset(self) -> None:
         await common.reset(self.dut)
         self.input_first_beats.clear()
         self.output_last_beats.clear()
         self.output_last_times_ps.clear()
+        self.input_first_times_ps.clear()
+        self.frames_out = 0
+        self.frame_counters.clear()
+
+    def read_counters_per_frame(self) -> None:
+        """From now on, read the frame counters right after every output frame's last handshake.
+
+        They change only at a frame's last OFMAP handshake, and the next frame ends at least 512
+        cycles later; FRAMES is read last and must still count this frame, which proves that the
+        counters read before it belong to this frame."""
+        if self._done_frames is None:
+            self._done_frames = Queue()
+            cocotb.start_soon(self._read_counters())
+
+    async def _read_counters(self) -> None:
+        names = ["LAST_COMPUTED", "LAST_MACS", "LAST_CYCLES"] + (["LAST_PREDICTED"] if common.zp_supported() else [])
+        while True:
+            frame = await self._done_frames.get()
+            values = {name: await self.regs.read(name) for name in names}
+            frames = await self.regs.read("FRAMES")
+            assert frames == frame, (
+                f"FRAMES reads {frames} after output frame {frame}: the counters were read too late to be that frame's"
+            )
+            self.frame_counters.append({"frame": frame, **values})
+
+    async def counters_of(self, frame: int) -> dict:
+        """The counters read after output frame `frame` (1-based count since reset)."""
+        for _ in range(200):
+            for entry in self.frame_counters:
+                if entry["frame"] == frame:
+                    return entry
+            await ClockCycles(self.dut.clk, 10)
+        raise AssertionError(f"no counters were read after output frame {frame}")
 
     def set_stalls(self, seed: int) -> None:
         """Random idle cycles on the input and backpressure on the output (about 1 in 3)."""
@@ -119,10 +163,17 @@ def record(result: dict) -> None:
 
 
 def read_back(reg: spec.Register, value: int) -> int:
-    """What a register reads after a full-word write of `value`: `width` bits kept, maybe sign-extended."""
+    """What a register reads after a full-word write of `value`: `width` bits kept, maybe sign-extended;
+    in a register with fields only the field bits, and a field with a list of values it can hold
+    (ZP_CONFIG.PATTERN) stores its reset value when written anything else."""
     kept = value & ((1 << reg.width) - 1)
+    if reg.fields:
+        kept &= sum(f.mask for f in reg.fields)
     if reg.sign_extend and kept >> (reg.width - 1):
         kept |= 0xFFFFFFFF & ~((1 << reg.width) - 1)
+    for f in reg.fields:
+        if getattr(f, "values", None) is not None and (kept & f.mask) >> f.lsb not in f.values:
+            kept = kept & ~f.mask | (f.reset << f.lsb)
     return kept
 
 
@@ -333,3 +384,342 @@ async def test_sweep_point(dut):
     assert gaps[-1] == cycles.frame_interval(cfg.computed_outputs), (gaps, cfg.computed_outputs)
     record({"computed": cfg.computed_outputs, "interval": gaps[-1], "intervals": gaps, **counters,
             "frame_end_ps": tb.output_last_times_ps, "clock_ps": CLOCK_PS})  # fmt: skip
+
+
+# ---------------------------------------------------------------- zero-value prediction
+# Knobs of test_zp_frames (besides VELCRO_SEED, VELCRO_DENSITY, VELCRO_STALLS, VELCRO_FRAMES):
+# VELCRO_STIMULUS  "blobs" (random frames with zero discs), "random" or "real" (the default CNN's
+#                  hardware layer: VELCRO_CONFIG is a bench file of its channels, see below);
+# VELCRO_ZP_EN     1 (default) or 0; VELCRO_ZP_PATTERN 0 (GRID2) or 1 (CHECKER); VELCRO_ZP_MAX 0..255;
+# VELCRO_RUN, VELCRO_CHANNEL  which run (mask set) and channel of the VELCRO_CONFIG file ("real").
+ZP_FRAMES = 5  # back-to-back frames per case: 4 gaps, each compared with the cycle model
+INTERVAL_SLACK = 64  # a steady interval may exceed max(512, computed + 3) by at most this
+
+
+def zero_blobs(rng: np.random.Generator, frames: int, coverage: float = 0.5) -> list[np.ndarray]:
+    """Random IFMAPs with zero discs (radius 3..14) over about `coverage` of the map."""
+    y, x = np.indices((H, W))
+    out = []
+    for _ in range(frames):
+        frame = random_ifmap(rng)
+        zero = np.zeros((H, W), bool)
+        while zero.mean() < coverage:
+            cy, cx, r = rng.integers(0, H), rng.integers(0, W), rng.integers(3, 15)
+            zero |= (y - cy) ** 2 + (x - cx) ** 2 <= r * r
+        frame[zero] = 0
+        out.append(frame)
+    return out
+
+
+def with_zp(cfg: ConvConfig, *, zp_en: bool = True, pattern: int = golden.ZP_GRID2, zp_max: int = 0,
+            **changes) -> ConvConfig:
+    return dataclasses.replace(cfg, zp_en=zp_en, zp_pattern=pattern, zp_max=zp_max, **changes)
+
+
+def interval_margins(gaps: list[int], computed: list[int]) -> list[int]:
+    """max(512, c + 3) + 64 - gap for every gap, c the LAST_COMPUTED of the frame the gap ends with."""
+    return [max(spec.BEATS_PER_FRAME, c + cycles.STARTUP) + INTERVAL_SLACK - gap for gap, c in zip(gaps, computed[1:])]
+
+
+def expect_frame(got: np.ndarray, result: golden.FrameResult, label: str) -> None:
+    if not np.array_equal(got, result.ofmap):
+        bad = np.argwhere(got != result.ofmap)
+        y, x = bad[0]
+        how = "compressed" if result.compressed[y, x] else "predicted" if result.predicted[y, x] else "computed"
+        raise AssertionError(
+            f"{label}: {len(bad)} outputs differ; first at (y={y}, x={x}, {how}"
+            f"{', anchor' if result.anchors[y, x] else ''}): got {got[y, x]}, expected {result.ofmap[y, x]}"
+        )
+
+
+def expect_counters(counters: dict, result: golden.FrameResult, label: str) -> None:
+    expected = {"LAST_COMPUTED": result.computed_outputs, "LAST_MACS": result.macs}
+    if "LAST_PREDICTED" in counters:
+        expected["LAST_PREDICTED"] = result.predicted_outputs
+    wrong = {k: (counters[k], v) for k, v in expected.items() if counters[k] != v}
+    assert not wrong, f"{label}: counters (read, golden) {wrong}"
+
+
+async def zp_case(tb: Conv2dTB, cfg: ConvConfig, ifmaps: list[np.ndarray], label: str, *,
+                  stalls: bool = False, seed: int = 0) -> dict:
+    """`ifmaps` back to back: every output bit, the counters of every frame, LAST_CYCLES against the
+    bench's handshake monitor, and without stalls the gaps between frame ends against the cycle model
+    and the interval bound. LAST_CYCLES of an isolated frame is compared with the cycle model: the first
+    frame of an unstalled run is one (the frames behind it never delay it); with stalls, one unstalled
+    frame runs first."""
+    tb.read_counters_per_frame()
+    await tb.regs.configure(cfg)
+    results = [golden.frame_result(x, cfg) for x in ifmaps]
+    model_latency = cycles.isolated_latency(cfg, ifmaps[0])
+
+    def check_isolated(counters: dict, what: str) -> None:
+        assert counters["LAST_CYCLES"] == model_latency, (
+            f"{label}: LAST_CYCLES {counters['LAST_CYCLES']} of {what} != model {model_latency} "
+            f"(computed {results[0].computed_outputs}, predicted {results[0].predicted_outputs})"
+        )
+
+    tb.source.set_pause_generator(None)
+    tb.sink.set_pause_generator(None)
+    if stalls:  # one isolated frame, never stalled, first
+        first = tb.frames_out + 1
+        start = len(tb.input_first_beats)
+        await tb.send(ifmaps[0])
+        expect_frame(await tb.receive(), results[0], f"{label}, isolated frame")
+        counters = await tb.counters_of(first)
+        expect_counters(counters, results[0], f"{label}, isolated frame")
+        monitor = tb.output_last_beats[-1] - tb.input_first_beats[start]
+        assert counters["LAST_CYCLES"] == monitor, f"{label}: LAST_CYCLES {counters['LAST_CYCLES']} != monitor {monitor}"
+        check_isolated(counters, "the isolated frame")
+
+    # Back to back, with stalls if asked.
+    if stalls:
+        tb.set_stalls(seed)
+    first, start, ends_from = tb.frames_out + 1, len(tb.input_first_beats), len(tb.output_last_beats)
+    for x in ifmaps:
+        await tb.send(x)
+    for n, result in enumerate(results):
+        expect_frame(await tb.receive(), result, f"{label}, frame {n}")
+    per_frame = [await tb.counters_of(first + n) for n in range(len(ifmaps))]
+    ends = tb.output_last_beats[ends_from:]
+    for n, (counters, result) in enumerate(zip(per_frame, results)):
+        expect_counters(counters, result, f"{label}, frame {n}")
+        monitor = ends[n] - tb.input_first_beats[start + n]
+        assert counters["LAST_CYCLES"] == monitor, (
+            f"{label}, frame {n}: LAST_CYCLES {counters['LAST_CYCLES']} != monitor {monitor}"
+        )
+    if not stalls:
+        check_isolated(per_frame[0], "the first frame")
+    gaps = np.diff(ends).tolist()
+    out = {"label": label, "computed": [r.computed_outputs for r in results],
+           "predicted": [r.predicted_outputs for r in results], "isolated_cycles": model_latency,
+           "gaps": gaps, "stalls": stalls}  # fmt: skip
+    if not stalls:
+        model_gaps = list(cycles.back_to_back_gaps(cfg, ifmaps))
+        assert gaps == model_gaps, f"{label}: gaps between frame ends {gaps} != model {model_gaps}"
+        margins = interval_margins(gaps, [c["LAST_COMPUTED"] for c in per_frame])
+        for n, (gap, margin) in enumerate(zip(gaps, margins), start=1):
+            assert margin >= 0, (
+                f"{label}: gap {gap} before frame {n} exceeds max(512, LAST_COMPUTED + 3) + 64 by {-margin}"
+            )
+        out["bound_margin"] = min(margins)
+    tb.source.set_pause_generator(None)
+    tb.sink.set_pause_generator(None)
+    assert (await tb.regs.read("STATUS")) == 0, f"{label}: idle and no error after well-formed frames"
+    return out
+
+
+def zp_stimulus(rng: np.random.Generator, density: float) -> tuple[ConvConfig, list[np.ndarray]]:
+    """The configuration (prediction off) and IFMAPs of test_zp_frames from VELCRO_STIMULUS."""
+    stimulus = os.environ.get("VELCRO_STIMULUS", "blobs")
+    frames = max(env_int("VELCRO_FRAMES", ZP_FRAMES), 2)
+    if stimulus == "real":
+        from sim.harness.bench_files import read_runs
+
+        runs, ifmaps = read_runs(os.environ["VELCRO_CONFIG"])
+        configs = runs[env_int("VELCRO_RUN", 0)]
+        channel = env_int("VELCRO_CHANNEL", 0)
+        images = ifmaps[channel]
+        picked = rng.choice(len(images), size=min(frames, len(images)), replace=False)
+        return configs[channel], [images[i] for i in picked]
+    base = golden.random_config(rng, density)
+    if stimulus == "blobs":
+        # A non-positive bias: inside a zero disc the accumulator is the bias, so the output is 0.
+        return dataclasses.replace(base, bias=-abs(base.bias)), zero_blobs(rng, frames)
+    if stimulus == "random":
+        return base, [random_ifmap(rng) for _ in range(frames)]
+    raise ValueError(f"VELCRO_STIMULUS={stimulus!r}: use blobs, random or real")
+
+
+@cocotb.test()
+async def test_zp_frames(dut):
+    """Zero-value prediction on back-to-back frames (knobs above): outputs, counters, cycles vs the model."""
+    seed = env_int("VELCRO_SEED", 1)
+    rng = np.random.default_rng(seed)
+    base, ifmaps = zp_stimulus(rng, env_float("VELCRO_DENSITY", 0.3))
+    cfg = with_zp(base, zp_en=bool(env_int("VELCRO_ZP_EN", 1)), pattern=env_int("VELCRO_ZP_PATTERN", golden.ZP_GRID2),
+                  zp_max=env_int("VELCRO_ZP_MAX", 0))  # fmt: skip
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    label = (f"{os.environ.get('VELCRO_STIMULUS', 'blobs')} pattern={cfg.zp_pattern} zp_max={cfg.zp_max} "
+             f"density={cfg.effective_mask.mean():.2f} seed={seed}")  # fmt: skip
+    result = await zp_case(tb, cfg, ifmaps, label, stalls=bool(env_int("VELCRO_STALLS", 0)), seed=seed)
+    tb.log.info("%s: computed %s predicted %s gaps %s", label, result["computed"], result["predicted"], result["gaps"])
+    record(result)
+
+
+def identity_config(mask: np.ndarray | None = None, avg: np.ndarray | None = None, **zp) -> ConvConfig:
+    """out = x: centre tap 1, bias 0, M = 1, S = 0, so an IFMAP spells out the OFMAP (and the anchors)."""
+    w = np.zeros((K, K), int)
+    w[1, 1] = 1
+    none = np.zeros((H, W), bool)
+    return with_zp(ConvConfig(w, 0, 1, 0, none if mask is None else mask,
+                              np.zeros((H, W), np.uint8) if avg is None else avg), **zp)  # fmt: skip
+
+
+def zp_edge_cases(rng: np.random.Generator, pattern: int) -> dict[str, tuple[ConvConfig, np.ndarray]]:
+    """Named corner cases of prediction for one pattern; each is (configuration, IFMAP)."""
+    anchor = golden.anchors(pattern)
+    none = np.zeros((H, W), bool)
+    x = random_ifmap(rng)
+    avg = np.zeros((H, W), np.uint8)  # cases without a mask share it (fewer AVG writes)
+    w = rng.integers(-128, 128, size=(K, K))
+    zp = {"pattern": pattern}
+    ring = np.zeros((H, W), np.uint8)  # nonzero on the outermost ring only
+    ring[[0, -1], :] = rng.integers(1, 256, size=(2, W))
+    ring[:, [0, -1]] = rng.integers(1, 256, size=(H, 2))
+    corners = np.zeros((H, W), np.uint8)
+    for y, xx in ((0, 0), (0, 63), (63, 0), (63, 63), (1, 1), (62, 62), (0, 62), (62, 0), (1, 62), (62, 1)):
+        corners[y, xx] = 200
+    near = rng.integers(99, 102, size=(H, W)).astype(np.uint8)  # around ZP_MAX = 100: 99, 100, 101
+    near[rng.random((H, W)) < 0.7] = 0
+    hot = np.full((H, W), 200, np.uint8)
+    region = np.zeros((H, W), bool)
+    region[8:40, 16:56] = True
+    cases = {
+        # every output 0 (negative accumulator), so every anchor is zero and every non-anchor predicted
+        "all_anchors_zero": (with_zp(ConvConfig(np.zeros((K, K), int), -1000, 1, 0, none, avg), **zp), x),
+        # every output >= 1 and ZP_MAX = 0: nothing predicted, the whole frame computed
+        "no_zeros": (with_zp(ConvConfig(np.zeros((K, K), int), 1000, 1, 2, none, avg), **zp), x),
+        # ZP_MAX = 255: every anchor counts as zero, every non-anchor predicted whatever its value
+        "zp_max_255": (with_zp(ConvConfig(w, 100, 300, 14, none, avg), zp_max=255, **zp), x),
+        "random_zp_max_0": (with_zp(ConvConfig(w, -3000, 300, 14, none, avg), **zp), x),
+        # border and corner neighbourhoods are clipped to the map
+        "border_ring": (identity_config(**zp), ring),
+        "corners": (identity_config(**zp), corners),
+        # anchors at ZP_MAX - 1, ZP_MAX and ZP_MAX + 1: "at most ZP_MAX" counts as zero
+        "at_zp_max": (identity_config(zp_max=100, **zp), near),
+        # compressed anchors: their average, not their computed value, decides
+        "compressed_anchor_avg_hot": (identity_config(anchor & (rng.random((H, W)) < 0.2),
+                                                      np.full((H, W), 7, np.uint8), zp_max=5, **zp),
+                                      np.zeros((H, W), np.uint8)),
+        "compressed_anchor_avg_zero": (identity_config(anchor & region, np.zeros((H, W), np.uint8), **zp), hot),
+        # compressed non-anchors keep their average even where they would be predicted
+        "compressed_non_anchor": (identity_config(~anchor & (rng.random((H, W)) < 0.5),
+                                                  rng.integers(0, 256, size=(H, W)), **zp),
+                                  np.zeros((H, W), np.uint8)),
+        # SKIP_EN = 0: the mask is ignored, prediction alone
+        "skip_disabled": (with_zp(ConvConfig(w, -2000, 300, 14, np.ones((H, W), bool), np.full((H, W), 9, np.uint8),
+                                          skip_en=False), **zp),
+                          zero_blobs(rng, 1)[0]),
+        # prediction off with ZP_CONFIG set: the configuration of ZP_CONFIG alone changes nothing
+        "zp_config_without_zp_en": (with_zp(ConvConfig(w, 0, 300, 14, none, avg), zp_en=False, zp_max=255, **zp), x),
+    }
+    return cases
+
+
+@cocotb.test()
+async def test_zp_edge_cases(dut):
+    """Named corner cases of prediction on both patterns, each an isolated frame: every output bit,
+    LAST_COMPUTED, LAST_PREDICTED, LAST_MACS, LAST_CYCLES against the monitor and the cycle model."""
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    tb.read_counters_per_frame()
+    rng = np.random.default_rng(env_int("VELCRO_SEED", 17))
+    patterns = [int(p) for p in os.environ.get("VELCRO_ZP_PATTERNS", f"{golden.ZP_GRID2},{golden.ZP_CHECKER}").split(",")]
+    summary = {}
+    written_avg = None
+    for pattern in patterns:
+        for name, (cfg, x) in zp_edge_cases(rng, pattern).items():
+            label = f"edge case {name} (pattern {pattern})"
+            same_avg = written_avg is not None and np.array_equal(written_avg, cfg.avg)
+            await tb.regs.configure(cfg, averages=not same_avg)  # AVG is 1,024 writes: only when it changes
+            if not same_avg:
+                written_avg = np.asarray(cfg.avg).copy()
+            result = golden.frame_result(x, cfg)
+            start, first = len(tb.input_first_beats), tb.frames_out + 1
+            await tb.send(x)
+            expect_frame(await tb.receive(), result, label)
+            counters = await tb.counters_of(first)
+            expect_counters(counters, result, label)
+            monitor = tb.output_last_beats[-1] - tb.input_first_beats[start]
+            assert counters["LAST_CYCLES"] == monitor, f"{label}: LAST_CYCLES {counters['LAST_CYCLES']} != monitor {monitor}"
+            model = cycles.isolated_latency(cfg, x)
+            assert counters["LAST_CYCLES"] == model, f"{label}: LAST_CYCLES {counters['LAST_CYCLES']} != model {model}"
+            summary[label] = (result.computed_outputs, result.predicted_outputs)
+    # The cases must exercise what they are named for.
+    for pattern, anchors in ((golden.ZP_GRID2, 1024), (golden.ZP_CHECKER, 2048)):
+        if pattern not in patterns:
+            continue
+        assert summary[f"edge case all_anchors_zero (pattern {pattern})"] == (anchors, spec.N_OUTPUTS - anchors)
+        assert summary[f"edge case no_zeros (pattern {pattern})"] == (spec.N_OUTPUTS, 0)
+        assert summary[f"edge case zp_max_255 (pattern {pattern})"] == (anchors, spec.N_OUTPUTS - anchors)
+    tb.log.info("zp edge cases (computed, predicted): %s", summary)
+
+
+@cocotb.test()
+async def test_zp_registers(dut):
+    """ZP_CONFIG resets to 0, keeps PATTERN (codes 2 and 3 store 0) and ZP_MAX, honours byte strobes;
+    CONTROL.ZP_EN reads back; LAST_PREDICTED resets to 0 and ignores writes."""
+    tb = Conv2dTB(dut)
+    regs = tb.regs
+    await tb.reset()
+    reg = spec.REG["ZP_CONFIG"]
+    pattern, zp_max = reg.field("PATTERN"), reg.field("ZP_MAX")
+    zp_en, skip_en = spec.REG["CONTROL"].field("ZP_EN"), spec.REG["CONTROL"].field("SKIP_EN")
+    assert await regs.read("ZP_CONFIG") == 0, "ZP_CONFIG resets to 0"
+    assert await regs.read("LAST_PREDICTED") == 0, "LAST_PREDICTED resets to 0"
+    assert await regs.read("CONTROL") == skip_en.mask, "CONTROL resets to SKIP_EN = 1, ZP_EN = 0"
+    for code, stored in ((0, 0), (1, 1), (2, 0), (3, 0), (1, 1)):
+        await regs.write("ZP_CONFIG", code << pattern.lsb)
+        got = await regs.read("ZP_CONFIG")
+        assert got == stored << pattern.lsb, f"PATTERN {code} reads back 0x{got:x}, expected {stored}"
+    for value in (0, 1, 0x5A, 0x80, 0xFF):
+        await regs.write("ZP_CONFIG", (value << zp_max.lsb) | (1 << pattern.lsb))
+        got = await regs.read("ZP_CONFIG")
+        assert got == (value << zp_max.lsb) | (1 << pattern.lsb), f"ZP_MAX {value} reads back 0x{got:x}"
+    await regs.write("ZP_CONFIG", 0xFFFFFFFF)
+    assert await regs.read("ZP_CONFIG") == 0xFF << zp_max.lsb, "all ones: ZP_MAX 255, PATTERN 3 stores 0"
+    await regs.write("ZP_CONFIG", 0)
+    await regs.write_bytes(spec.addr("ZP_CONFIG") + zp_max.lsb // 8, b"\x42")  # ZP_MAX's byte only
+    assert await regs.read("ZP_CONFIG") == 0x42 << zp_max.lsb
+    for value in (zp_en.mask, zp_en.mask | skip_en.mask, 0, skip_en.mask):
+        await regs.write("CONTROL", value)
+        assert await regs.read("CONTROL") == value, f"CONTROL <- 0x{value:x}"
+    await regs.write("LAST_PREDICTED", 0xFFFFFFFF)
+    assert await regs.read("LAST_PREDICTED") == 0, "LAST_PREDICTED is read-only"
+
+
+@cocotb.test()
+async def test_runs_of_one_instance(dut):
+    """The runs of a VELCRO_CONFIG file (sim/harness/bench_files.py) on this instance, for `make sim`'s
+    prediction section: instance VELCRO_CHANNEL's configuration of every run, its IFMAPs back to back
+    without stalls. Every output and every frame's counters are checked against the golden model, the
+    gaps between frame ends against the cycle model; per run, the simulation times of the first input
+    and of every frame end (for waveform windows) and the counters go to VELCRO_RESULTS."""
+    from sim.harness.bench_files import read_runs
+
+    runs, ifmaps = read_runs(os.environ["VELCRO_CONFIG"])
+    channel = env_int("VELCRO_CHANNEL", 0)
+    frames = list(ifmaps[channel])
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    tb.read_counters_per_frame()
+    for run, configs in enumerate(runs):
+        cfg = configs[channel]
+        if run == 0:
+            await tb.regs.configure(cfg)
+        else:
+            await tb.regs.write_control(cfg)
+            await tb.regs.write_mask(cfg.mask)
+            await ClockCycles(dut.clk, common.ZP_CONFIG_SETTLE_CYCLES)  # the first frame is timed too
+        results = [golden.frame_result(x, cfg) for x in frames]
+        first, start, ends_from = tb.frames_out + 1, len(tb.input_first_beats), len(tb.output_last_beats)
+        for x in frames:
+            await tb.send(x)
+        for n, result in enumerate(results):
+            expect_frame(await tb.receive(), result, f"run {run}, frame {n}")
+        counters = [await tb.counters_of(first + n) for n in range(len(frames))]
+        for n, (c, result) in enumerate(zip(counters, results)):
+            expect_counters(c, result, f"run {run}, frame {n}")
+        gaps = np.diff(tb.output_last_beats[ends_from:]).tolist()
+        model_gaps = list(cycles.back_to_back_gaps(cfg, frames))
+        assert gaps == model_gaps, f"run {run}: gaps {gaps} != model {model_gaps}"
+        margins = interval_margins(gaps, [c["LAST_COMPUTED"] for c in counters])
+        assert min(margins) >= 0, f"run {run}: a gap exceeds max(512, LAST_COMPUTED + 3) + 64: {gaps}"
+        record({"run": run, "channel": channel, "gaps": gaps, "model_gaps": model_gaps,
+                "computed": [c["LAST_COMPUTED"] for c in counters],
+                "predicted": [c.get("LAST_PREDICTED", 0) for c in counters],
+                "macs": [c["LAST_MACS"] for c in counters],
+                "bound_margin": min(margins), "first_input_ps": tb.input_first_times_ps[start],
+                "frame_end_ps": tb.output_last_times_ps[ends_from:], "clock_ps": CLOCK_PS})  # fmt: skip
+        await ClockCycles(dut.clk, 20)  # the counter reads of the last frame finish before reconfiguring

@@ -12,13 +12,15 @@ from collections import deque
 
 import cocotb
 import numpy as np
-from cocotb.triggers import Event, RisingEdge, with_timeout
+from cocotb.queue import Queue
+from cocotb.triggers import ClockCycles, Event, RisingEdge, with_timeout
 
 from model.hw import cycles, golden, spec
 from sim.benches import common
 from sim.benches.common import CLOCK_PS, FRAME_TIMEOUT_CYCLES, random_ifmap
 
 BEAT_BITS = spec.BEAT_BITS
+ZP_INTERVAL_SLACK = 64  # with prediction, a gap may exceed max(512, computed + 3) by at most this
 BEAT_MASK = (1 << BEAT_BITS) - 1
 
 
@@ -31,8 +33,9 @@ class StreamSlices:
     instances with something to do are visited, and a port is written only when its value changes.
     """
 
-    def __init__(self, dut, n: int, stalls: set[int], seed: int):
+    def __init__(self, dut, n: int, stalls: set[int], seed: int, finished: Queue | None = None):
         self.dut, self.n, self.stalls = dut, n, stalls
+        self.finished = finished  # gets instance i at each of its output frames' last handshake
         self.rng = random.Random(seed)
         self.pending: list[deque[int]] = [deque() for _ in range(n)]  # input beats still to send
         self.waiting = 0  # bit i: instance i has input beats to send
@@ -90,6 +93,8 @@ class StreamSlices:
                     received[i].append((m_data >> (BEAT_BITS * i)) & BEAT_MASK)
                     if m_last & bit:
                         self.last_out[i].append(self.cycle)
+                        if self.finished is not None:
+                            self.finished.put_nowait(i)
                         self.frames[i].append(golden.beats_to_frame(received[i]))
                         received[i] = []
                         self.received_frames += 1
@@ -191,41 +196,131 @@ async def test_all_instances_concurrently(dut):
         assert await tb.regs[i].read("STATUS") == 0, f"instance {i}: idle, no error"
 
 
-async def run_frames(tb: TopTB, dut, ifmaps: list[list[np.ndarray]]) -> StreamSlices:
-    """Send instance i its frames back to back (all instances at once) and wait for every output."""
-    streams = StreamSlices(dut, tb.n, set(), seed=0)
+class CounterReader:
+    """Reads LAST_COMPUTED and LAST_PREDICTED of an instance right after each of its output frames.
+
+    The counters change only at a frame's last OFMAP handshake and an instance's next frame ends at
+    least 512 cycles later; FRAMES, read last, must still count this frame, which proves that the
+    values read before it are this frame's. Instances queue up in the order their frames end."""
+
+    def __init__(self, tb: "TopTB"):
+        self.tb = tb
+        self.queue: Queue = Queue()
+        self.frames = [0] * tb.n  # output frames per instance since reset
+        self.values: list[list[tuple[int, int]]] = [[] for _ in range(tb.n)]  # (computed, predicted) per frame
+        self.pending = 0
+        self.idle = Event()
+        self.idle.set()
+        self.names = ["LAST_COMPUTED"] + (["LAST_PREDICTED"] if common.zp_supported() else [])
+        cocotb.start_soon(self._run())
+
+    def frame_done(self, i: int) -> None:
+        self.pending += 1
+        self.idle.clear()
+        self.queue.put_nowait(i)
+
+    async def _run(self) -> None:
+        while True:
+            i = await self.queue.get()
+            self.frames[i] += 1
+            regs = self.tb.regs[i]
+            values = [await regs.read(name) for name in self.names]
+            frames = await regs.read("FRAMES")
+            assert frames == self.frames[i], (
+                f"instance {i}: FRAMES reads {frames} after its frame {self.frames[i]}: counters read too late"
+            )
+            self.values[i].append((values[0], values[1] if len(values) > 1 else 0))
+            self.pending -= 1
+            if not self.pending:
+                self.idle.set()
+
+
+class _Forward:
+    """A queue stand-in for StreamSlices that hands each finished instance to a CounterReader."""
+
+    def __init__(self, reader: CounterReader):
+        self.reader = reader
+
+    def put_nowait(self, i: int) -> None:
+        self.reader.frame_done(i)
+
+
+async def run_frames(tb: TopTB, dut, ifmaps: list[list[np.ndarray]], reader: CounterReader | None = None) -> StreamSlices:
+    """Send instance i its frames back to back (all instances at once) and wait for every output
+    (and, with a reader, for the counters of every frame)."""
+    streams = StreamSlices(dut, tb.n, set(), seed=0, finished=_Forward(reader) if reader else None)
     for i, frames in enumerate(ifmaps):
         for x in frames:
             streams.send(i, x)
     longest = max(len(frames) for frames in ifmaps)
     await with_timeout(streams.done.wait(), (longest + 1) * FRAME_TIMEOUT_CYCLES * CLOCK_PS, "ps")
     streams.task.cancel()  # the next run drives the streams with a driver of its own
+    if reader is not None:
+        await with_timeout(reader.idle.wait(), FRAME_TIMEOUT_CYCLES * CLOCK_PS, "ps")
     return streams
 
 
 @cocotb.test()
 async def test_runs_from_file(dut):
     """Runs described by VELCRO_CONFIG (sim/harness/bench_files.py), for the C sweep and hardware in the
-    loop: configure once, then per run rewrite MASK and let every instance process its IFMAPs.
-    Every output is checked against the golden model; OFMAPs (R, instances, K, H, W) and each run's
-    steady-state interval per instance (R, instances) go to VELCRO_OUTPUT."""
+    loop: configure once, then per run rewrite MASK (and CONTROL and ZP_CONFIG where they change) and let
+    every instance process its IFMAPs. Every output is checked against the golden model. With
+    VELCRO_COUNTERS=1 the bench also reads LAST_COMPUTED and LAST_PREDICTED after every frame of every
+    instance and checks them against the golden model. In runs with prediction on, every gap between
+    an instance's frame ends must equal the cycle model's. To VELCRO_OUTPUT: OFMAPs (R, instances, K,
+    H, W), each run's last gap per instance (R, instances), every gap (R, instances, K-1) and, with
+    VELCRO_COUNTERS, the counters read per frame (R, instances, K) as `computed` and `predicted`."""
     from sim.harness.bench_files import read_runs
 
     runs, ifmaps = read_runs(os.environ["VELCRO_CONFIG"])
     tb = TopTB(dut)
     await tb.reset()
-    outputs, intervals = [], []
+    reader = CounterReader(tb) if os.environ.get("VELCRO_COUNTERS") == "1" else None
+    outputs, intervals, all_gaps, computed, predicted = [], [], [], [], []
     for run, configs in enumerate(runs):
+        settle = False
         for i, cfg in enumerate(configs):
             if run == 0:
                 await tb.regs[i].configure(cfg, averages=not os.environ.get("VELCRO_SKIP_AVG"))
             else:
+                previous = runs[run - 1][i]
+                if common.control_word(cfg) != common.control_word(previous) or (
+                    common.zp_supported() and common.zp_config_word(cfg) != common.zp_config_word(previous)
+                ):
+                    await tb.regs[i].write_control(cfg)
+                    settle = True
                 await tb.regs[i].write_mask(cfg.mask)
-        streams = await run_frames(tb, dut, [list(frames) for frames in ifmaps])
+        if settle:
+            await ClockCycles(dut.clk, common.ZP_CONFIG_SETTLE_CYCLES)  # the first frames are timed too
+        if reader is not None:
+            reader.values = [[] for _ in range(tb.n)]
+        streams = await run_frames(tb, dut, [list(frames) for frames in ifmaps], reader)
         ofmaps = np.stack([np.stack(streams.frames[i]) for i in range(tb.n)])
         for i, cfg in enumerate(configs):
             for n, x in enumerate(ifmaps[i]):
-                assert np.array_equal(ofmaps[i, n], golden.conv2d(x, cfg)), f"run {run}, instance {i}, frame {n}"
+                result = golden.frame_result(x, cfg)
+                assert np.array_equal(ofmaps[i, n], result.ofmap), f"run {run}, instance {i}, frame {n}"
+                if reader is not None:
+                    expected = (result.computed_outputs, result.predicted_outputs)
+                    assert reader.values[i][n] == expected, (
+                        f"run {run}, instance {i}, frame {n}: (LAST_COMPUTED, LAST_PREDICTED) "
+                        f"{reader.values[i][n]} != golden {expected}"
+                    )
+        gaps = [np.diff(streams.last_out[i]).tolist() for i in range(tb.n)]
+        for i, cfg in enumerate(configs):
+            if cfg.zp_en:
+                model = list(cycles.back_to_back_gaps(cfg, list(ifmaps[i])))
+                assert gaps[i] == model, f"run {run}, instance {i}: gaps {gaps[i]} != cycle model {model}"
+                computed_per_frame = [golden.frame_result(x, cfg).computed_outputs for x in ifmaps[i][1:]]
+                for gap, c in zip(gaps[i], computed_per_frame):
+                    bound = max(spec.BEATS_PER_FRAME, c + cycles.STARTUP) + ZP_INTERVAL_SLACK
+                    assert gap <= bound, f"run {run}, instance {i}: gap {gap} > max(512, computed + 3) + 64 = {bound}"
         outputs.append(ofmaps)
-        intervals.append([int(np.diff(streams.last_out[i])[-1]) for i in range(tb.n)])
-    np.savez(os.environ["VELCRO_OUTPUT"], ofmaps=np.stack(outputs), intervals=np.array(intervals))
+        intervals.append([g[-1] for g in gaps])
+        all_gaps.append(gaps)
+        if reader is not None:
+            computed.append([[c for c, _ in v] for v in reader.values])
+            predicted.append([[p for _, p in v] for v in reader.values])
+    extra = {"computed": np.array(computed), "predicted": np.array(predicted)} if reader is not None else {}
+    np.savez(os.environ["VELCRO_OUTPUT"], ofmaps=np.stack(outputs), intervals=np.array(intervals),
+             gaps=np.array(all_gaps), **extra)  # fmt: skip

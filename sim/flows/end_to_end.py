@@ -11,9 +11,15 @@ formula the model uses too. The energy proxy of the top is each instance's frame
 (model/hw/energy.py, the event model the C sweep validated against waveforms) plus static power
 over the top's interval, which the slowest instance sets. sim/reporting/end_to_end.py writes the
 Markdown section.
+
+`run_prediction_hil` runs the same layer with zero-value prediction (sim/flows/prediction.py names
+the modes) on the simulated top: the bench checks every output against the golden model and reads
+LAST_COMPUTED and LAST_PREDICTED after every frame, so the MACs skipped are the hardware's own count;
+the accuracies of every path come from `model.deploy.e2e.run_paths`.
 """
 from __future__ import annotations
 
+import numpy as np
 from tqdm import tqdm
 
 from model.hw import cycles
@@ -24,16 +30,23 @@ from model.hw.golden import N_OUTPUTS
 from model.hw.spec import INSTANCES
 from model.deploy.masks import top_speedup
 from model.deploy.hw_layer import hw_layer_input
-from sim.harness.hil import replay_runner, run_layer, shared_top_build
+from sim.harness.runner import ROOT
+from sim.harness.hil import replay_runner, run_layer, run_layer_measured, shared_top_build
 
 TASK, K = "footwear", 32
+ROOT_WORK = ROOT / "sim_build"
 THRESHOLDS = (0.3, 0.5)  # plus the largest lossless threshold the scan finds
 ALLOCATIONS = ("per-layer", "balanced")
 
 
-def run_end_to_end(sim: str, table: EnergyTable, clock_mhz: float) -> dict:
+def prepare_context():
+    """The task's prepared layer with its K validation images, and the lossless threshold scan."""
     ctx = e2e.prepare(TASK, K)
-    scan = e2e.largest_lossless(ctx)
+    return ctx, e2e.largest_lossless(ctx)
+
+
+def run_end_to_end(sim: str, table: EnergyTable, clock_mhz: float, context=None) -> dict:
+    ctx, scan = context if context is not None else prepare_context()
     thresholds = sorted(set(THRESHOLDS) | ({scan["chosen_threshold"]} if scan["chosen_threshold"] else set()))
     runs = [(t, a) for t in thresholds for a in ALLOCATIONS]
     exports = [ctx.export(t, a) for t, a in runs]
@@ -72,3 +85,49 @@ def run_end_to_end(sim: str, table: EnergyTable, clock_mhz: float) -> dict:
     return {"task": TASK, "images": K, "simulator": sim, "instances": INSTANCES, "lossless_scan": scan,
             "float_vs_int8_error": ctx.error, "uncompressed_top_energy_per_image_nj": base_energy, "rows": rows}  # fmt: skip
 
+
+
+def layer_ifmaps(ctx) -> np.ndarray:
+    """The quantized IFMAPs (16, K, 64, 64) of the context's images."""
+    return quantize_input(hw_layer_input(ctx.model, ctx.images), ctx.quant.input_scale)
+
+
+def run_prediction_hil(sim: str, ctx, threshold: float, table: EnergyTable, clock_mhz: float) -> dict:
+    """The layer in every mode of sim/flows/prediction.py on the simulated top, in one simulation."""
+    from sim.flows import prediction
+
+    exports = prediction.mode_exports(ctx, threshold)
+    ifmaps = layer_ifmaps(ctx)
+    runs = [e.configs for e in exports]
+    print(f"[hil] velcro_top on {sim}, prediction: {len(runs)} modes x {INSTANCES} channels x {K} images, "
+          "counters read after every frame")  # fmt: skip
+    measured = run_layer_measured(sim, runs, ifmaps, ROOT_WORK / f"prediction-{sim}", build_dir=shared_top_build(sim),
+                                  counters=True)  # fmt: skip
+    runner = replay_runner(runs, ifmaps, measured["ofmaps"], name=f"rtl_{sim}")
+    rows = []
+    for r, ((mode, _, pattern), export) in enumerate(zip(tqdm(prediction.MODES, desc="four paths per mode", unit="mode"),
+                                                         exports)):  # fmt: skip
+        result = e2e.run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=runner)
+        computed, predicted = measured["computed"][r], measured["predicted"][r]  # (instances, K)
+        outputs = computed.size * N_OUTPUTS
+        rtl_skipped = 1 - int(computed.sum()) / outputs
+        golden_skipped = result["mac_reduction"]["int8_golden"] if "mac_reduction" in result else None
+        if golden_skipped is not None and abs(rtl_skipped - golden_skipped) > 1e-12:
+            raise RuntimeError(f"{mode}: MACs skipped by the RTL {rtl_skipped} differ from the golden model's {golden_skipped}")
+        rows.append({
+            "mode": mode,
+            "threshold": export.threshold,
+            "zp_pattern": pattern,
+            "zp_max_uint8": int(export.configs[0].zp_max),
+            "accuracy": result["accuracy"],
+            "mac_reduction": result.get("mac_reduction"),
+            "rtl_macs_skipped": rtl_skipped,
+            "rtl_macs": int(9 * computed.sum()),
+            "rtl_predicted_share": int(predicted.sum()) / outputs,
+            "compressed_share": float(export.saving_ratio),
+            **prediction.top_measures(export.configs, ifmaps, measured["gaps"][r], table, clock_mhz),
+        })  # fmt: skip
+    base = rows[0]
+    for row in rows:
+        row["top_speedup"] = base["top_interval"] / row["top_interval"]
+    return {"simulator": sim, "task": TASK, "images": K, "instances": INSTANCES, "threshold": threshold, "rows": rows}

@@ -7,7 +7,11 @@
    proxy and toggles -> reports/summary.md, sweep.json and PNG plots;
 3. hardware in the loop (sim/flows/end_to_end.py): the default CNN's depthwise layer computed by the
    simulated velcro_top, accuracy of four paths, throughput and energy per threshold;
-4. the open Yosys resource estimate (rtl/tools/resources.py) and, when a Vivado run left one,
+4. zero-value prediction (sim/flows/prediction.py): the hardware layer with real activations with
+   VELCRO alone, prediction alone and both, on the top (hardware in the loop: outputs, accuracy,
+   MACs skipped from the hardware's counters, throughput) and on one instance with a waveform
+   (throughput, energy proxy, toggles);
+5. the open Yosys resource estimate (rtl/tools/resources.py) and, when a Vivado run left one,
    build/vivado/summary.json, appended to reports/summary.md.
 
 The simulators' own output (compiler lines, simulator notes) goes to build/sim-logs/<stage>.log;
@@ -27,10 +31,11 @@ from tqdm import tqdm
 from model.hw.energy import EnergyTable
 from rtl.tools import resources
 from rtl.tools.generate import GENERATED_DIR, designs, verilog_text
-from sim.flows import end_to_end, sweep
+from sim.flows import end_to_end, prediction, sweep
 from sim.harness.runner import ROOT, SIMULATORS, BenchFailed, SimulatorMissing, log_to, run_bench
 from sim.reporting import conv2d as conv2d_report
 from sim.reporting import end_to_end as end_to_end_report
+from sim.reporting import prediction as prediction_report
 from sim.reporting import summary
 
 DENSITIES = (0.0, 0.3, 0.5, 0.75, 0.9, 1.0)
@@ -123,8 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         with stage("C sweep, top", "sweep-top"):  # builds velcro_top once for this stage and the next
             sweep.run_top_sweep(plan, sweep_rows)
         sweep_data = sweep.sweep_result(plan, sweep_rows)
+        table = EnergyTable.load(settings.energy_table)
         with stage("hardware in the loop", "hil"):
-            hil = end_to_end.run_end_to_end(args.hil_sim, EnergyTable.load(settings.energy_table), args.clock_mhz)
+            context = end_to_end.prepare_context()
+            hil = end_to_end.run_end_to_end(args.hil_sim, table, args.clock_mhz, context)
+        ctx, scan = context
+        threshold = scan["chosen_threshold"] or 0.3
+        with stage("prediction, top (hardware in the loop)", "prediction-top"):
+            zp_top = end_to_end.run_prediction_hil(args.hil_sim, ctx, threshold, table, args.clock_mhz)
+        with stage("prediction, one instance", "prediction-instance"):
+            ifmaps = end_to_end.layer_ifmaps(ctx)
+            zp_one = prediction.run_instance(args.sim, prediction.mode_exports(ctx, threshold), ifmaps, table,
+                                             args.clock_mhz)  # fmt: skip
+        zp = {"top": zp_top, "instance": zp_one, "sweep_toggle_slope": prediction.toggle_slope_from_sweep(sweep_rows)}
     except SimulatorMissing as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -140,14 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         estimates = [resources.estimate(name) for name in designs()]
     with stage("reports"):
         vivado_summary = ROOT / "build" / "vivado" / "summary.json"
-        sections = [end_to_end_report.markdown(hil),
+        sections = [end_to_end_report.markdown(hil), prediction_report.markdown(zp),
                     *summary.resource_sections(resources.markdown_table(estimates), vivado_summary)]
         (REPORTS / "end_to_end.json").write_text(json.dumps(hil, indent=2, default=float))
+        (REPORTS / "prediction.json").write_text(json.dumps(zp, indent=2, default=float))
         summary.write_reports(REPORTS, sweep_data, sections)
     print((REPORTS / "summary.md").read_text())
     if args.waves:
         print(f"[sim] waveforms: {ROOT / 'sim_build' / f'make-sim-{args.sim}'} (open with gtkwave)")
-    print("[sim] wrote reports/ (summary.md, sweep.json, end_to_end.json, PNGs, conv2d_sim.md)")
+    print("[sim] wrote reports/ (summary.md, sweep.json, end_to_end.json, prediction.json, PNGs, conv2d_sim.md)")
     print(stage.table())
     return 0
 

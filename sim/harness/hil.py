@@ -1,8 +1,9 @@
 """Hardware in the loop: the default CNN's depthwise layer computed by `velcro_top` in simulation.
 
 Channel c of the exported layer runs on instance c and every image is a frame. Runs that differ
-only in their masks (thresholds, allocations) share one simulation: the top is configured once
-and only MASK is rewritten between runs. The bench (sim/benches/tb_top.py::test_runs_from_file) checks every
+only in their masks and control settings (thresholds, allocations, prediction on or off) share one
+simulation: the top is configured once and only MASK, CONTROL and ZP_CONFIG are rewritten between
+runs. The bench (sim/benches/tb_top.py::test_runs_from_file) checks every
 output against the golden model, and `model.deploy.e2e.run_paths` checks them once more on its own.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from model.hw.golden import ConvConfig
-from sim.harness.bench_files import write_runs
+from sim.harness.bench_files import RUN_FIELDS, write_runs
 from sim.harness.runner import ROOT, BenchFailed, run_bench
 
 
@@ -25,10 +26,20 @@ def run_layer(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: 
               build_dir: Path | None = None, saif: bool = False, env: dict[str, str] | None = None):
     """OFMAPs (R, instances, K, 64, 64) and measured steady intervals (R, instances) of R mask sets of one layer.
 
-    Every run must share weights, bias, M, S and averages; only the masks may differ. `build_dir`
-    (default work/build) holds the simulator build: callers in one process that pass the same one
-    build velcro_top once.
+    Every run must share weights, bias, M, S and averages; only the masks and the control settings
+    (SKIP_EN, prediction) may differ. `build_dir` (default work/build) holds the simulator build:
+    callers in one process that pass the same one build velcro_top once.
     """
+    result = run_layer_measured(sim, runs, ifmaps, work, build_dir=build_dir, saif=saif, env=env)
+    return result["ofmaps"], result["intervals"]
+
+
+def run_layer_measured(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: Path | None = None, *,
+                       build_dir: Path | None = None, saif: bool = False, counters: bool = False,
+                       env: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """`run_layer` with everything the bench measured: `ofmaps`, `intervals` (each run's last gap per
+    instance), `gaps` (R, instances, K-1) between frame ends and, with `counters`, the LAST_COMPUTED
+    and LAST_PREDICTED the bench read after every frame (`computed`, `predicted`: R, instances, K)."""
     work = work if work is not None else ROOT / "sim_build" / f"hil-{sim}"
     work.mkdir(parents=True, exist_ok=True)
     config_file, output_file = work / "runs.npz", work / "ofmaps.npz"
@@ -37,12 +48,18 @@ def run_layer(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarray, work: 
     tests, failed = run_bench(
         sim, "velcro_top", "sim.benches.tb_top", build_dir or work / "build", testcase="test_runs_from_file",
         quiet=True, saif=saif,
-        env={"VELCRO_CONFIG": str(config_file), "VELCRO_OUTPUT": str(output_file), **(env or {})},
+        env={"VELCRO_CONFIG": str(config_file), "VELCRO_OUTPUT": str(output_file),
+             **({"VELCRO_COUNTERS": "1"} if counters else {}), **(env or {})},
     )  # fmt: skip
     if failed or not tests:
         raise BenchFailed(f"velcro_top run failed on {sim}")
-    result = np.load(output_file)
-    return result["ofmaps"], result["intervals"]
+    with np.load(output_file) as result:
+        return {k: result[k] for k in result.files}
+
+
+def same_run_settings(a: ConvConfig, b: ConvConfig) -> bool:
+    """Equal in what runs of one bench file may differ in: the mask and the control settings."""
+    return np.array_equal(a.mask, b.mask) and all(getattr(a, f) == getattr(b, f) for f in RUN_FIELDS)
 
 
 def replay_runner(runs: list[list[ConvConfig]], simulated_ifmaps: np.ndarray, ofmaps: np.ndarray, name: str):
@@ -52,9 +69,9 @@ def replay_runner(runs: list[list[ConvConfig]], simulated_ifmaps: np.ndarray, of
         if not np.array_equal(ifmaps, simulated_ifmaps):
             raise ValueError("these IFMAPs were not the ones simulated")
         for run, outputs in zip(runs, ofmaps):
-            if all(np.array_equal(a.mask, b.mask) for a, b in zip(run, configs)):
+            if all(same_run_settings(a, b) for a, b in zip(run, configs)):
                 return outputs
-        raise KeyError("no simulated run has these masks")
+        raise KeyError("no simulated run has these masks and control settings")
 
     rtl.__name__ = name
     return rtl

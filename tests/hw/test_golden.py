@@ -85,3 +85,61 @@ def test_cycle_model_uses_the_contract_latencies():
     assert cycles.OUTPUT_LATENCY == spec.OUTPUT_LATENCY
     fixed = 2 * spec.BEATS_PER_FRAME + cycles.STARTUP - 1 + cycles.PIPELINE + 1 + cycles.OUTPUT_LATENCY - 1
     assert cycles.frame_latency(100) == fixed + 100
+
+
+def predicted_by_loop(x, cfg: ConvConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-value prediction written position by position from its definition: (OFMAP, predicted)."""
+    base = reference_output(x, ConvConfig(cfg.weights, cfg.bias, cfg.mult, cfg.shift, cfg.mask, cfg.avg, cfg.skip_en))
+    out, predicted = base.copy(), np.zeros((H, W), dtype=bool)
+
+    def is_anchor(y, xx):
+        return (y % 2 == 0 and xx % 2 == 0) if cfg.zp_pattern == golden.ZP_GRID2 else (y + xx) % 2 == 0
+
+    for y in range(H):
+        for xx in range(W):
+            if (cfg.skip_en and cfg.mask[y, xx]) or is_anchor(y, xx):
+                continue
+            neighbours = [base[y + dy, xx + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                          if 0 <= y + dy < H and 0 <= xx + dx < W and is_anchor(y + dy, xx + dx)]  # fmt: skip
+            assert neighbours, f"position ({y}, {xx}) has no anchor around it"
+            if all(v <= cfg.zp_max for v in neighbours):
+                out[y, xx], predicted[y, xx] = 0, True
+    return out, predicted
+
+
+@pytest.mark.parametrize("pattern", [golden.ZP_GRID2, golden.ZP_CHECKER])
+@pytest.mark.parametrize("zp_max", [0, 77, 255])
+@pytest.mark.parametrize("seed", range(3))
+def test_prediction_matches_a_loop_over_anchor_neighbours(pattern, zp_max, seed):
+    rng = np.random.default_rng(1000 * pattern + 10 * seed + zp_max)
+    base = golden.random_config(rng, [0.0, 0.3, 0.75][seed], skip_en=bool(seed != 2 or zp_max))
+    # Zero blobs so that prediction has something to find, and compressed anchors with a
+    # mix of averages so they decide some predictions.
+    x = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    y, xx = np.indices((H, W))
+    x[(y - 20) ** 2 + (xx - 30) ** 2 < 300] = 0
+    cfg = ConvConfig(base.weights, -abs(base.bias), base.mult, base.shift, base.mask, base.avg, base.skip_en,
+                     zp_en=True, zp_pattern=pattern, zp_max=zp_max)  # fmt: skip
+    result = golden.frame_result(x, cfg)
+    expect, predicted = predicted_by_loop(x, cfg)
+    assert np.array_equal(result.ofmap, expect), f"seed {seed}: OFMAP differs from the loop formulation"
+    assert np.array_equal(result.predicted, predicted), f"seed {seed}: predicted positions differ"
+    assert result.computed_outputs + result.predicted_outputs + int(result.compressed.sum()) == H * W
+    if zp_max == 255:
+        assert result.predicted_outputs == int((~result.compressed & ~result.anchors).sum()), "all non-anchors predicted"
+
+
+def test_prediction_off_is_the_plain_arithmetic():
+    rng = np.random.default_rng(5)
+    cfg = golden.random_config(rng, 0.4)
+    x = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    result = golden.frame_result(x, cfg)
+    assert not result.predicted.any() and result.computed_outputs == cfg.computed_outputs
+    assert np.array_equal(result.ofmap, reference_output(x, cfg))
+    zp = ConvConfig(cfg.weights, cfg.bias, cfg.mult, cfg.shift, cfg.mask, cfg.avg, zp_en=True)
+    with pytest.raises(ValueError, match="frame_result"):
+        _ = zp.computed_outputs
+    with pytest.raises(ValueError, match="zp_pattern"):
+        ConvConfig(cfg.weights, cfg.bias, cfg.mult, cfg.shift, cfg.mask, cfg.avg, zp_pattern=2)
+    with pytest.raises(ValueError, match="zp_max"):
+        ConvConfig(cfg.weights, cfg.bias, cfg.mult, cfg.shift, cfg.mask, cfg.avg, zp_max=256)

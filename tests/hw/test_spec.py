@@ -36,7 +36,8 @@ def test_register_table_has_one_row_per_register():
     "name, index, address",
     [("ID", 0, 0x00), ("GEOMETRY", 0, 0x04), ("CONTROL", 0, 0x08), ("STATUS", 0, 0x0C), ("FRAMES", 0, 0x10),
      ("LAST_CYCLES", 0, 0x14), ("LAST_MACS", 0, 0x18), ("LAST_COMPUTED", 0, 0x1C), ("W", 0, 0x20), ("W", 8, 0x40),
-     ("BIAS", 0, 0x44), ("MULT", 0, 0x48), ("SHIFT", 0, 0x4C), ("MASK", 0, 0x400), ("MASK", 127, 0x5FC),
+     ("BIAS", 0, 0x44), ("MULT", 0, 0x48), ("SHIFT", 0, 0x4C), ("ZP_CONFIG", 0, 0x50), ("LAST_PREDICTED", 0, 0x54),
+     ("MASK", 0, 0x400), ("MASK", 127, 0x5FC),
      ("AVG", 0, 0x1000), ("AVG", 1023, 0x1FFC)],
 )  # fmt: skip
 def test_addr(name, index, address):
@@ -62,9 +63,9 @@ def test_top_addr():
 
 
 def test_unmapped():
-    for offset in (0x50, 0x54, 0x3FC, 0x600, 0xFFC):
+    for offset in (0x58, 0x5C, 0x3FC, 0x600, 0xFFC):
         assert spec.unmapped(offset), hex(offset)
-    for offset in (0x00, 0x4C, 0x4F, 0x400, 0x5FC, 0x1000, 0x1FFF):  # bits [1:0] are ignored
+    for offset in (0x00, 0x4C, 0x4F, 0x50, 0x57, 0x400, 0x5FC, 0x1000, 0x1FFF):  # bits [1:0] are ignored
         assert not spec.unmapped(offset), hex(offset)
     with pytest.raises(ValueError):
         spec.unmapped(1 << spec.CORE_ADDR_WIDTH)
@@ -92,6 +93,18 @@ def test_map_checks_catch_overlaps_and_bad_resets(monkeypatch):
         spec._check_map()
 
 
+def test_map_checks_catch_bad_field_values(monkeypatch):
+    zp = spec.REG["ZP_CONFIG"]
+    bad = dataclasses.replace(zp, fields=(spec.Field("PATTERN", 0, 2, values=(1, 4)), zp.field("ZP_MAX")))
+    monkeypatch.setattr(spec, "REGISTERS", tuple(bad if r.name == "ZP_CONFIG" else r for r in spec.REG.values()))
+    with pytest.raises(AssertionError, match="values"):
+        spec._check_map()
+    straddling = dataclasses.replace(zp, fields=(spec.Field("PATTERN", 6, 4),))
+    monkeypatch.setattr(spec, "REGISTERS", tuple(straddling if r.name == "ZP_CONFIG" else r for r in spec.REG.values()))
+    with pytest.raises(AssertionError, match="straddles"):
+        spec._check_map()
+
+
 def test_contract_constants_agree():
     assert spec.GEOMETRY_VALUE == 64 | 64 << 8 | 3 << 16 | 8 << 24
     assert spec.ID_VALUE.to_bytes(4, "big") == b"VELC"
@@ -99,6 +112,11 @@ def test_contract_constants_agree():
     assert spec.REG["MASK"].count * 32 == spec.REG["AVG"].count * 4 == spec.N_OUTPUTS
     assert spec.REG["W"].count == spec.TAPS == spec.MACS_PER_OUTPUT
     assert spec.REG["CONTROL"].reset == spec.REG["CONTROL"].field("SKIP_EN").reset == 1
+    assert spec.REG["CONTROL"].field("ZP_EN").mask == 0b10 and spec.REG["CONTROL"].field("ZP_EN").reset == 0
+    zp = spec.REG["ZP_CONFIG"]
+    assert (zp.field("PATTERN").mask, zp.field("ZP_MAX").mask, zp.reset) == (0x3, 0xFF00, 0)
+    assert zp.field("PATTERN").values == (spec.ZP_GRID2, spec.ZP_CHECKER) == (0, 1)
+    assert spec.REG["LAST_PREDICTED"].access == "RO"
     assert [f.name for f in spec.REG["STATUS"].fields if f.w1c] == ["FRAME_ERROR"]
     assert spec.REG["STATUS"].field("FRAME_ERROR").mask == 0b10
     assert {r.name for r in spec.REGISTERS if r.is_memory} == {"MASK", "AVG"}

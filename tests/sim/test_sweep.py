@@ -66,3 +66,34 @@ def test_energy_table_errors_name_the_fix(tmp_path):
     table = EnergyTable.load()
     with pytest.raises(ValueError, match="add them to the table"):
         table.frame_energy_pj({"teleport": 1}, 100, 300.0)
+
+
+@pytest.fixture(scope="module")
+def prediction_chain(sim_build_root):
+    """The prediction section's one-instance chain on Icarus: the four modes on the default CNN's hardware
+    layer (real activations, VELCRO masks at 0.3), 3 images each; run_instance itself fails if a gap
+    differs from the cycle model or the waveform's events from the energy model."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from sim.flows import prediction
+    from sim.harness.bench_files import read_runs
+    from sim.harness.layer_data import DENSITIES, layer_file
+
+    runs, ifmaps = read_runs(layer_file(sim_build_root))
+    plain, velcro = runs[DENSITIES.index(0.0)], runs[DENSITIES.index(0.3)]
+    zp = {"zp_en": True, "zp_pattern": 0, "zp_max": 0}
+    modes = [plain, velcro, [dataclasses.replace(c, **zp) for c in plain], [dataclasses.replace(c, **zp) for c in velcro]]
+    return prediction.run_instance("icarus", [SimpleNamespace(configs=m) for m in modes], ifmaps, EnergyTable.load(),
+                                   300.0, build_root=sim_build_root, images=3)  # fmt: skip
+
+
+def test_prediction_chain_toggles_fall_with_skipped_share(prediction_chain):
+    rows = {r["mode"]: r for r in prediction_chain["rows"]}
+    assert rows["none"]["skipped_share"] == 0 and rows["prediction"]["predicted_share"] > 0.1
+    assert rows["both"]["skipped_share"] > rows["velcro"]["skipped_share"]
+    for mode in ("velcro", "prediction", "both"):
+        r = rows[mode]
+        assert r["toggles_total_ratio"] < 1 - 0.3 * r["skipped_share"], (mode, r["toggles_total_ratio"], r["skipped_share"])
+        assert r["energy_saving"] > 0.5 * r["skipped_share"], (mode, r["energy_saving"], r["skipped_share"])
+    assert rows["both"]["toggles_total_ratio"] < rows["velcro"]["toggles_total_ratio"]

@@ -26,3 +26,29 @@ def test_bench(sim, sim_build_root):
     tests, failed = run_bench(sim, "velcro_top", "sim.benches.tb_top", sim_build_root / f"top-{sim}",
                               testcase="test_address_decode,test_all_instances_concurrently")
     assert tests == 2 and failed == 0, f"velcro_top on {sim}: {failed} of {tests} cocotb tests failed"
+
+
+def test_prediction_on_every_instance(sim_build_root):
+    """velcro_top (Icarus) with prediction on in every instance (both patterns, ZP_MAX 0 to 255, VELCRO
+    masks at 0.3), the default CNN's hardware layer with real activations, 3 images back to back per
+    instance: the bench checks every output and every gap against the models and reads LAST_COMPUTED
+    and LAST_PREDICTED after every frame."""
+    import dataclasses
+
+    import numpy as np
+
+    from model.hw import golden
+    from sim.harness.bench_files import read_runs
+    from sim.harness.hil import run_layer_measured
+    from sim.harness.layer_data import DENSITIES, layer_file
+
+    runs, ifmaps = read_runs(layer_file(sim_build_root))
+    configs = [dataclasses.replace(cfg, zp_en=True, zp_pattern=i % 2, zp_max=(0, 20, 128, 255)[(i // 2) % 4])
+               for i, cfg in enumerate(runs[DENSITIES.index(0.3)])]  # fmt: skip
+    frames = np.ascontiguousarray(ifmaps[:, :3])
+    measured = run_layer_measured("icarus", [configs], frames, sim_build_root / "top-zp-icarus",
+                                  build_dir=sim_build_root / "top-icarus", counters=True)  # fmt: skip
+    results = [[golden.frame_result(x, cfg) for x in frames[i]] for i, cfg in enumerate(configs)]
+    assert measured["predicted"][0].tolist() == [[r.predicted_outputs for r in rs] for rs in results]
+    assert measured["computed"][0].tolist() == [[r.computed_outputs for r in rs] for rs in results]
+    assert sum(r.predicted_outputs for rs in results for r in rs) > 0, "the stimulus must predict something"

@@ -1,0 +1,71 @@
+"""The zero-value prediction section of reports/summary.md (sim/flows/prediction.py measures it)."""
+from __future__ import annotations
+
+MODE_NAMES = {"none": "nothing skipped", "velcro": "VELCRO alone", "prediction": "prediction alone",
+              "both": "VELCRO + prediction"}  # fmt: skip
+
+
+def markdown(rep: dict) -> str:
+    hil, one = rep["top"], rep["instance"]
+    slope = rep.get("sweep_toggle_slope")
+    threshold = hil["threshold"]
+    lines = [
+        "## Zero-value prediction on the hardware layer",
+        "",
+        f"The default CNN's depthwise layer with real activations ({hil['images']} validation images of the "
+        f"'{hil['task']}' task), in four modes: VELCRO alone (per-layer masks at T = {threshold}, the largest "
+        "lossless threshold), prediction alone (GRID2, ZP_MAX = 0) and both. On the "
+        f"{hil['instances']}-instance top ({hil['simulator']}) every output matched the golden model and every gap "
+        "between frame ends the cycle model; the MACs skipped are counted by the hardware "
+        "(LAST_COMPUTED and LAST_PREDICTED read after every frame).",
+        "",
+        "| mode | compressed | predicted (RTL) | MACs skipped (RTL) | golden | float | float compressed "
+        "| int8 golden | RTL | top interval | model | images/s (top) | speedup | energy/image (nJ) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in hil["rows"]:
+        a = r["accuracy"]
+        golden = r["mac_reduction"]["int8_golden"] if r.get("mac_reduction") else float("nan")
+        lines.append(
+            f"| {MODE_NAMES[r['mode']]} | {r['compressed_share']:.3f} | {r['rtl_predicted_share']:.3f} "
+            f"| {r['rtl_macs_skipped']:.3f} | {golden:.3f} | {a['float']:.3f} | {a['float_compressed']:.3f} "
+            f"| {a['int8_golden']:.3f} | {a['rtl']:.3f} | {r['top_interval']:.1f} | {r['model_top_interval']:.1f} "
+            f"| {r['top_images_per_s']:,.0f} | {r['top_speedup']:.2f} | {r['top_energy_per_image_nj']:.0f} |"
+        )
+    lines += [
+        "",
+        "Top interval: cycles per image of the slowest instance, from its first to its last frame end "
+        "(measured; model: model/hw/cycles.py's back-to-back gaps). The float-compressed path applies "
+        "the float prediction rule where prediction is on.",
+        "",
+        f"One instance with a waveform ({one['simulator']}), channel {one['channel']} (the layer's median by "
+        f"skipped share), {one['images']} images back to back per mode; events and toggles over the whole run "
+        "per frame, the events equal to the energy model's:",
+        "",
+        "| mode | skipped share | predicted share | mean interval | model | frames/s | speedup | energy/frame (nJ) "
+        "| saving | MAC toggles | per computed output | other toggles | toggles / nothing skipped"
+        + (" | expected from the C sweep |" if slope is not None else " |"),
+        "|---|" + "---:|" * (12 + (1 if slope is not None else 0)),
+    ]
+    for r in one["rows"]:
+        model = sum(r["model_gaps"]) / len(r["model_gaps"])
+        expected = f" {1 - slope * r['skipped_share']:.3f} |" if slope is not None else ""
+        lines.append(
+            f"| {MODE_NAMES[r['mode']]} | {r['skipped_share']:.3f} | {r['predicted_share']:.3f} "
+            f"| {r['mean_interval']:.1f} | {model:.1f} | {r['frames_per_s']:,.0f} | {r['speedup']:.2f} "
+            f"| {r['energy_pj']['total'] / 1e3:.1f} | {r['energy_saving']:.3f} | {r['toggles_mac']:,.0f} "
+            f"| {r['mac_toggles_per_computed']:.0f} | {r['toggles_rest']:,.0f} | {r['toggles_total_ratio']:.3f} |{expected}"
+        )
+    if slope is not None:
+        lines += [
+            "",
+            f"Expected from the C sweep: whole-design toggles fall there as 1 - {slope:.3f}·C (least squares "
+            "over its points); the column applies the same line to the share of outputs skipped here, "
+            "compressed or predicted. On real activations the toggles fall by less than the skipped share: "
+            "the positions skipped (predicted ones, whose windows are zero, and the low-variance ones VELCRO "
+            "compresses) toggle little even when computed, so the MAC toggles per computed output rise "
+            "(column 'per computed output'); the C sweep's random IFMAPs have the same activity everywhere. "
+            "The prediction logic's own activity (hot flags, the predicted-zero map) is in 'other toggles'.",
+        ]
+    lines.append("")
+    return "\n".join(lines)
