@@ -8,20 +8,14 @@ import numpy as np
 import pytest
 from amaranth import Elaboratable, Module
 from amaranth.lib.memory import Memory
-from amaranth.sim import Simulator
+
+from amaranth_sim import scan_trace, simulate
 
 from model.hw import golden, spec
 from model.hw.spec import H, W
 from rtl.ifmap_buffer import IfmapWindowBuffer
 from rtl.mac_requant import MacRequant
 from rtl.mask_scan import MaskScanner
-
-
-def simulate(dut, bench) -> None:
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
 
 
 class ScannerWithMask(Elaboratable):
@@ -58,20 +52,7 @@ def test_mask_scan_issues_computed_indices_back_to_back(name):
     mask = MASKS[name]
     dut = ScannerWithMask(mask)
     expected = np.flatnonzero(~mask.reshape(-1)).tolist()
-    trace = []
-
-    async def bench(ctx):
-        s = dut.scanner
-        ctx.set(s.start, 1)
-        await ctx.tick()
-        ctx.set(s.start, 0)
-        for cycle in range(1, 4200):
-            trace.append((cycle, ctx.get(s.issue), ctx.get(s.index), ctx.get(s.done)))
-            if ctx.get(s.done):
-                break
-            await ctx.tick()
-
-    simulate(dut, bench)
+    trace = scan_trace(dut, 4200)
     issued = [(c, i) for c, v, i, _ in trace if v]
     assert [i for _, i in issued] == expected
     done_cycle = [c for c, *_, d in trace if d]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from amaranth import Elaboratable, Module
 from amaranth.lib.memory import Memory
-from amaranth.sim import Simulator
+from amaranth_sim import scan_trace, simulate
 from core_driver import CoreDriver, zp_config_word
 
 from model.hw import cycles, golden, spec
@@ -19,13 +19,6 @@ from model.hw.spec import H, N_OUTPUTS, W
 from rtl.conv2d import VelcroConv2d
 from rtl.mask_scan import MaskScanner
 from rtl.zero_predict import AvgHotFlags, ZeroPredictor, anchor_bits
-
-
-def simulate(dut, bench) -> None:
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
 
 
 def to_int(bits: np.ndarray) -> int:
@@ -184,21 +177,10 @@ def test_scanner_direct_mode_issues_the_bits_back_to_back(density):
     bits = np.random.default_rng(int(density * 100)).random((H, W)) < density
     dut = DirectScanner(bits)
     expected = np.flatnonzero(bits.reshape(-1)).tolist()
-    trace = []
+    def no_mask_reads(ctx, s):
+        assert not ctx.get(s.mask_en), "direct mode must not read the mask memory"
 
-    async def bench(ctx):
-        s = dut.scanner
-        ctx.set(s.start, 1)
-        await ctx.tick()
-        ctx.set(s.start, 0)
-        for cycle in range(1, N_OUTPUTS + 10):
-            assert not ctx.get(s.mask_en), "direct mode must not read the mask memory"
-            trace.append((cycle, ctx.get(s.issue), ctx.get(s.index), ctx.get(s.done)))
-            if ctx.get(s.done):
-                break
-            await ctx.tick()
-
-    simulate(dut, bench)
+    trace = scan_trace(dut, N_OUTPUTS + 10, each_cycle=no_mask_reads)
     issued = [(c, i) for c, v, i, _ in trace if v]
     assert [i for _, i in issued] == expected
     startup = spec.MASK_SCAN_STARTUP
