@@ -17,7 +17,7 @@ largest lossless threshold), prediction alone (GRID2, ZP_MAX = 0) and both. Two 
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,6 +34,8 @@ from sim.harness.runner import ROOT, BenchFailed, run_bench
 MODES = (("none", False, None), ("velcro", True, None), ("prediction", False, "grid2"), ("both", True, "grid2"))
 INSTANCE_IMAGES = 6  # frames per mode on the one instance with a waveform
 WINDOW_MARGIN_CYCLES = 4  # the activity window starts this much before the first input handshake
+CONTROL_IMAGES = 3  # random frames per run of the activity control
+CONTROL_SHARES = (0.25, 0.5, 0.75)  # predicted shares the activity control's ZP_MAX values aim at
 
 
 def mode_exports(ctx, threshold: float) -> list:
@@ -43,13 +45,8 @@ def mode_exports(ctx, threshold: float) -> list:
 
 
 def model_events(cfg: golden.ConvConfig, result: golden.FrameResult) -> dict[str, int]:
-    """The energy model's events of one frame (model/hw/energy.py), with prediction if it knows it."""
-    params = inspect.signature(energy.frame_events).parameters
-    if "result" in params:
-        return energy.frame_events(cfg.effective_mask, result)
-    if cfg.zp_en:
-        raise RuntimeError("model.hw.energy.frame_events has no event model of predicted frames (result=)")
-    return energy.frame_events(cfg.effective_mask)
+    """The energy model's events of one frame (model/hw/energy.py)."""
+    return energy.frame_events(cfg.effective_mask, result)
 
 
 def add_events(total: dict[str, int], events: dict[str, int]) -> None:
@@ -67,14 +64,11 @@ def pick_channel(configs: list[golden.ConvConfig], ifmaps: np.ndarray) -> int:
     return int(order[len(order) // 2])
 
 
-def run_instance(sim: str, exports: list, ifmaps: np.ndarray, table: EnergyTable, clock_mhz: float,
-                 build_root: Path = ROOT / "sim_build", images: int = INSTANCE_IMAGES) -> dict:
-    """One instance, every mode, with a waveform: gaps vs the cycle model, events vs the energy model,
-    toggles, energy proxy per frame."""
-    runs = [e.configs for e in exports]
-    frames = np.ascontiguousarray(ifmaps[:, :images])
-    channel = pick_channel(runs[-1], frames)
-    work = build_root / f"prediction-conv2d-{sim}"
+def measure_runs(sim: str, labels: list[str], runs: list[list[golden.ConvConfig]], frames: np.ndarray, channel: int,
+                 table: EnergyTable, clock_mhz: float, work: Path, build_root: Path) -> list[dict]:
+    """Instance `channel` of every run over the same frames, back to back, with a waveform: per run, the
+    gaps against the cycle model, the events against the energy model, the toggles and the energy
+    proxy per frame, and their ratios to the first run."""
     work.mkdir(parents=True, exist_ok=True)
     config_file, results_file = work / "runs.npz", work / "measured.jsonl"
     write_runs(config_file, runs, frames)
@@ -86,14 +80,14 @@ def run_instance(sim: str, exports: list, ifmaps: np.ndarray, table: EnergyTable
         env={"VELCRO_CONFIG": str(config_file), "VELCRO_RESULTS": str(results_file), "VELCRO_CHANNEL": str(channel)},
     )  # fmt: skip
     if failed or not tests:
-        raise BenchFailed(f"velcro_conv2d prediction runs failed on {sim} (channel {channel})")
+        raise BenchFailed(f"velcro_conv2d runs {labels} failed on {sim} (channel {channel})")
     dump_name = "velcro_conv2d.fst" if sim == "icarus" else "dump.vcd"
     dump = work / dump_name
     (build_dir / dump_name).replace(dump)
     measured = [json.loads(line) for line in results_file.read_text().splitlines()]
     wave = Waveform(dump)
     rows = []
-    for (mode, _, _), configs, m in zip(MODES, runs, measured):
+    for label, configs, m in zip(labels, runs, measured):
         cfg = configs[channel]
         clock_ps = m["clock_ps"]
         start = m["first_input_ps"] - WINDOW_MARGIN_CYCLES * clock_ps
@@ -104,17 +98,18 @@ def run_instance(sim: str, exports: list, ifmaps: np.ndarray, table: EnergyTable
         for r in results:
             add_events(expected, model_events(cfg, r))
         if activity.events != expected:
-            raise RuntimeError(f"{mode}: events counted in the waveform {activity.events} differ from the "
-                               f"energy model's {expected} (channel {channel}, {images} frames)")
+            raise RuntimeError(f"{label}: events counted in the waveform {activity.events} differ from the "
+                               f"energy model's {expected} (channel {channel}, {len(results)} frames)")
         n = len(results)
         mean_gap = float(np.mean(m["gaps"]))
         per_frame_events = {k: v / n for k, v in activity.events.items()}
         rows.append({
-            "mode": mode,
+            "mode": label,
             "frames": n,
             "computed": m["computed"],
             "predicted": m["predicted"],
             "compressed": int(cfg.effective_mask.sum()),
+            "zp_max": int(cfg.zp_max) if cfg.zp_en else None,
             "skipped_share": 1 - sum(m["computed"]) / (N_OUTPUTS * n),
             "predicted_share": sum(m["predicted"]) / (N_OUTPUTS * n),
             "gaps": m["gaps"],
@@ -126,6 +121,7 @@ def run_instance(sim: str, exports: list, ifmaps: np.ndarray, table: EnergyTable
             "toggles_mac": activity.toggles_mac / n,
             "toggles_rest": activity.toggles_rest / n,
             "mac_toggles_per_computed": activity.toggles_mac / max(sum(m["computed"]), 1),
+            "toggles_by_scope": {k: v / n for k, v in activity.toggles_by_scope.items()},
             "bound_margin": m.get("bound_margin"),
         })  # fmt: skip
     base = rows[0]
@@ -134,17 +130,62 @@ def run_instance(sim: str, exports: list, ifmaps: np.ndarray, table: EnergyTable
         r["toggles_mac_ratio"] = r["toggles_mac"] / base["toggles_mac"] if base["toggles_mac"] else float("nan")
         r["energy_saving"] = 1 - r["energy_pj"]["total"] / base["energy_pj"]["total"]
         r["speedup"] = base["mean_interval"] / r["mean_interval"]
+    return rows
+
+
+def run_instance(sim: str, exports: list, ifmaps: np.ndarray, table: EnergyTable, clock_mhz: float,
+                 build_root: Path = ROOT / "sim_build", images: int = INSTANCE_IMAGES) -> dict:
+    """One instance (the layer's median channel), every mode, real activations."""
+    runs = [e.configs for e in exports]
+    frames = np.ascontiguousarray(ifmaps[:, :images])
+    channel = pick_channel(runs[-1], frames)
+    rows = measure_runs(sim, [mode for mode, _, _ in MODES], runs, frames, channel, table, clock_mhz,
+                        build_root / f"prediction-conv2d-{sim}", build_root)  # fmt: skip
     return {"simulator": sim, "channel": channel, "images": images, "rows": rows}
 
 
-def toggle_slope_from_sweep(sweep_rows: list[dict]) -> float | None:
-    """a in `whole-design toggles / toggles at C = 0 = 1 - a·C`, least squares through the C sweep."""
+def thresholds_for_shares(cfg: golden.ConvConfig, frames: np.ndarray, shares: tuple[float, ...]) -> list[int]:
+    """For each target share, the smallest ZP_MAX whose mean predicted share over `frames` reaches it."""
+    predicted = []
+    for zp_max in range(256):
+        on = dataclasses.replace(cfg, zp_en=True, zp_max=zp_max)
+        predicted.append(np.mean([golden.frame_result(x, on).predicted_outputs for x in frames]) / N_OUTPUTS)
+    return [next(t for t, p in enumerate(predicted) if p >= share) for share in shares]
+
+
+def run_activity_control(sim: str, table: EnergyTable, clock_mhz: float, seed: int = 2021,
+                         build_root: Path = ROOT / "sim_build", images: int = CONTROL_IMAGES) -> dict:
+    """Prediction on the C sweep's stimulus: random IFMAPs, whose outputs all switch alike.
+
+    On real activations the positions prediction skips have all-zero windows, which switch little even
+    when computed, so whole-design toggles fall by less than the skipped share. This run separates the
+    datapath from the data: one random configuration (prediction off first, then GRID2 with the
+    ZP_MAX values that predict CONTROL_SHARES of the outputs) over the same random frames, so the
+    toggles saved per predicted output can be set against those saved per compressed output in the C
+    sweep.
+    """
+    rng = np.random.default_rng(seed)
+    cfg = golden.random_config(rng, 0.0)
+    frames = rng.integers(0, 256, size=(1, images, golden.H, golden.W), dtype=np.uint8)
+    thresholds = thresholds_for_shares(cfg, list(frames[0]), CONTROL_SHARES)
+    runs = [[cfg]] + [[dataclasses.replace(cfg, zp_en=True, zp_pattern=golden.ZP_GRID2, zp_max=t)] for t in thresholds]
+    labels = ["prediction off"] + [f"GRID2, ZP_MAX = {t}" for t in thresholds]
+    rows = measure_runs(sim, labels, runs, frames, 0, table, clock_mhz, build_root / f"prediction-control-{sim}",
+                        build_root)  # fmt: skip
+    return {"simulator": sim, "seed": seed, "images": images, "rows": rows}
+
+
+def toggle_slope_from_sweep(sweep_rows: list[dict], part: str = "total") -> float | None:
+    """a in `toggles / toggles at C = 0 = 1 - a·C`, least squares through the C sweep, for the whole
+    design (`part="total"`) or the MAC datapath alone (`part="mac"`)."""
+    if part not in ("total", "mac"):
+        raise ValueError(f"part {part!r}: use 'total' or 'mac'")
+    count = (lambda r: r["toggles_mac"] + r["toggles_rest"]) if part == "total" else (lambda r: r["toggles_mac"])
     base = next((r for r in sweep_rows if r["C"] == 0), None)
     if base is None or len(sweep_rows) < 2:
         return None
-    total = base["toggles_mac"] + base["toggles_rest"]
     c = np.array([r["C"] for r in sweep_rows])
-    drop = 1 - np.array([(r["toggles_mac"] + r["toggles_rest"]) / total for r in sweep_rows])
+    drop = 1 - np.array([count(r) / count(base) for r in sweep_rows])
     return float(np.dot(c, drop) / np.dot(c, c)) if np.dot(c, c) else None
 
 

@@ -10,7 +10,8 @@
 4. zero-value prediction (sim/flows/prediction.py): the hardware layer with real activations with
    VELCRO alone, prediction alone and both, on the top (hardware in the loop: outputs, accuracy,
    MACs skipped from the hardware's counters, throughput) and on one instance with a waveform
-   (throughput, energy proxy, toggles);
+   (throughput, energy proxy, toggles), and on the C sweep's random stimulus with predicted shares of
+   1/4, 1/2 and 3/4 (toggles saved per predicted output, against the sweep's line);
 5. the open Yosys resource estimate (rtl/tools/resources.py) and, when a Vivado run left one,
    build/vivado/summary.json, appended to reports/summary.md.
 
@@ -140,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             ifmaps = end_to_end.layer_ifmaps(ctx)
             zp_one = prediction.run_instance(args.sim, prediction.mode_exports(ctx, threshold), ifmaps, table,
                                              args.clock_mhz)  # fmt: skip
-        zp = {"top": zp_top, "instance": zp_one, "sweep_toggle_slope": prediction.toggle_slope_from_sweep(sweep_rows)}
+        with stage("prediction, activity control", "prediction-control"):
+            zp_control = prediction.run_activity_control(args.sim, table, args.clock_mhz)
+        zp = {"top": zp_top, "instance": zp_one, "activity_control": zp_control,
+              "sweep_toggle_slope": prediction.toggle_slope_from_sweep(sweep_rows),
+              "sweep_mac_toggle_slope": prediction.toggle_slope_from_sweep(sweep_rows, "mac")}
     except SimulatorMissing as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -8,7 +8,9 @@ Two independent energy proxies come out of the same dump (the energy proxy of rt
   (`rtl.conv2d.VelcroConv2d.ACTIVITY_PROBES`), so a rename in the design cannot go unnoticed here;
 * toggles: bit flips of every signal in the design, split into the MAC datapath (the instance's
   `VelcroConv2d.MAC_SCOPE` submodule: products, accumulator, scaled product, result and their
-  pipeline valids) and the rest. The clock is left out; aliases of one net are counted once.
+  pipeline valids) and the rest, and also per submodule of the instance (signals of the instance
+  itself under "top"), which shows where a change of activity comes from. The clock is left out;
+  aliases of one net are counted once, under the first name in sorted order.
 
 pywellen reads both formats, so no FST->VCD conversion is needed.
 """
@@ -31,6 +33,7 @@ class FrameActivity:
     events: dict[str, int]
     toggles_mac: int
     toggles_rest: int
+    toggles_by_scope: dict[str, int]  # submodule of the instance ("top": the instance's own signals)
 
 
 def _as_int(value) -> int:
@@ -86,6 +89,7 @@ class Waveform:
         }
         counted = set()
         toggles = {"mac": 0, "rest": 0}
+        by_scope: dict[str, int] = {}
         for name, var in sorted(self.vars.items()):
             if not name.startswith(scope + ".") or name.rsplit(".", 1)[-1] == "clk":
                 continue
@@ -102,4 +106,7 @@ class Waveform:
                 flips += bin(previous ^ current).count("1")
                 previous = current
             toggles["mac" if aliases_in_mac else "rest"] += flips
-        return FrameActivity(events, toggles["mac"], toggles["rest"])
+            path = name[len(scope) + 1 :].split(".")
+            submodule = path[0] if len(path) > 1 else "top"
+            by_scope[submodule] = by_scope.get(submodule, 0) + flips
+        return FrameActivity(events, toggles["mac"], toggles["rest"], by_scope)
