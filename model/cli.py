@@ -10,6 +10,11 @@
     velcro export --task footwear --threshold 0.3 [--allocation balanced] [--zp grid2 --zp-max 0] --out hw_layer.npz
     (paper setting: --model resnet18 --weights resnet18.pth --data /imagenet/val --task cats)
 
+A task's images are split into preprocessing (statistics), tuning (what `search` judges candidates
+on) and test (what `eval` and `search` report) images. Every command but `export` also runs under
+`torchrun --nproc-per-node N` (`model.velcro.distributed`): the ranks share the work, only rank 0
+prints and writes files, and the JSON equals the single-process one.
+
 Errors of use print one line naming the problem and the fix, and exit with status 2.
 """
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -24,13 +30,14 @@ import torch
 from model.deploy.export import export_layer, save_export
 from model.deploy.masks import ALLOCATIONS
 from model.errors import VelcroError
-from model.nets.data import DEFAULT_PREP_FRACTION, fashion_task, imagenet_task, split_task
+from model.nets.data import DEFAULT_PREP_FRACTION, DEFAULT_TUNE_IMAGES, fashion_task, imagenet_task, split_task
 from model.nets.default_model import load_default_model
 from model.nets.zoo import PAPER_MODELS, build_model
-from model.velcro.compress import parse_threshold, parse_thresholds, saving_ratio
+from model.velcro.compress import check_percent_tuple, parse_threshold, parse_thresholds, saving_ratio
+from model.velcro.distributed import DEFAULT_TIMEOUT, launched_by_torchrun, process_group
 from model.velcro.evaluate import accuracy
 from model.velcro.predict import PredictionSearch, parse_pattern, parse_zp_max, parse_zp_maxes, pattern_name, predicting_model
-from model.velcro.search import ThresholdSearch
+from model.velcro.search import ThresholdSearch, TuningSet
 from model.velcro.sites import find_sites
 from model.velcro.stats import ActivationStatistics
 
@@ -42,23 +49,24 @@ def _example(args) -> torch.Tensor:
 
 
 def _task(args):
-    """(model, task data, split) from the common options."""
-    model = build_model(args.model, args.weights)
+    """(model on this rank's device, task data, split) from the common options."""
+    model = build_model(args.model, args.weights).to(args.sharding.device)
     if args.data == "fashion":
         if args.model in PAPER_MODELS:
             raise VelcroError(f"{args.model} is an ImageNet model: give an ImageNet-layout folder with --data")
         data = fashion_task(args.task)
     else:
         data = imagenet_task(args.data, args.task)
-    split = split_task(len(data.labels), prep_fraction=args.prep_fraction, prep_images=args.prep_images, seed=args.seed)
+    split = split_task(
+        len(data.labels), prep_fraction=args.prep_fraction, prep_images=args.prep_images, tune_images=args.tune_images, seed=args.seed
+    )
     return model, data, split
 
 
-def _statistics(model, data, indices, batch_size: int, desc: str) -> ActivationStatistics:
-    stats = ActivationStatistics(model)
-    chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-    stats.observe_batches((data.images[c] for c in chunks), progress=True, desc=desc)
-    return stats
+def _statistics(args, model, data, indices, desc: str) -> ActivationStatistics:
+    return ActivationStatistics(model).observe_split(
+        data.images, indices, batch_size=args.batch_size, sharding=args.sharding, progress=True, desc=desc
+    )
 
 
 def _load_or_observe(args, model, data, split) -> ActivationStatistics:
@@ -69,7 +77,44 @@ def _load_or_observe(args, model, data, split) -> ActivationStatistics:
             raise VelcroError(f"statistics file {path} does not exist; create it with `velcro stats --out {path}`")
         stats.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return stats
-    return _statistics(model, data, split.prep, args.batch_size, "statistics")
+    return _statistics(args, model, data, split.prep, "statistics")
+
+
+class _Subset:
+    """images[indices] without loading them: an ImageNet task's files are read only by the rank that needs them."""
+
+    def __init__(self, images, indices: torch.Tensor) -> None:
+        self.images, self.indices = images, indices
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return self.images[self.indices[index]]
+
+
+def _images(data, indices: torch.Tensor):
+    return data.images[indices] if isinstance(data.images, torch.Tensor) else _Subset(data.images, indices)
+
+
+def _accuracy(args, model, data, indices: torch.Tensor, desc: str) -> float:
+    return accuracy(model, _images(data, indices), data.labels[indices], batch_size=args.batch_size,
+                    sharding=args.sharding, progress=True, desc=desc)
+
+
+def _tuning(args, model, data, split) -> TuningSet:
+    return TuningSet(model, _images(data, split.tune), data.labels[split.tune], batch_size=args.batch_size, sharding=args.sharding,
+                     progress=True)
+
+
+def _test(args, split) -> torch.Tensor:
+    """The test images a command reports on: all, or the first --test-images."""
+    if args.test_images is None:
+        return split.test
+    if args.test_images < 1:
+        raise VelcroError(f"--test-images {args.test_images}: report on at least one test image")
+    return split.test[: args.test_images]
+
+
+def _split_sizes(split, test) -> dict:
+    return {"prep_images": len(split.prep), "tune_images": len(split.tune), "test_images": len(test)}
 
 
 def cmd_ratio(args) -> dict:
@@ -81,13 +126,20 @@ def cmd_ratio(args) -> dict:
 
 def cmd_stats(args) -> dict:
     model, data, split = _task(args)
-    stats = _statistics(model, data, split.prep, args.batch_size, "statistics")
-    torch.save(stats.state_dict(), args.out)
+    stats = _statistics(args, model, data, split.prep, "statistics")
+    if args.sharding.main:
+        torch.save(stats.state_dict(), args.out)
     return {"out": str(args.out), "images": stats.count, "activation_outputs": len(stats.sites), "sites": [s.name for s in stats.sites]}
 
 
-def _check_zp_options(args) -> None:
-    """Refuse a bad pattern or ZP_MAX before any data is loaded."""
+def _check_options(args) -> None:
+    """Refuse an empty tuple, percents that are fractions, a bad pattern or a bad ZP_MAX before any data
+    is loaded."""
+    if args.thresholds is not None and not str(args.thresholds).strip("()[] ,"):
+        raise VelcroError("the threshold tuple has 0 entries: give one threshold per activation output "
+                          "(or all but the first), e.g. --thresholds 0.3,0.3,0.3,0.3")
+    if args.percent and args.thresholds is not None:
+        check_percent_tuple(args.thresholds, name="threshold tuple")
     if args.zp is None:
         if args.zp_max is not None:
             raise VelcroError("--zp-max needs --zp grid2|checker (the prediction pattern)")
@@ -101,25 +153,19 @@ def _check_zp_options(args) -> None:
 def cmd_eval(args) -> dict:
     if args.thresholds is None and args.zp is None:
         raise VelcroError("give --thresholds (VELCRO), --zp grid2|checker (zero-value prediction), or both")
-    if args.val_images is not None and args.val_images < 1:
-        raise VelcroError(f"--val-images {args.val_images}: evaluate at least one validation image")
-    _check_zp_options(args)
+    _check_options(args)
     model, data, split = _task(args)
+    test = _test(args, split)
     stats = _load_or_observe(args, model, data, split)
     n = len(stats.sites)
     thresholds = parse_thresholds(args.thresholds, n, percent=args.percent) if args.thresholds is not None else [None] * n
     zp_maxes = parse_zp_maxes(args.zp_max if args.zp_max is not None else "0", n) if args.zp is not None else None
     compressed = predicting_model(model, stats, thresholds, zp_maxes, args.zp or "grid2")
-    val = split.val if args.val_images is None else split.val[: args.val_images]
-    val_images, val_labels = data.images[val], data.labels[val]
     ratio = saving_ratio(stats.sites, thresholds, stats.total_macs)
-    compressed_accuracy = accuracy(compressed, val_images, val_labels, progress=True, desc="compressed")
-    macs = compressed.mac_report()
-    return {
-        "task": str(args.task),
-        "prep_images": len(split.prep),
-        "val_images": len(val),
-        "baseline_accuracy": accuracy(model, val_images, val_labels, progress=True, desc="baseline"),
+    compressed_accuracy = _accuracy(args, compressed, data, test, "compressed")
+    macs = compressed.mac_report(args.sharding)
+    return {"task": str(args.task)} | _split_sizes(split, test) | {
+        "baseline_accuracy": _accuracy(args, model, data, test, "baseline"),
         "compressed_accuracy": compressed_accuracy,
         "saving_ratio": ratio.saving_ratio,
         "mac_weighted_ratio": ratio.mac_weighted_ratio,
@@ -134,35 +180,40 @@ def cmd_eval(args) -> dict:
     }
 
 
-def _search_prediction(args, model, data, split, stats) -> dict:
-    prep_images, prep_labels = data.images[split.prep], data.labels[split.prep]
+def _search_prediction(args, model, data, test, stats, tuning: TuningSet) -> tuple[dict, list[dict]]:
     n = len(stats.sites)
     thresholds = parse_thresholds(args.thresholds, n, percent=args.percent) if args.thresholds is not None else None
-    search = PredictionSearch(model, stats, prep_images, prep_labels, pattern=args.zp, thresholds=thresholds)
+    search = PredictionSearch(model, stats, tuning, pattern=args.zp, thresholds=thresholds)
     point = search.largest_lossless()
     predicting = search.model_at(point.ratios)
-    val_images, val_labels = data.images[split.val], data.labels[split.val]
-    val_accuracy = accuracy(predicting, val_images, val_labels, progress=True, desc="validation")
-    macs = predicting.mac_report()
+    test_accuracy = _accuracy(args, predicting, data, test, "test")
+    macs = predicting.mac_report(args.sharding)
     return {
-        "baseline_prep_accuracy": search.baseline,
-        "chosen": {
-            "zp_pattern": point.pattern,
-            "family": point.family,
-            "ratio_to_layer_mean": ",".join("-" if r is None else f"{r:.4g}" for r in point.ratios),
-            "prep_accuracy": point.prep_accuracy,
-            "prep_agreement": point.prep_agreement,
-            "prep_mac_reduction": point.mac_reduction,
-            "val_accuracy": val_accuracy,
-            "baseline_val_accuracy": accuracy(model, val_images, val_labels, progress=True, desc="baseline"),
-            "mac_reduction": macs.mac_reduction,
-            "mac_reduction_without_prediction": macs.mac_reduction_without_prediction,
-            "predicted_fraction": macs.predicted_fraction,
-            "zp_max": ",".join("-" if z is None else f"{z:.6g}" for z in point.zp_maxes),
-            "thresholds": None if thresholds is None else ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
-        },
-        "explored": search.curve(),
-    }
+        "zp_pattern": point.pattern,
+        "family": point.family,
+        "ratio_to_layer_mean": ",".join("-" if r is None else f"{r:.4g}" for r in point.ratios),
+        "tune_agreement": point.tune_agreement,
+        "tune_mac_reduction": point.mac_reduction,
+        "tune_accuracy": point.tune_accuracy,
+        "test_accuracy": test_accuracy,
+        "mac_reduction": macs.mac_reduction,
+        "mac_reduction_without_prediction": macs.mac_reduction_without_prediction,
+        "predicted_fraction": macs.predicted_fraction,
+        "zp_max": ",".join("-" if z is None else f"{z:.6g}" for z in point.zp_maxes),
+        "thresholds": None if thresholds is None else ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
+    }, search.curve()
+
+
+def _search_velcro(args, model, data, test, stats, tuning: TuningSet) -> tuple[dict, list[dict]]:
+    search = ThresholdSearch(model, stats, tuning)
+    point, thresholds = search.best_at(args.target) if args.target is not None else search.largest_lossless()
+    return {
+        "saving_ratio": point.saving_ratio,
+        "family": point.family,
+        "tune_accuracy": point.tune_accuracy,
+        "test_accuracy": _accuracy(args, search.compressed(thresholds), data, test, "test"),
+        "thresholds": ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
+    }, search.curve()
 
 
 def cmd_search(args) -> dict:
@@ -172,29 +223,24 @@ def cmd_search(args) -> dict:
             raise VelcroError("with --zp the search finds the largest lossless ZP_MAX tuple: use --lossless, not --target")
     elif args.thresholds is not None:
         raise VelcroError("--thresholds is for the prediction search (with --zp); the VELCRO search derives its own tuple")
+    if args.percent and args.thresholds is not None:
+        check_percent_tuple(args.thresholds, name="threshold tuple")
     model, data, split = _task(args)
+    if len(split.tune) == 0:
+        raise VelcroError("the search judges its candidates on tuning images: give --tune-images 1 or more (default 1000)")
+    test = _test(args, split)
     stats = _load_or_observe(args, model, data, split)
+    tuning = _tuning(args, model, data, split)
     if args.zp is not None:
-        return _search_prediction(args, model, data, split, stats)
-    prep_images, prep_labels = data.images[split.prep], data.labels[split.prep]
-    search = ThresholdSearch(model, stats, lambda m: accuracy(m, prep_images, prep_labels))
-    if args.target is not None:
-        point, thresholds = search.best_at(args.target)
+        chosen, explored = _search_prediction(args, model, data, test, stats, tuning)
     else:
-        point, thresholds = search.largest_lossless()
-    compressed = search.compressed(thresholds)
-    val_images, val_labels = data.images[split.val], data.labels[split.val]
-    return {
-        "baseline_prep_accuracy": search.baseline,
-        "chosen": {
-            "saving_ratio": point.saving_ratio,
-            "family": point.family,
-            "prep_accuracy": point.prep_accuracy,
-            "val_accuracy": accuracy(compressed, val_images, val_labels, progress=True, desc="validation"),
-            "baseline_val_accuracy": accuracy(model, val_images, val_labels, progress=True, desc="baseline"),
-            "thresholds": ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
-        },
-        "explored": search.curve(),
+        chosen, explored = _search_velcro(args, model, data, test, stats, tuning)
+    return {"task": str(args.task)} | _split_sizes(split, test) | {
+        "lossless_rule": tuning.rule if args.lossless else None,
+        "baseline_tune_accuracy": tuning.baseline.accuracy,
+        "baseline_test_accuracy": _accuracy(args, model, data, test, "baseline"),
+        "chosen": chosen,
+        "explored": explored,
     }
 
 
@@ -208,10 +254,11 @@ def cmd_plots(args) -> dict:
     if reference is not None:
         everything = reference()
         ref_split = split_task(len(everything.labels), prep_images=len(split.prep), seed=args.seed)
-        panels["all classes"] = _statistics(model, everything, ref_split.prep, args.batch_size, "all classes")
-    out = Path(args.out)
-    png = plot_variance_histograms(panels, out / f"variance_{str(args.task).replace(',', '_').replace('/', '-')}.png")
-    return {"png": str(png)}
+        panels["all classes"] = _statistics(args, model, everything, ref_split.prep, "all classes")
+    out = Path(args.out) / f"variance_{str(args.task).replace(',', '_').replace('/', '-')}.png"
+    if args.sharding.main:
+        plot_variance_histograms(panels, out)
+    return {"png": str(out)}
 
 
 def cmd_export(args) -> dict:
@@ -219,6 +266,8 @@ def cmd_export(args) -> dict:
         raise VelcroError("--zp-max needs --zp grid2|checker (the prediction pattern)")
     if args.zp is not None:
         parse_pattern(args.zp)
+    if args.percent:
+        check_percent_tuple([args.threshold], name="--threshold")
     zp_max = parse_zp_max(args.zp_max if args.zp_max is not None else 0, name="--zp-max")
     model = load_default_model(args.checkpoint)
     export = export_layer(
@@ -237,7 +286,7 @@ def cmd_export(args) -> dict:
     return {"out": str(path)} | export.meta()
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(extra_commands=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="velcro", description="VELCRO value-locality compression")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -249,10 +298,14 @@ def _parser() -> argparse.ArgumentParser:
         model_options(p)
         p.add_argument("--data", default="fashion", help="fashion (offline default) or an ImageNet-layout folder")
         p.add_argument("--task", default="footwear", help="task name (footwear, tops, ...; cats, dogs, cars, ...) or comma-separated classes")
-        p.add_argument("--prep-fraction", type=float, default=DEFAULT_PREP_FRACTION)
+        p.add_argument("--prep-fraction", type=float, default=DEFAULT_PREP_FRACTION, help="share of the task for the statistics")
         p.add_argument("--prep-images", type=int, help="number of preprocessing images (overrides --prep-fraction)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--batch-size", type=int, default=256)
+        p.add_argument("--tune-images", type=int,
+                       help=f"tuning images, what search judges candidates on (default {DEFAULT_TUNE_IMAGES}, at most half of the rest)")
+        p.add_argument("--seed", type=int, default=0, help="seed of the preprocessing / tuning / test split")
+        p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (and per share under torchrun)")
+        p.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT.total_seconds(),
+                       help="under torchrun: seconds a rank waits for the others before the run fails")
 
     def threshold_options(p, required=True):
         p.add_argument("--thresholds", required=required, help="comma-separated tuple, one per activation output or all but the first")
@@ -262,6 +315,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--zp", help="zero-value prediction pattern: grid2 (anchors: row and column even) or checker (row + column even)")
         p.add_argument("--zp-max", help="prediction threshold in the layer's units, >= 0 (0 = exact zeros; default 0)"
                        + ("; one value for all but the first output, or a per-output tuple like VELCRO's (- = off)" if per_layer else ""))
+
+    def test_options(p):
+        p.add_argument("--test-images", type=int, help="report on the first N test images only (default: all)")
 
     p = sub.add_parser("ratio", help="compression-saving ratio of a threshold tuple (shapes only)")
     model_options(p)
@@ -277,11 +333,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_stats)
 
     for name in ("eval", "compress"):
-        p = sub.add_parser(name, help="top-1 accuracy before and after compression on the validation split")
+        p = sub.add_parser(name, help="top-1 accuracy before and after compression on the test split")
         task_options(p)
         threshold_options(p, required=False)
         zp_options(p)
-        p.add_argument("--val-images", type=int, help="evaluate only the first N validation images (default: all)")
+        test_options(p)
         p.add_argument("--stats", help="statistics file from `velcro stats` (otherwise computed)")
         p.set_defaults(run=cmd_eval)
 
@@ -289,9 +345,10 @@ def _parser() -> argparse.ArgumentParser:
     task_options(p)
     goal = p.add_mutually_exclusive_group(required=True)
     goal.add_argument("--target", type=float, help="target saving ratio C in [0, 1)")
-    goal.add_argument("--lossless", action="store_true", help="largest C with no accuracy loss on the preprocessing images")
+    goal.add_argument("--lossless", action="store_true", help="largest C with no accuracy loss on the tuning images")
     p.add_argument("--zp", help="search the largest lossless ZP_MAX tuple of this prediction pattern (grid2 | checker) instead")
     threshold_options(p, required=False)
+    test_options(p)
     p.add_argument("--stats", help="statistics file from `velcro stats`")
     p.set_defaults(run=cmd_search)
 
@@ -315,16 +372,32 @@ def _parser() -> argparse.ArgumentParser:
     zp_options(p, per_layer=False)
     p.add_argument("--out", type=Path, required=True, help="export file (.npz)")
     p.set_defaults(run=cmd_export)
+    if extra_commands is not None:
+        extra_commands(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _run(args) -> dict:
+    """The command in this process's place of a torchrun launch (or alone)."""
+    if args.command == "export" and launched_by_torchrun():
+        raise VelcroError("velcro export runs in one process (the hardware layer is small): start it without torchrun")
+    timeout = timedelta(seconds=getattr(args, "dist_timeout", DEFAULT_TIMEOUT.total_seconds()))
+    with process_group(timeout) as args.sharding:
+        return args.run(args)
+
+
+def main(argv: list[str] | None = None, *, extra_commands=None) -> int:
+    """`extra_commands(subparsers)` adds the commands of a package above model/ (host/cli.py: `run`)."""
+    args = _parser(extra_commands).parse_args(argv)
     try:
-        result = args.run(args)
+        result = _run(args)
     except VelcroError as err:
-        print(f"velcro {args.command}: error: {err}", file=sys.stderr)
+        sharding = getattr(args, "sharding", None)
+        where = f" (rank {sharding.rank} of {sharding.world})" if sharding is not None and sharding.world > 1 else ""
+        print(f"velcro {args.command}{where}: error: {err}", file=sys.stderr)
         return 2
+    if not args.sharding.main:
+        return 0
     if getattr(args, "json", True):
         print(json.dumps(result, indent=1))
     else:

@@ -7,8 +7,9 @@ Two sources:
   the directories of every class the model was trained on: the model's output index of a class is
   its position in the sorted directory list, as with torchvision's ImageFolder.
 
-A task's images are split once, seeded, into a small preprocessing part (default 1.5 %, the paper
-uses < 2 %) and a disjoint validation part.
+A task's images are split once, seeded, into three disjoint parts: preprocessing (the statistics;
+default 1.5 %, the paper uses < 2 %), tuning (what a threshold search judges its candidates on) and
+test (what evaluations and reports state).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ IMAGENET_TASKS: dict[str, tuple[str, ...]] = {
 }
 IMAGENET_TASKS["cats-4"] = IMAGENET_TASKS["cats"]
 DEFAULT_PREP_FRACTION = 0.015
+DEFAULT_TUNE_IMAGES = 1000  # a loss of 0.5 points is 5 images: visible, and not one image's noise
 
 
 @dataclass
@@ -56,10 +58,16 @@ class TaskData:
 
 @dataclass
 class Split:
-    """Disjoint preprocessing and validation index sets of a task."""
+    """Disjoint, sorted index sets of a task: preprocessing, tuning and test."""
 
     prep: torch.Tensor
-    val: torch.Tensor
+    tune: torch.Tensor
+    test: torch.Tensor
+
+    @property
+    def val(self) -> torch.Tensor:
+        """The test images, under the name `model.deploy` uses (it splits without a tuning part)."""
+        return self.test
 
 
 # ---------------------------------------------------------------------- Fashion-MNIST
@@ -102,6 +110,9 @@ def resolve_fashion_classes(task: str | Sequence[str]) -> tuple[int, ...]:
                 )
     else:
         names = task
+    if not names:
+        raise VelcroError(f"the task {task!r} names no class: use one of {', '.join(FASHION_TASKS)} or a "
+                          f"comma-separated list of classes from: {', '.join(FASHION_CLASSES)}")
     indices = []
     for name in names:
         if isinstance(name, int) or str(name).isdigit():
@@ -177,16 +188,34 @@ class ImageFiles:
         return len(self.files)
 
     def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._load(self.files[int(i)]) for i in index])
+
+    def _load(self, path: Path) -> torch.Tensor:
         from PIL import Image
 
-        return torch.stack([self.transform(Image.open(self.files[int(i)]).convert("RGB")) for i in index])
+        try:
+            with Image.open(path) as image:
+                return self.transform(image.convert("RGB"))
+        except OSError as err:  # includes PIL's UnidentifiedImageError
+            raise VelcroError(f"cannot read image {path} ({err}); replace or remove the file") from None
 
 
 # ---------------------------------------------------------------------- splitting
+def default_tune_images(n_images: int, n_prep: int) -> int:
+    """`DEFAULT_TUNE_IMAGES`, or half of what the preprocessing part leaves when the task is small."""
+    return min(DEFAULT_TUNE_IMAGES, (n_images - n_prep) // 2)
+
+
 def split_task(
-    n_images: int, *, prep_fraction: float = DEFAULT_PREP_FRACTION, prep_images: int | None = None, seed: int = 0
+    n_images: int, *, prep_fraction: float = DEFAULT_PREP_FRACTION, prep_images: int | None = None,
+    tune_images: int | None = 0, seed: int = 0,
 ) -> Split:
-    """Seeded disjoint split: `prep_images` (or ⌊prep_fraction·N⌋) images for preprocessing, the rest for validation."""
+    """Seeded disjoint split of a task's N images: preprocessing, tuning, test.
+
+    `prep_images` (or ⌊prep_fraction·N⌋) images for the statistics, `tune_images` for a search
+    (None: `default_tune_images`; 0: no tuning part), the rest for testing. One seeded permutation
+    is cut in that order, so the preprocessing images do not depend on the tuning size.
+    """
     if prep_images is None:
         if not 0 < prep_fraction < 1:
             raise VelcroError(f"prep fraction {prep_fraction} must be in (0, 1); the paper uses < 0.02")
@@ -198,9 +227,20 @@ def split_task(
         )
     if prep_images >= n_images:
         raise VelcroError(
-            f"{prep_images} preprocessing images leave none of the task's {n_images} for validation; "
+            f"{prep_images} preprocessing images leave none of the task's {n_images} for testing; "
             "lower --prep-images / --prep-fraction"
         )
+    if tune_images is None:
+        tune_images = default_tune_images(n_images, prep_images)
+    if tune_images < 0:
+        raise VelcroError(f"--tune-images {tune_images}: give 0 or more tuning images")
+    if prep_images + tune_images >= n_images:
+        raise VelcroError(
+            f"{prep_images} preprocessing and {tune_images} tuning images leave none of the task's {n_images} "
+            "for testing; lower --tune-images"
+        )
     order = torch.randperm(n_images, generator=torch.Generator().manual_seed(seed))
-    return Split(prep=order[:prep_images].sort().values, val=order[prep_images:].sort().values)
-
+    cut = prep_images + tune_images
+    return Split(
+        prep=order[:prep_images].sort().values, tune=order[prep_images:cut].sort().values, test=order[cut:].sort().values
+    )

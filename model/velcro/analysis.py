@@ -50,14 +50,14 @@ def plot_variance_histograms(
 
 
 def plot_accuracy_vs_ratio(curves: Mapping[str, dict], out: Path) -> Path:
-    """Fig. 9: validation accuracy vs saving ratio per task, baseline dashed."""
+    """Fig. 9: test accuracy vs saving ratio per task, baseline dashed."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for task, curve in curves.items():
         points = sorted(curve["points"], key=lambda p: p["saving_ratio"])
-        line = ax.plot([p["saving_ratio"] for p in points], [p["val_accuracy"] for p in points], marker="o", label=task)
-        ax.axhline(curve["baseline_val_accuracy"], color=line[0].get_color(), linestyle="--", linewidth=0.8)
+        line = ax.plot([p["saving_ratio"] for p in points], [p["test_accuracy"] for p in points], marker="o", label=task)
+        ax.axhline(curve["baseline_test_accuracy"], color=line[0].get_color(), linestyle="--", linewidth=0.8)
     ax.set_xlabel("compression-saving ratio C")
-    ax.set_ylabel("top-1 accuracy (validation)")
+    ax.set_ylabel("top-1 accuracy (test)")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -68,16 +68,16 @@ def plot_accuracy_vs_ratio(curves: Mapping[str, dict], out: Path) -> Path:
 
 
 def plot_accuracy_vs_mac_reduction(curves: Mapping[str, dict], out: Path) -> Path:
-    """Validation accuracy vs MAC reduction per task: one line per method (VELCRO, prediction, both)."""
+    """Test accuracy vs MAC reduction per task: one line per method (VELCRO, prediction, both)."""
     fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
     for ax, (task, curve) in zip(axes.flat, curves.items()):
         for method, points in curve["methods"].items():
             points = sorted(points, key=lambda p: p["mac_reduction"])
-            ax.plot([p["mac_reduction"] for p in points], [p["val_accuracy"] for p in points], marker="o", label=method)
-        ax.axhline(curve["baseline_val_accuracy"], color="grey", linestyle="--", linewidth=0.8, label="uncompressed")
+            ax.plot([p["mac_reduction"] for p in points], [p["test_accuracy"] for p in points], marker="o", label=method)
+        ax.axhline(curve["baseline_test_accuracy"], color="grey", linestyle="--", linewidth=0.8, label="uncompressed")
         ax.set_title(task)
         ax.set_xlabel("MAC reduction of the evaluated layers")
-        ax.set_ylabel("top-1 accuracy (validation)")
+        ax.set_ylabel("top-1 accuracy (test)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -55,19 +55,38 @@ def parse_threshold(value, *, percent: bool = False, name: str = "threshold") ->
     return t / scale
 
 
+def _items(values: str | Sequence) -> list:
+    """The entries of a tuple given as a sequence or a comma-separated string ("40,40,36" or "(40, 40, 36)")."""
+    if isinstance(values, str):
+        return [v for v in (p.strip() for p in values.strip().strip("()[]").split(",")) if v]
+    return list(values)
+
+
+def check_percent_tuple(values: str | Sequence, *, name: str = "thresholds") -> None:
+    """Refuse percents that are all below 1: 0.3 with --percent means 0.3 %, almost surely a fraction meant as 30 %."""
+    fractions = [_to_fraction(v) for v in _items(values)]
+    if fractions and all(t < 1 for t in fractions) and any(t > 0 for t in fractions):
+        raise VelcroError(
+            f"--percent / percent=True is given but every value of the {name} is below 1 "
+            f"({', '.join(f'{float(t):g}' for t in fractions)} would mean {float(max(fractions)):g} % at most): "
+            "drop --percent to give fractions (0.3 = 30 %), or write percents like 30"
+        )
+
+
 def parse_thresholds(values: str | Sequence, n_sites: int, *, percent: bool = False) -> list[Threshold]:
     """Align a threshold tuple with a model's `n_sites` activation outputs.
 
     `values` is a sequence or a comma-separated string ("40,40,36" or "(40, 40, 36)"). With
     `percent` the values are the paper's percents in [0, 100), otherwise fractions in [0, 1).
     A tuple of `n_sites` entries covers every output; one of `n_sites - 1` leaves the first alone.
+    Percents that are all below 1 are refused (`check_percent_tuple`).
     """
-    if isinstance(values, str):
-        text = values.strip().strip("()[]")
-        items = [v for v in (p.strip() for p in text.split(",")) if v]
-    else:
-        items = list(values)
-    fractions = [_to_fraction(v) for v in items]
+    fractions = [_to_fraction(v) for v in _items(values)]
+    if not fractions:
+        raise VelcroError(f"the threshold tuple has 0 entries but the model has {n_sites} activation outputs: "
+                          f"give {n_sites} (one per activation output) or {n_sites - 1} (all but the first)")
+    if percent:
+        check_percent_tuple(fractions, name="threshold tuple")
     if len(fractions) not in (n_sites, n_sites - 1):
         raise VelcroError(
             f"the threshold tuple has {len(fractions)} entries but the model has {n_sites} activation "
@@ -167,9 +186,10 @@ class CompressedModel(nn.Module):
         self.model = model
         self.n_sites = len(stats.sites)
         self.compressed_sites = [k for k, m in enumerate(masks) if m is not None]
+        device = next(model.parameters(), torch.zeros(0)).device  # the replacements live where the model runs
         for k in self.compressed_sites:
-            self.register_buffer(f"mask_{k}", masks[k].clone())
-            self.register_buffer(f"mean_{k}", stats.mean(k).to(torch.float32))
+            self.register_buffer(f"mask_{k}", masks[k].to(device, copy=True))
+            self.register_buffer(f"mean_{k}", stats.mean(k).to(device, torch.float32))
 
     def _replace(self, index: int, _name: str, _function: str, out: torch.Tensor, _macs: int) -> torch.Tensor:
         mask = getattr(self, f"mask_{index}", None)

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from model.errors import VelcroError
 from model.hw.golden import ZP_CHECKER, ZP_GRID2, ZP_PATTERNS
 from model.velcro.compress import CompressedModel, Threshold, compression_masks
-from model.velcro.search import largest_passing
+from model.velcro.distributed import SINGLE, Sharding
+from model.velcro.search import Score, TuningSet, largest_passing
 from model.velcro.stats import ActivationStatistics
 
 PATTERNS = tuple(ZP_PATTERNS)  # ("grid2", "checker")
@@ -251,9 +252,11 @@ class PredictingModel(CompressedModel):
         self.predicted_counts[index] += int(predicted.sum())
         return new
 
-    def mac_report(self) -> MacReduction:
-        per_image = [p / self.images if self.images else 0.0 for p in self.predicted_counts]
-        return mac_reduction(self.sites, self.thresholds, self.zp_maxes, self.compressed_counts, per_image, self.total_macs, self.images)
+    def mac_report(self, sharding: Sharding = SINGLE) -> MacReduction:
+        """The MACs skipped so far; with `sharding`, over the images of every rank (a collective)."""
+        images, *predicted = sharding.sum([self.images, *self.predicted_counts])
+        per_image = [p / images if images else 0.0 for p in predicted]
+        return mac_reduction(self.sites, self.thresholds, self.zp_maxes, self.compressed_counts, per_image, self.total_macs, images)
 
 
 def predicting_model(
@@ -274,21 +277,17 @@ class PredictionPoint:
     pattern: str
     family: str  # "uniform" (one r for every covered output) or "per-layer" (greedy, output by output)
     ratios: list[float | None]
-    prep_accuracy: float
-    prep_agreement: float  # share of preprocessing images whose top-1 class is the uncompressed model's
+    tune_accuracy: float
+    tune_agreement: float  # share of tuning images whose top-1 class is the uncompressed model's
     mac_reduction: float
     mac_reduction_without_prediction: float
     predicted_fraction: float
     zp_maxes: list[float | None]
-
-
-def _predictions(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+    score: Score
 
 
 class PredictionSearch:
-    """The largest MAC reduction without accuracy loss on the preprocessing images.
+    """The largest MAC reduction without accuracy loss on the tuning images.
 
     ZP_MAX_k = r_k · mean_k, where mean_k is the mean of output k's preprocessing means, so every
     output's threshold is in its own units; r_k = 0 predicts from exact zeros only, None switches
@@ -299,38 +298,29 @@ class PredictionSearch:
     * `per-layer`: greedy, outputs in order of decreasing MACs, each given the largest lossless r_k
       of the same scan with the others as chosen so far (off if r_k = 0 already loses).
 
-    A point is lossless when its preprocessing accuracy is at least the uncompressed model's and at
-    least `min_agreement` of the preprocessing images keep the uncompressed model's top-1 class
-    (default 1.0: every one; a few dozen images cannot show a small accuracy loss, changed decisions
-    can). The lossless point with the larger MAC reduction wins. VELCRO `thresholds` (aligned,
-    optional) are applied under the prediction; the baseline stays the uncompressed model.
+    A point is lossless by the rule of VELCRO's search (`TuningSet.lossless`); the lossless point
+    with the larger MAC reduction wins. VELCRO `thresholds` (aligned, optional) are applied under the
+    prediction; the baseline stays the uncompressed model.
     """
 
     def __init__(
         self,
         model: nn.Module,
         stats: ActivationStatistics,
-        prep_images: torch.Tensor,
-        prep_labels: torch.Tensor,
+        tuning: TuningSet,
         *,
         pattern="grid2",
         thresholds: Sequence[Threshold] | None = None,
         skip_first: bool = True,
-        min_agreement: float = 1.0,
     ) -> None:
-        if len(prep_labels) == 0:
-            raise VelcroError("the prediction search needs preprocessing images")
-        self.model, self.stats = model, stats
-        self.images, self.labels = prep_images, torch.as_tensor(prep_labels)
+        self.model, self.stats, self.tuning = model, stats, tuning
         self.pattern = pattern_name(pattern)
-        self.min_agreement = min_agreement
         n = len(stats.sites)
         self.thresholds = list(thresholds) if thresholds is not None else [None] * n
         self.masks = compression_masks(stats, self.thresholds)
         self.covered = [k for k in range(1 if skip_first else 0, n) if len(stats.sites[k].shape) == 3]
         self.scales = {k: float(stats.mean(k).mean()) for k in self.covered}
-        self.reference = _predictions(model, prep_images)
-        self.baseline = float((self.reference == self.labels).float().mean())
+        self.baseline = tuning.baseline.accuracy
         self.explored: list[PredictionPoint] = []
 
     def uniform(self, ratio: float) -> list[float | None]:
@@ -344,18 +334,17 @@ class PredictionSearch:
 
     def at(self, ratios: Sequence[float | None], family: str = "uniform") -> PredictionPoint:
         predicting = self.model_at(ratios)
-        predictions = _predictions(predicting, self.images)
-        report = predicting.mac_report()
+        score = self.tuning.score(predicting)
+        report = predicting.mac_report(self.tuning.sharding)
         point = PredictionPoint(
-            self.pattern, family, list(ratios), float((predictions == self.labels).float().mean()),
-            float((predictions == self.reference).float().mean()), report.mac_reduction,
-            report.mac_reduction_without_prediction, report.predicted_fraction, predicting.zp_maxes,
+            self.pattern, family, list(ratios), score.accuracy, score.agreement, report.mac_reduction,
+            report.mac_reduction_without_prediction, report.predicted_fraction, predicting.zp_maxes, score,
         )
         self.explored.append(point)
         return point
 
     def lossless(self, point: PredictionPoint) -> bool:
-        return point.prep_accuracy >= self.baseline and point.prep_agreement >= self.min_agreement
+        return self.tuning.lossless(point.score)
 
     def _scan(self, ratios_of: Callable[[float], list[float | None]], family: str, step: float, max_ratio: float, refine: int):
         def evaluate(ratio: float):

@@ -8,9 +8,13 @@ two one-parameter families, and the parameter is solved for the target C:
   T_k is the share of layer k under τ (capped at `max_layer`). Layers with more value locality are
   compressed more, which is what the paper's hand-made tuples do.
 
-For each C the family with the higher accuracy on the *preprocessing* images wins (the validation
-split is never looked at while searching). "Largest lossless C" scans C upwards, then bisects
-between the last lossless and the first lossy point.
+Candidates are judged on a *tuning* split (`TuningSet`), disjoint from the preprocessing images
+that produced the statistics and from the test images that evaluations report. For each C the
+family that classifies more tuning images correctly wins. "Largest lossless C" scans C upwards,
+then bisects between the last lossless and the first lossy point. Lossless (`TuningSet.lossless`)
+means no loss on the tuning images *and* few enough changed decisions that a true loss of
+`max_loss` (0.5 points) would have shown: a few dozen images cannot tell a small loss from noise,
+and the scan tries many candidates, so a bare "no loss" would let lucky lossy tuples through.
 """
 from __future__ import annotations
 
@@ -21,23 +25,100 @@ from typing import Callable, Sequence, TypeVar
 
 import torch
 
-from model.velcro.compress import CompressedModel, Threshold, compression_masks, saving_ratio
 from model.errors import VelcroError
+from model.velcro.compress import CompressedModel, Threshold, compression_masks, saving_ratio
+from model.velcro.distributed import SINGLE, Sharding
+from model.velcro.evaluate import predictions
 from model.velcro.stats import ActivationStatistics
 
 FAMILIES = ("uniform", "relative")
+MAX_LOSS = 0.005  # the loss `TuningSet.lossless` excludes: 0.5 points of top-1 accuracy
+Z_ONE_SIDED_95 = 1.645
 T = TypeVar("T")
 _DENOMINATOR = 10_000  # thresholds are rounded to 0.01 %
 
 
+@dataclass(frozen=True)
+class Score:
+    """A model's top-1 decisions on the tuning images, against the uncompressed model's (all ranks)."""
+
+    images: int
+    correct: int
+    lost: int  # images the uncompressed model gets right and this model wrong
+    gained: int  # images the uncompressed model gets wrong and this model right
+    changed: int  # images whose top-1 class differs from the uncompressed model's
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.images
+
+    @property
+    def agreement(self) -> float:
+        """Share of images that keep the uncompressed model's top-1 class."""
+        return 1 - self.changed / self.images
+
+
+class TuningSet:
+    """The images a search judges its candidates on, with the uncompressed model's decisions on them.
+
+    Under torchrun each rank keeps its share of the batches (`Sharding.mine`) and the counts of a
+    `Score` are summed over the ranks, so every rank takes the same decisions as a single process.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, images, labels: torch.Tensor, *, batch_size: int = 256, sharding: Sharding = SINGLE,
+        max_loss: float = MAX_LOSS, z: float = Z_ONE_SIDED_95, progress: bool = False,
+    ) -> None:
+        if len(labels) == 0:
+            raise VelcroError("the search needs tuning images: give --tune-images 1 or more")
+        self.images, self.n, self.batch_size, self.sharding = images, len(labels), batch_size, sharding
+        self.max_loss, self.z, self.progress = max_loss, z, progress
+        self.scored = 0
+        self.reference, batches = self._predictions(model, "tuning: uncompressed")
+        self.labels = torch.cat([labels[b] for b in batches]) if batches else labels[:0]
+        self.baseline = self._score(self.reference)
+
+    def score(self, model: torch.nn.Module) -> Score:
+        self.scored += 1
+        return self._score(self._predictions(model, f"tuning: candidate {self.scored}")[0])
+
+    def _predictions(self, model: torch.nn.Module, desc: str):
+        return predictions(model, self.images, self.n, batch_size=self.batch_size, sharding=self.sharding, progress=self.progress, desc=desc)
+
+    def _score(self, predicted: torch.Tensor) -> Score:
+        right, was_right = predicted == self.labels, self.reference == self.labels
+        counts = [right.sum(), (was_right & ~right).sum(), (~was_right & right).sum(), (predicted != self.reference).sum()]
+        correct, lost, gained, changed = self.sharding.sum(counts)
+        return Score(self.n, correct, lost, gained, changed)
+
+    def lossless(self, score: Score) -> bool:
+        """No loss on the tuning images, and a true loss above `max_loss` unlikely.
+
+        (1) at least as many tuning images correct as the uncompressed model (lost ≤ gained);
+        (2) the one-sided upper confidence bound of the loss per image, (lost − gained +
+        z·√(lost + gained)) / n, is at most `max_loss` (z = 1.645: 95 %; the paired difference of
+        the two models, normal approximation, variance bounded by the share of changed outcomes).
+        With nothing lost or gained both hold; with few tuning images little may change.
+        """
+        bound = (score.lost - score.gained + self.z * math.sqrt(score.lost + score.gained)) / score.images
+        return score.lost <= score.gained and bound <= self.max_loss + 1e-12
+
+    @property
+    def rule(self) -> str:
+        """`lossless` in words, with its parameters (for reports)."""
+        return (f"no loss on the {self.n} tuning images (lost <= gained) and (lost - gained + {self.z:g}·sqrt(lost + gained)) "
+                f"/ {self.n} <= {self.max_loss * 100:g} points")
+
+
 @dataclass
 class SearchPoint:
-    """One explored tuple."""
+    """One explored tuple and its score on the tuning images."""
 
     family: str
     saving_ratio: float
-    prep_accuracy: float
+    tune_accuracy: float
     thresholds: list[float | None]
+    score: Score
 
 
 def _covered(stats: ActivationStatistics, skip_first: bool) -> list[int]:
@@ -131,23 +212,23 @@ def largest_passing(
 
 
 class ThresholdSearch:
-    """Explores tuples on the preprocessing images and records every point it tried."""
+    """Explores tuples on the tuning images and records every point it tried."""
 
     def __init__(
         self,
         model: torch.nn.Module,
         stats: ActivationStatistics,
-        prep_accuracy: Callable[[torch.nn.Module], float],
+        tuning: TuningSet,
         *,
         skip_first: bool = True,
         families: Sequence[str] = FAMILIES,
     ) -> None:
         self.model = model
         self.stats = stats
-        self.prep_accuracy = prep_accuracy
+        self.tuning = tuning
         self.skip_first = skip_first
         self.families = tuple(families)
-        self.baseline = prep_accuracy(model)
+        self.baseline = tuning.baseline.accuracy
         self.explored: list[SearchPoint] = []
 
     def compressed(self, thresholds: Sequence[Threshold]) -> CompressedModel:
@@ -159,18 +240,19 @@ class ThresholdSearch:
         for family in self.families:
             thresholds = family_thresholds(self.stats, family, target, skip_first=self.skip_first)
             ratio = saving_ratio(self.stats.sites, thresholds, self.stats.total_macs).saving_ratio
-            point = SearchPoint(family, ratio, self.prep_accuracy(self.compressed(thresholds)), [None if t is None else float(t) for t in thresholds])
+            score = self.tuning.score(self.compressed(thresholds))
+            point = SearchPoint(family, ratio, score.accuracy, [None if t is None else float(t) for t in thresholds], score)
             self.explored.append(point)
-            if best is None or point.prep_accuracy > best[0].prep_accuracy:
+            if best is None or score.correct > best[0].score.correct:
                 best = (point, thresholds)
         return best
 
     def largest_lossless(self, *, step: float = 0.05, max_ratio: float = 0.9, refine: int = 4) -> tuple[SearchPoint, list[Threshold]]:
-        """The largest C whose best tuple keeps the baseline accuracy on the preprocessing images."""
+        """The largest C whose best tuple is lossless on the tuning images (`TuningSet.lossless`)."""
 
         def evaluate(target: float):
             candidate = self.best_at(target)
-            return candidate[0].prep_accuracy >= self.baseline, candidate
+            return self.tuning.lossless(candidate[0].score), candidate
 
         return largest_passing(
             evaluate,

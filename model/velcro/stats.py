@@ -6,6 +6,8 @@ keeps a count, a mean and M2 (sum of squared deviations) in float64 and folds ea
 Chan's parallel update, shifted by the running mean so constant elements stay exactly constant.
 Memory is one mean and one M2 per activation element, whatever the number of images, and two
 statistics objects merge exactly, so shards can run in different processes (`all_reduce`).
+`observe_split` shares fixed batches out over torchrun's ranks and merges them in batch order, so
+its result has the same bits for any number of processes.
 
 Lifecycle (explicit, like torch.ao's activation sparsifier):
 
@@ -29,6 +31,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from model.errors import VelcroError
+from model.velcro.distributed import SINGLE, Sharding
 from model.velcro.sites import SiteInfo, intercept
 
 # Elements per chunk of the batch update: large enough to amortise Python overhead, small enough
@@ -89,6 +92,28 @@ class ActivationStatistics:
         for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
             self.observe(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
+    def observe_split(
+        self, images, indices: torch.Tensor, *, batch_size: int = 256, sharding: Sharding = SINGLE,
+        progress: bool = False, desc: str = "statistics",
+    ) -> "ActivationStatistics":
+        """Fold in images[indices], in batches of `batch_size` shared out over the ranks of `sharding`.
+
+        Each batch is observed on its own and the batches are merged into self in index order, so
+        every rank ends with the same statistics, bit for bit the ones of a single process. `images`
+        is a tensor or anything indexed by a tensor of indices (an ImageNet task's file list).
+        """
+        batches = sharding.batches(len(indices), batch_size)
+        rounds = range(0, len(batches), sharding.world)  # round r: batch r·world + rank on each rank
+        for first in tqdm(rounds, desc=desc, disable=not progress or not sharding.main, leave=False):
+            part = ActivationStatistics(self.model)
+            if first + sharding.rank < len(batches):
+                part.observe(images[indices[batches[first + sharding.rank]]].to(sharding.device))
+            for state in sharding.gather(part.state_dict()):
+                received = ActivationStatistics(self.model)
+                received.load_state_dict(state)
+                self.merge(received)
+        return self
+
     def _enter(self, _module, _args) -> None:
         self._staged: list[tuple[SiteInfo, torch.Tensor, torch.Tensor]] = []
         self._batch = 0
@@ -129,7 +154,7 @@ class ActivationStatistics:
         else:
             site = self.sites[index]
         self._batch = out.shape[0]
-        mean, m2 = self._fold(index, site, out.detach())
+        mean, m2 = self._fold(index, site, out.detach().cpu())  # float64 bookkeeping stays on the CPU
         self._staged.append((site, mean, m2))
         return out
 

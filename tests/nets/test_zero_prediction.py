@@ -11,7 +11,8 @@ from model.nets.data import fashion_task, split_task
 from model.nets.default_model import load_default_model
 from model.nets.zoo import PAPER_MODELS, build_model
 from model.velcro.predict import PredictionSearch, parse_zp_maxes, predicting_model
-from model.velcro.search import ThresholdSearch, largest_passing
+from model.velcro.compress import saving_ratio
+from model.velcro.search import ThresholdSearch, TuningSet, family_thresholds, largest_passing
 from model.velcro.sites import find_sites
 from model.velcro.stats import ActivationStatistics
 
@@ -40,27 +41,42 @@ def test_largest_passing_scans_then_bisects():
 def footwear():
     model = load_default_model()
     data = fashion_task("footwear")
-    split = split_task(len(data.labels), prep_images=32, seed=0)
+    split = split_task(len(data.labels), prep_images=32, tune_images=200, seed=0)
     stats = ActivationStatistics(model)
     stats.observe(data.images[split.prep])
     return model, data, split, stats
 
 
+def test_velcro_search_stops_at_the_first_lossy_point(footwear):
+    model, data, split, stats = footwear
+    tuning = TuningSet(model, data.images[split.tune], data.labels[split.tune])
+    search = ThresholdSearch(model, stats, tuning)
+    point, thresholds = search.largest_lossless(step=0.2, refine=1)
+    assert tuning.lossless(point.score) and thresholds[0] is None
+    assert point.saving_ratio == pytest.approx(saving_ratio(stats.sites, thresholds, stats.total_macs).saving_ratio)
+    calls = [search.explored[i : i + 2] for i in range(0, len(search.explored), 2)]  # one best_at: both families
+    best = [max(pair, key=lambda p: p.score.correct) for pair in calls]  # (ties: the first family)
+    above = [p for p in best if p.saving_ratio > point.saving_ratio + 1e-9]
+    assert above and not any(tuning.lossless(p.score) for p in above)  # the scan and the bisection stopped at lossy points
+
+
 def test_search_finds_a_lossless_tuple(footwear):
     model, data, split, stats = footwear
-    search = PredictionSearch(model, stats, data.images[split.prep], data.labels[split.prep], pattern="grid2")
+    tuning = TuningSet(model, data.images[split.tune], data.labels[split.tune])
+    search = PredictionSearch(model, stats, tuning, pattern="grid2")
     point = search.largest_lossless(step=0.25, refine=1)
-    assert search.lossless(point) and point.prep_agreement == 1.0
+    assert search.lossless(point) and point.score.lost <= point.score.gained
+    assert point.tune_agreement == 1 - point.score.changed / 200
     assert point.mac_reduction > 0 and point.mac_reduction_without_prediction == 0
     assert point.zp_maxes[0] is None  # the first output is left alone
     explored = search.curve()
     assert all(p["mac_reduction"] <= point.mac_reduction + 1e-12 for p in explored if p["lossless"])
+    assert any(not p["lossless"] for p in explored)  # the scan stopped at a lossy point
     # with VELCRO under it the reduction only grows
-    vsearch = ThresholdSearch(model, stats, lambda m: 0.0)
-    _, thresholds = vsearch.best_at(0.2)
+    thresholds = family_thresholds(stats, "uniform", 0.2)
     combined = predicting_model(model, stats, thresholds, point.zp_maxes, "grid2")
     with torch.no_grad():
-        combined(data.images[split.val[:64]])
+        combined(data.images[split.test[:64]])
     report = combined.mac_report()
     assert report.mac_reduction > report.mac_reduction_without_prediction > 0.15
 
@@ -91,10 +107,10 @@ def test_cli_zp_errors_exit_2_in_one_line(capsys, argv, message):
 
 def test_cli_eval_with_prediction(capsys):
     argv = ["eval", "--task", "trouser-dress", "--prep-images", "16", "--batch-size", "512",
-            "--val-images", "300", "--thresholds", "0.2,0.2,0.2,0.2", "--zp", "grid2", "--zp-max", "0,0,-,0"]
+            "--test-images", "300", "--thresholds", "0.2,0.2,0.2,0.2", "--zp", "grid2", "--zp-max", "0,0,-,0"]
     assert cli.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["val_images"] == 300 and result["zp_pattern"] == "grid2" and result["zp_max"] == [None, 0.0, 0.0, None, 0.0]
+    assert result["test_images"] == 300 and result["tune_images"] == 992 and result["zp_pattern"] == "grid2" and result["zp_max"] == [None, 0.0, 0.0, None, 0.0]
     assert result["saving_ratio"] == pytest.approx(0.2) and result["mac_reduction_without_prediction"] == pytest.approx(0.2, abs=1e-3)
     assert result["mac_reduction"] > result["mac_reduction_without_prediction"] and 0 < result["predicted_fraction"] < 0.75
     assert 0.5 < result["baseline_accuracy"] <= 1 and 0 <= result["compressed_accuracy"] <= 1

@@ -7,8 +7,10 @@ import pytest
 import torch
 import torch.nn as nn
 
+from model import cli
 from model.velcro.compress import (
     CompressedModel,
+    compress,
     compression_masks,
     lowest_variance_mask,
     parse_threshold,
@@ -48,7 +50,6 @@ def test_appendix_b_tuples_give_table2_ratios(paper_sites, model_name, task):
     sites, macs = paper_sites[model_name]
     ratio = saving_ratio(sites, parse_thresholds(tuple_, len(sites), percent=True), macs)
     assert abs(100 * ratio.saving_ratio - expected) <= tolerance + 0.005
-    assert 0 < ratio.mac_weighted_ratio < 1
 
 
 def test_tuple_lengths():
@@ -71,6 +72,37 @@ def test_tuple_lengths():
 def test_thresholds_out_of_range(values, percent, message):
     with pytest.raises(VelcroError, match=message):
         parse_thresholds(values, 2, percent=percent)
+
+
+def test_percents_all_below_one_are_refused():
+    """--percent with 0.3 would silently mean 0.3 %: refused with the fix named."""
+    message = r"--percent / percent=True is given but every value of the threshold tuple is below 1 \(0.3, 0.5 would mean 0.5 % at most\): drop --percent"
+    with pytest.raises(VelcroError, match=message):
+        parse_thresholds("0.3,0.5", 2, percent=True)
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU()).eval()
+    stats = ActivationStatistics(model)
+    stats.observe(torch.rand(2, 1, 2, 2))
+    with pytest.raises(VelcroError, match="or write percents like 30"):
+        compress(model, stats, [0.3], percent=True)
+    assert parse_thresholds("0,0", 2, percent=True) == [0, 0]  # no compression reads the same either way
+    assert parse_thresholds("0.5,30", 2, percent=True) == [Fraction(1, 200), Fraction(3, 10)]
+    assert parse_thresholds("0.3,0.5", 2) == [Fraction(3, 10), Fraction(1, 2)]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ratio", "--model", "resnet18", "--thresholds", "0.3", "--percent"],
+        ["eval", "--thresholds", "0.3,0.3,0.3,0.3", "--percent"],
+        ["search", "--lossless", "--zp", "grid2", "--thresholds", "0.3,0.3,0.3,0.3", "--percent"],
+        ["export", "--threshold", "0.3", "--percent", "--out", "unused.npz"],
+    ],
+)
+def test_cli_refuses_fractions_given_as_percents(capsys, argv):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"velcro {argv[0]}: error: --percent / percent=True is given but every value of the ")
+    assert err.rstrip().endswith("drop --percent to give fractions (0.3 = 30 %), or write percents like 30")
 
 
 def test_single_threshold():
@@ -108,4 +140,3 @@ def test_compressed_model_replaces_exactly_the_masked_elements():
         torch.testing.assert_close(compressed(x), second)
     ratio = saving_ratio(stats.sites, thresholds, stats.total_macs)
     assert ratio.saving_ratio == pytest.approx((0.5 * 108 + 0.25 * 72) / 180)
-    assert 0 <= compressed.zero_fraction() <= 1
