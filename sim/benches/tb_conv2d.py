@@ -52,31 +52,51 @@ class Conv2dTB:
         self.output_last_times_ps: list[int] = []  # and its simulation time, for waveform windows
         self.input_first_times_ps: list[int] = []  # simulation time of each input frame's first handshake
         self.frames_out = 0  # output frames completed since reset
+        self.inputs_complete = 0  # input frames whose tlast was taken since reset
+        self.output_beats = 0  # output beats taken since reset
         self.frame_counters: list[dict] = []  # per output frame, the counters read right after it
         self._done_frames: Queue | None = None
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self) -> None:
-        """Record handshake cycles on both streams, independently of the core's counters."""
+        """Record handshake cycles on both streams, independently of the core's counters, and fail the
+        test when m_axis breaks the AXI4-Stream rule: once TVALID is up, it stays up with TDATA and
+        TLAST unchanged until the beat is taken."""
         dut = self.dut
         input_beat = 0
+        held = None  # (TDATA, TLAST) of a beat offered but not taken at the last edge
         while True:
             await RisingEdge(dut.clk)
             self.cycle += 1
             if int(dut.rst.value):
-                input_beat = 0
+                input_beat, held = 0, None
                 continue
             if int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value):
                 if input_beat == 0:
                     self.input_first_beats.append(self.cycle)
                     self.input_first_times_ps.append(int(get_sim_time("ps")))
-                input_beat = 0 if int(dut.s_axis_tlast.value) else input_beat + 1
-            if int(dut.m_axis_tvalid.value) and int(dut.m_axis_tready.value) and int(dut.m_axis_tlast.value):
-                self.output_last_beats.append(self.cycle)
-                self.output_last_times_ps.append(int(get_sim_time("ps")))
-                self.frames_out += 1
-                if self._done_frames is not None:
-                    self._done_frames.put_nowait(self.frames_out)
+                if int(dut.s_axis_tlast.value):
+                    input_beat = 0
+                    self.inputs_complete += 1
+                else:
+                    input_beat += 1
+            out_valid = int(dut.m_axis_tvalid.value)
+            if held is not None:
+                now = (int(dut.m_axis_tdata.value), int(dut.m_axis_tlast.value)) if out_valid else None
+                assert now == held, (
+                    f"cycle {self.cycle}: m_axis changed a beat it offered before it was taken "
+                    f"(TVALID {out_valid}, TDATA/TLAST {now} after {held})"
+                )
+            out_ready = int(dut.m_axis_tready.value)
+            held = (int(dut.m_axis_tdata.value), int(dut.m_axis_tlast.value)) if out_valid and not out_ready else None
+            if out_valid and out_ready:
+                self.output_beats += 1
+                if int(dut.m_axis_tlast.value):
+                    self.output_last_beats.append(self.cycle)
+                    self.output_last_times_ps.append(int(get_sim_time("ps")))
+                    self.frames_out += 1
+                    if self._done_frames is not None:
+                        self._done_frames.put_nowait(self.frames_out)
 
     async def reset(self) -> None:
         await common.reset(self.dut)
@@ -84,7 +104,7 @@ class Conv2dTB:
         self.output_last_beats.clear()
         self.output_last_times_ps.clear()
         self.input_first_times_ps.clear()
-        self.frames_out = 0
+        self.frames_out = self.inputs_complete = self.output_beats = 0
         self.frame_counters.clear()
 
     def read_counters_per_frame(self) -> None:
@@ -162,21 +182,6 @@ def record(result: dict) -> None:
             f.write(json.dumps(result) + "\n")
 
 
-def read_back(reg: spec.Register, value: int) -> int:
-    """What a register reads after a full-word write of `value`: `width` bits kept, maybe sign-extended;
-    in a register with fields only the field bits, and a field with a list of values it can hold
-    (ZP_CONFIG.PATTERN) stores its reset value when written anything else."""
-    kept = value & ((1 << reg.width) - 1)
-    if reg.fields:
-        kept &= sum(f.mask for f in reg.fields)
-    if reg.sign_extend and kept >> (reg.width - 1):
-        kept |= 0xFFFFFFFF & ~((1 << reg.width) - 1)
-    for f in reg.fields:
-        if getattr(f, "values", None) is not None and (kept & f.mask) >> f.lsb not in f.values:
-            kept = kept & ~f.mask | (f.reset << f.lsb)
-    return kept
-
-
 @cocotb.test()
 async def test_registers(dut):
     """Identity, reset values, stored widths, byte strobes, unmapped addresses never hang."""
@@ -196,7 +201,7 @@ async def test_registers(dut):
             for value in (0xFFFFFFFF, 0x12345680, 0xA5A5A5A5 ^ (i << 4)):
                 await regs.write(reg.name, value, i)
                 got = await regs.read(reg.name, i)
-                assert got == read_back(reg, value), f"{reg.name}[{i}] <- 0x{value:08x} reads 0x{got:08x}"
+                assert got == common.read_back(reg, value), f"{reg.name}[{i}] <- 0x{value:08x} reads 0x{got:08x}"
     await regs.write("BIAS", -123456)
     assert await regs.read("BIAS") == (-123456) & 0xFFFFFFFF
     # wstrb is honoured per byte.
@@ -222,46 +227,55 @@ async def test_registers(dut):
 
 @cocotb.test()
 async def test_random_frames(dut):
-    """Random configuration at VELCRO_DENSITY: bit-exact outputs, counters, cycles vs the model."""
+    """Random configuration at VELCRO_DENSITY: bit-exact outputs, every frame's counters, and cycles: one
+    isolated frame's LAST_CYCLES against the model, then VELCRO_FRAMES back to back (with VELCRO_STALLS,
+    random input idle cycles and output backpressure) whose LAST_CYCLES must equal the bench's handshake
+    monitor and, without stalls, whose every gap between frame ends must equal the model's interval."""
     seed = env_int("VELCRO_SEED", 1)
     density = env_float("VELCRO_DENSITY", 0.3)
     stalls = bool(env_int("VELCRO_STALLS", 0))
-    n_frames = env_int("VELCRO_FRAMES", 3)
+    n_frames = env_int("VELCRO_FRAMES", 5)
     rng = np.random.default_rng(seed)
     tb = Conv2dTB(dut)
     await tb.reset()
     cfg = golden.random_config(rng, density)
     await tb.regs.configure(cfg)
     computed = cfg.computed_outputs
+    tb.read_counters_per_frame()
 
-    # One isolated frame: LAST_CYCLES must equal the cycle model (only without stalls).
+    # One isolated frame, never stalled: LAST_CYCLES equals the cycle model and the monitor.
     await tb.run_frames(cfg, [random_ifmap(rng)])
     counters = await tb.check_counters(cfg)
     assert tb.output_last_beats[-1] - tb.input_first_beats[-1] == counters["last_cycles"], (
         "LAST_CYCLES disagrees with the bench's own handshake monitor"
     )
-    if not stalls:
-        assert counters["last_cycles"] == cycles.frame_latency(computed), (
-            f"LAST_CYCLES {counters['last_cycles']} != model {cycles.frame_latency(computed)} (c={computed})"
-        )
+    assert counters["last_cycles"] == cycles.frame_latency(computed), (
+        f"LAST_CYCLES {counters['last_cycles']} != model {cycles.frame_latency(computed)} (c={computed})"
+    )
 
-    # Back-to-back frames: steady-state interval equals the model.
+    # Back-to-back frames.
     if stalls:
         tb.set_stalls(seed)
-    tb.output_last_beats.clear()
-    await tb.run_frames(cfg, [random_ifmap(rng) for _ in range(n_frames)])
-    await tb.check_counters(cfg)
+    ifmaps = [random_ifmap(rng) for _ in range(n_frames)]
+    first, start, ends_from = tb.frames_out + 1, len(tb.input_first_beats), len(tb.output_last_beats)
+    await tb.run_frames(cfg, ifmaps)
+    ends = tb.output_last_beats[ends_from:]
+    for n in range(n_frames):
+        frame = await tb.counters_of(first + n)
+        expect = {"LAST_COMPUTED": computed, "LAST_MACS": spec.MACS_PER_OUTPUT * computed,
+                  "LAST_CYCLES": ends[n] - tb.input_first_beats[start + n]}  # fmt: skip
+        got = {k: frame[k] for k in expect}
+        assert got == expect, f"back-to-back frame {n}: counters {got}, expected (LAST_CYCLES: the monitor's) {expect}"
     assert await tb.regs.read("FRAMES") == 1 + n_frames
     result = {"density": density, "computed": computed, "stalls": stalls, **counters,
               "model_latency": cycles.frame_latency(computed)}  # fmt: skip
-    if not stalls and n_frames >= 3:
-        gaps = np.diff(tb.output_last_beats)
-        interval = int(gaps[-1])
-        assert all(g == interval for g in gaps[1:]), f"intervals not steady: {gaps.tolist()}"
-        assert interval == cycles.frame_interval(computed), (
-            f"steady-state interval {interval} != model {cycles.frame_interval(computed)} (c={computed})"
+    if not stalls:
+        gaps = np.diff(ends).tolist()
+        model = cycles.back_to_back_gaps(cfg, ifmaps)
+        assert gaps == model and all(g == cycles.frame_interval(computed) for g in gaps), (
+            f"gaps between frame ends {gaps} != model {model}, interval {cycles.frame_interval(computed)} (c={computed})"
         )
-        result.update(interval=interval, model_interval=cycles.frame_interval(computed))
+        result.update(interval=gaps[-1], model_interval=cycles.frame_interval(computed))
     assert (await tb.regs.read("STATUS")) == 0, "no error and idle after well-formed frames"
     record(result)
 
@@ -275,6 +289,8 @@ def edge_cases(rng: np.random.Generator) -> dict[str, tuple[ConvConfig, np.ndarr
     w = rng.integers(-128, 128, size=(K, K))
     border = none.copy()
     border[1:-1, 1:-1] = True  # only the border is computed
+    zero_block = x.copy()
+    zero_block[20:40, 8:30] = 0
     cases = {
         "all_compressed": (ConvConfig(w, 0, 1, 8, ones, avg), x),
         "none_compressed": (ConvConfig(w, 100, 300, 14, none, avg), x),
@@ -285,6 +301,10 @@ def edge_cases(rng: np.random.Generator) -> dict[str, tuple[ConvConfig, np.ndarr
         "shift_0": (ConvConfig(np.eye(K, dtype=int) - 1, 300, 1, 0, none, avg), x),
         "mult_65535": (ConvConfig(w, 12345, 65535, 31, none, avg), x),
         "bias_wraps": (ConvConfig(np.full((K, K), 127), 2**31 - 1000, 1, 20, none, avg), x),
+        # int32 wraps below -2^31 to a large positive accumulator (255 after S = 20, 0 without the wrap);
+        # inside the zero block it does not wrap (0)
+        "bias_wraps_negative": (ConvConfig(np.full((K, K), -128), -(2**31) + 1000, 1, 20, none, avg), zero_block),
+        "mult_0": (ConvConfig(w, 12345, 0, 7, none, avg), x),  # M = 0: every computed output is 0
         "skip_disabled": (ConvConfig(w, 0, 1000, 16, ones, avg, skip_en=False), x),
         "checkerboard": (ConvConfig(w, 0, 1000, 16, (np.indices((H, W)).sum(0) % 2) == 1, avg), x),
     }
@@ -323,6 +343,10 @@ async def test_malformed_frames(dut):
     assert await tb.regs.read("FRAMES") == 1
     status = await tb.regs.read("STATUS")
     assert status & FRAME_ERROR, "early tlast must set FRAME_ERROR"
+    # Only a 1 written with wstrb[0] set clears it: not a 1 in another byte lane, not a 0.
+    await tb.regs.write_bytes(spec.addr("STATUS") + 1, bytes([FRAME_ERROR]))
+    await tb.regs.write("STATUS", 0)
+    assert await tb.regs.read("STATUS") == FRAME_ERROR, "FRAME_ERROR cleared without a 1 in byte lane 0"
     await tb.regs.write("STATUS", FRAME_ERROR)  # write 1 to clear
     assert await tb.regs.read("STATUS") == 0
 
@@ -365,10 +389,244 @@ async def test_write_during_frame(dut):
     await tb.check_counters(new)
 
 
+def mask_from_bytes(data: bytes) -> np.ndarray:
+    """The mask that MASK memory bytes `data` describe (the inverse of golden.mask_bytes)."""
+    return np.unpackbits(np.frombuffer(bytes(data), np.uint8), bitorder="little").reshape(H, W).astype(bool)
+
+
+# Partial MASK writes: (byte offset into MASK, bytes). Lanes 2, 0-1, 3 and 1-3 of four words.
+PARTIAL_MASK_WRITES = [(4 * 3 + 2, b"\xff"), (4 * 10, b"\xff\x0f"), (4 * 127 + 3, b"\x81"), (4 * 64 + 1, b"\x00\xff\x7e")]
+
+
+@cocotb.test()
+async def test_partial_mask_then_frame(dut):
+    """MASK words written through partial byte strobes, over an all-computed and an all-compressed mask:
+    the strobed bytes change, the others keep their value, and the next frame is exact with LAST_CYCLES
+    equal to the model (a group flag left stale by a partial write costs a cycle or drops outputs).
+    Then every read-only register ignores writes of all ones and all zeros."""
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    rng = np.random.default_rng(env_int("VELCRO_SEED", 9))
+    base = golden.random_config(rng, 0.0)
+    await tb.regs.configure(base)
+    for fill in (0x00, 0xFF):
+        mask = bytearray([fill] * spec.REG["MASK"].count * 4)
+        await tb.regs.write_bytes("MASK", bytes(mask))
+        for offset, data in PARTIAL_MASK_WRITES:
+            await tb.regs.write_bytes(spec.addr("MASK") + offset, data)
+            mask[offset : offset + len(data)] = data
+        for word in sorted({offset // 4 for offset, _ in PARTIAL_MASK_WRITES}):
+            got, expect = await tb.regs.read("MASK", word), int.from_bytes(mask[4 * word : 4 * word + 4], "little")
+            assert got == expect, f"MASK[{word}] over 0x{fill:02x} bytes reads 0x{got:08x}, expected 0x{expect:08x}"
+        cfg = dataclasses.replace(base, mask=mask_from_bytes(mask))
+        label = f"partial MASK writes over 0x{fill:02x} bytes"
+        try:
+            await tb.run_frames(cfg, [random_ifmap(rng)])
+        except AssertionError as err:
+            raise AssertionError(f"{label}: {err}") from None
+        counters = await tb.check_counters(cfg)
+        model = cycles.frame_latency(cfg.computed_outputs)
+        assert counters["last_cycles"] == model, f"{label}: LAST_CYCLES {counters['last_cycles']} != model {model}"
+
+    for reg in (r for r in spec.REGISTERS if r.access.startswith("RO")):
+        before = await tb.regs.read(reg.name)
+        for value in (0xFFFFFFFF, 0):
+            await tb.regs.write(reg.name, value & ~FRAME_ERROR if reg.name == "STATUS" else value)
+            got = await tb.regs.read(reg.name)
+            assert got == before, f"read-only {reg.name} <- 0x{value:08x}: reads 0x{got:08x}, was 0x{before:08x}"
+
+
+async def wait_for(tb: Conv2dTB, condition, what: str, cycles_max: int = FRAME_TIMEOUT_CYCLES) -> None:
+    """Wait, clock by clock, until `condition()` holds; fail after `cycles_max` cycles."""
+    for _ in range(cycles_max):
+        if condition():
+            return
+        await RisingEdge(tb.dut.clk)
+    raise AssertionError(f"{what}: not reached in {cycles_max} cycles")
+
+
+# Where test_reset_mid_frame asserts rst: a condition on the bench, given the cycle of the first frame's
+# first input beat and the output beats counted before it.
+RESET_POINTS = {
+    "input": lambda tb, t0, beats: tb.cycle >= t0 + 200,  # 200 of the first frame's 512 beats loaded
+    "compute": lambda tb, t0, beats: tb.cycle >= t0 + spec.BEATS_PER_FRAME + 300,  # and the second loading
+    "drain": lambda tb, t0, beats: tb.output_beats >= beats + 100,  # 100 of the first frame's beats out
+}
+
+
+@cocotb.test()
+async def test_reset_mid_frame(dut):
+    """rst in the middle of a frame's input, its computation and its output (also with the output held
+    back, the output FIFO full), a second frame behind it: afterwards every register reads its reset
+    value, nothing more leaves m_axis, and after the driver writes the configuration again (the contract
+    leaves MASK and AVG undefined) the next frame is exact, with LAST_CYCLES equal to the model."""
+    tb = Conv2dTB(dut)
+    tb.source.log.setLevel(logging.ERROR)  # the source warns about every frame a reset cuts short
+    tb.axil.write_if.log.setLevel(logging.ERROR)
+    await tb.reset()
+    rng = np.random.default_rng(env_int("VELCRO_SEED", 11))
+    await tb.regs.configure(golden.random_config(rng, 0.5))
+    for point, held in (("input", False), ("compute", False), ("drain", False), ("drain", True)):
+        label = f"reset during the {point}{' with the output held back' if held else ''}"
+        start, beats = len(tb.input_first_beats), tb.output_beats
+        for _ in range(2):
+            await tb.send(random_ifmap(rng))
+        await wait_for(tb, lambda: len(tb.input_first_beats) > start, f"{label}: first input beat")
+        t0 = tb.input_first_beats[start]
+        await wait_for(tb, lambda: RESET_POINTS[point](tb, t0, beats), label)
+        if held:
+            tb.sink.pause = True
+            await ClockCycles(dut.clk, 50)
+            assert int(dut.m_axis_tvalid.value), f"{label}: an output beat waits"
+        assert (await tb.regs.read("STATUS")) & BUSY, f"{label}: BUSY before the reset"
+        tb.source.clear()
+        await tb.reset()
+        tb.sink.pause = False
+        tb.sink.clear()
+        assert int(dut.s_axis_tready.value) and not int(dut.m_axis_tvalid.value), f"{label}: ports after reset"
+        for reg in (r for r in spec.REGISTERS if r.reset is not None):
+            for i in range(reg.count):
+                got = await tb.regs.read(reg.name, i)
+                assert got == reg.reset, f"{label}: {reg.name}[{i}] reads 0x{got:08x}, resets to 0x{reg.reset:08x}"
+        await ClockCycles(dut.clk, 100)
+        assert tb.output_beats == 0, f"{label}: {tb.output_beats} output beats after the reset"
+
+        # Every other time SKIP_EN = 0, with which the contract needs no AVG (1,024 slow writes on Icarus).
+        cfg = golden.random_config(rng, 0.5, skip_en=held or point == "compute")
+        await tb.regs.configure(cfg, averages=cfg.skip_en)
+        try:
+            await tb.run_frames(cfg, [random_ifmap(rng)])
+        except AssertionError as err:
+            raise AssertionError(f"{label}, the frame after it: {err}") from None
+        counters = await tb.check_counters(cfg)
+        model = cycles.frame_latency(cfg.computed_outputs)
+        assert counters["last_cycles"] == model, f"{label}: LAST_CYCLES {counters['last_cycles']} != model {model}"
+        assert await tb.regs.read("FRAMES") == 1, f"{label}: FRAMES counts from the reset"
+
+
+FULL_QUEUE_FRAMES = 7
+BUFFERED_FRAMES = cycles.IFMAP_SLOTS + cycles.OFMAP_SLOTS  # what an instance holds with its output blocked
+
+
+@cocotb.test()
+async def test_full_queues(dut):
+    """m_axis held back for long with frames waiting on s_axis: the instance takes exactly the frames its
+    two IFMAP and three OFMAP slots hold, then keeps s_axis_tready low; its first output beat waits
+    unchanged (the monitor checks every cycle). Released, every frame comes out exact and in order, each
+    with its own counters and a LAST_CYCLES equal to the handshake monitor's."""
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    rng = np.random.default_rng(env_int("VELCRO_SEED", 13))
+    cfg = golden.random_config(rng, 0.85)
+    await tb.regs.configure(cfg)
+    tb.read_counters_per_frame()
+    ifmaps = [random_ifmap(rng) for _ in range(FULL_QUEUE_FRAMES)]
+    tb.sink.pause = True
+    for x in ifmaps:
+        await tb.send(x)
+    await wait_for(tb, lambda: tb.inputs_complete == BUFFERED_FRAMES, "the buffers fill",
+                   cycles_max=2 * BUFFERED_FRAMES * cycles.frame_latency(cfg.computed_outputs))  # fmt: skip
+    await ClockCycles(dut.clk, 2 * cycles.frame_latency(cfg.computed_outputs))
+    assert tb.inputs_complete == BUFFERED_FRAMES, (
+        f"{tb.inputs_complete} input frames taken with the output blocked; the instance buffers {BUFFERED_FRAMES}"
+    )
+    assert not int(dut.s_axis_tready.value) and int(dut.m_axis_tvalid.value), "s_axis held off, a beat waiting"
+    assert await tb.regs.read("FRAMES") == 0 and (await tb.regs.read("STATUS")) & BUSY
+    tb.sink.pause = False
+    for n, x in enumerate(ifmaps):
+        expect_frame(await tb.receive(), golden.frame_result(x, cfg), f"frame {n} after the backpressure")
+    for n in range(FULL_QUEUE_FRAMES):
+        counters = await tb.counters_of(n + 1)
+        monitor = tb.output_last_beats[n] - tb.input_first_beats[n]
+        got = (counters["LAST_COMPUTED"], counters["LAST_CYCLES"])
+        assert got == (cfg.computed_outputs, monitor), (
+            f"frame {n}: (LAST_COMPUTED, LAST_CYCLES) {got} != ({cfg.computed_outputs}, monitor {monitor})"
+        )
+    assert await tb.regs.read("FRAMES") == FULL_QUEUE_FRAMES
+    assert await tb.regs.read("STATUS") == 0
+
+
+# test_skip_en_toggled_in_flight: (cycles after the first input beat, SKIP_EN written then); the last write
+# sets the final value, under which every later frame is exact.
+SKIP_TOGGLES = [(600, False), (1500, True), (2300, False), (3100, True)]
+SKIP_FRAMES = 6
+
+
+@cocotb.test()
+async def test_skip_en_toggled_in_flight(dut):
+    """SKIP_EN written while frames are in flight (rtl/README.md, section 4): every frame still comes out
+    whole (512 beats, tlast on the last) and is counted, nothing hangs, and every frame whose first beat
+    arrives after the last write completed is exact, with its counters, under the final setting."""
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    rng = np.random.default_rng(env_int("VELCRO_SEED", 15))
+    cfg = golden.random_config(rng, 0.6)
+    await tb.regs.configure(cfg)
+    tb.read_counters_per_frame()
+    ifmaps = [random_ifmap(rng) for _ in range(SKIP_FRAMES)]
+    for x in ifmaps:
+        await tb.send(x)
+    await wait_for(tb, lambda: tb.input_first_beats, "first input beat")
+    t0 = tb.input_first_beats[0]
+    for at, skip in SKIP_TOGGLES:
+        await wait_for(tb, lambda: tb.cycle >= t0 + at, f"cycle {at}")
+        await tb.regs.write("CONTROL", common.control_word(dataclasses.replace(cfg, skip_en=skip)))
+    written = tb.cycle  # the last write's response has been taken
+    assert cfg.skip_en, "the last write restores the configured SKIP_EN"
+    got = [await tb.receive() for _ in ifmaps]
+    exact = [n for n in range(SKIP_FRAMES) if tb.input_first_beats[n] > written]
+    assert len(exact) >= 2, f"only frames {exact} start after the last write at cycle {written}: move the writes"
+    for n in exact:
+        expect_frame(got[n], golden.frame_result(ifmaps[n], cfg), f"frame {n}, first beat after the last write")
+        counters = await tb.counters_of(n + 1)
+        monitor = tb.output_last_beats[n] - tb.input_first_beats[n]
+        assert (counters["LAST_COMPUTED"], counters["LAST_CYCLES"]) == (cfg.computed_outputs, monitor), (
+            f"frame {n}: counters {counters}, expected LAST_COMPUTED {cfg.computed_outputs}, LAST_CYCLES {monitor}"
+        )
+    assert await tb.regs.read("FRAMES") == SKIP_FRAMES
+    assert await tb.regs.read("STATUS") == 0
+
+
+@cocotb.test()
+async def test_malformed_frame_while_computing(dut):
+    """Malformed frames arriving while another frame computes, back to back with good ones: a frame, an
+    early tlast (beat 99), a frame, a missing tlast (37 extra beats), a frame. The partial frame produces
+    nothing, the long one is processed; every output frame is exact with its own counters and LAST_CYCLES
+    equal to the monitor's (no start time of a malformed frame leaks into them); FRAME_ERROR is set."""
+    tb = Conv2dTB(dut)
+    await tb.reset()
+    rng = np.random.default_rng(env_int("VELCRO_SEED", 17))
+    cfg = golden.random_config(rng, 0.2)  # a compute stage of about 3,280 cycles
+    await tb.regs.configure(cfg)
+    tb.read_counters_per_frame()
+    good = [random_ifmap(rng) for _ in range(4)]
+    stream = [good[0].tobytes(), bytes(100 * BEAT_BYTES), good[1].tobytes(),
+              good[2].tobytes() + bytes(rng.integers(0, 256, 37 * BEAT_BYTES, dtype=np.uint8)), good[3].tobytes()]  # fmt: skip
+    for data in stream:
+        await tb.source.send(AxiStreamFrame(data))
+    for n, x in enumerate(good):
+        expect_frame(await tb.receive(), golden.frame_result(x, cfg), f"good frame {n}")
+    starts = tb.input_first_beats
+    assert len(starts) == len(stream), f"input frames seen by the monitor: {len(starts)}"
+    computing = (starts[0] + spec.BEATS_PER_FRAME, tb.output_last_beats[0] - spec.BEATS_PER_FRAME)
+    assert computing[0] <= starts[1] < computing[1], (
+        f"the partial frame (cycle {starts[1]}) must arrive while frame 0 computes {computing}"
+    )
+    for n, first in enumerate(starts[i] for i in (0, 2, 3, 4)):
+        counters = await tb.counters_of(n + 1)
+        monitor = tb.output_last_beats[n] - first
+        assert (counters["LAST_COMPUTED"], counters["LAST_CYCLES"]) == (cfg.computed_outputs, monitor), (
+            f"output frame {n}: counters {counters}, expected LAST_COMPUTED {cfg.computed_outputs}, LAST_CYCLES {monitor}"
+        )
+    assert await tb.regs.read("FRAMES") == len(good)
+    assert await tb.regs.read("STATUS") == FRAME_ERROR, "FRAME_ERROR set, BUSY clear"
+
+
 @cocotb.test()
 async def test_sweep_point(dut):
-    """One point of the C sweep: back-to-back frames from VELCRO_CONFIG, checked bit-exact, with the
-    steady-state interval and the simulation times of each frame's end recorded for the reports."""
+    """One point of the C sweep: back-to-back frames from VELCRO_CONFIG, checked bit-exact, every gap between
+    frame ends equal to the cycle model's, the steady-state interval and the simulation times of each
+    frame's end recorded for the reports."""
     from sim.harness.bench_files import read_runs
 
     runs, ifmaps = read_runs(os.environ["VELCRO_CONFIG"])
@@ -381,7 +639,8 @@ async def test_sweep_point(dut):
     await tb.run_frames(cfg, ifmaps)
     counters = await tb.check_counters(cfg)
     gaps = np.diff(tb.output_last_beats).tolist()
-    assert gaps[-1] == cycles.frame_interval(cfg.computed_outputs), (gaps, cfg.computed_outputs)
+    model = cycles.back_to_back_gaps(cfg, ifmaps)
+    assert gaps == model, f"gaps between frame ends {gaps} != model {model} (c={cfg.computed_outputs})"
     record({"computed": cfg.computed_outputs, "interval": gaps[-1], "intervals": gaps, **counters,
             "frame_end_ps": tb.output_last_times_ps, "clock_ps": CLOCK_PS})  # fmt: skip
 

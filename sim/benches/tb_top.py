@@ -17,7 +17,7 @@ from cocotb.triggers import ClockCycles, Event, RisingEdge, with_timeout
 
 from model.hw import cycles, golden, spec
 from sim.benches import common
-from sim.benches.common import CLOCK_PS, FRAME_TIMEOUT_CYCLES, random_ifmap
+from sim.benches.common import CLOCK_PS, FRAME_TIMEOUT_CYCLES, env_int, random_ifmap
 
 BEAT_BITS = spec.BEAT_BITS
 ZP_INTERVAL_SLACK = 64  # with prediction, a gap may exceed max(512, computed + 3) by at most this
@@ -28,7 +28,8 @@ class StreamSlices:
     """Per-instance AXI4-Stream source and sink on the concatenated vectors, in one coroutine.
 
     Handshakes are sampled at each rising edge; instances in `stalls` get random input idle cycles
-    and output backpressure (about 1 in 3). Records each frame's first input and last output
+    and output backpressure (about 1 in 3), instances in the bit mask `held` keep m_axis_tready low
+    until it is cleared. Records each frame's first input and last output
     handshake cycle per instance, independently of the core's counters. Each cycle only the
     instances with something to do are visited, and a port is written only when its value changes.
     """
@@ -37,6 +38,7 @@ class StreamSlices:
         self.dut, self.n, self.stalls = dut, n, stalls
         self.finished = finished  # gets instance i at each of its output frames' last handshake
         self.rng = random.Random(seed)
+        self.held = 0  # bit i: instance i's output is held back
         self.pending: list[deque[int]] = [deque() for _ in range(n)]  # input beats still to send
         self.waiting = 0  # bit i: instance i has input beats to send
         self.sent = [0] * n  # beats of the current input frame already taken
@@ -106,7 +108,7 @@ class StreamSlices:
                     data[i] = pending[i][0]
                     data_changed = True
                     last = last & ~bit | (bit if sent[i] == last_beat else 0)
-                stalled = bool(stall_bits & bit) and self.rng.random() < 0.35
+                stalled = bool(self.held & bit) or (bool(stall_bits & bit) and self.rng.random() < 0.35)
                 ready = ready & ~bit | (0 if stalled else bit)
             if valid != driven_valid:
                 dut.s_axis_tvalid.value = driven_valid = valid
@@ -154,7 +156,7 @@ async def test_address_decode(dut):
     for i, regs in enumerate(tb.regs):
         assert await regs.read("BIAS") == 0x1000 * i + 7, f"instance {i} BIAS"
     last_mask = spec.REG["MASK"].count - 1
-    await tb.axil.write(spec.top_addr(9, "MASK", last_mask), b"\xef\xbe")  # byte strobes pass through
+    await common.write_checked(tb.axil, spec.top_addr(9, "MASK", last_mask), b"\xef\xbe")  # byte strobes pass through
     assert await tb.regs[9].read("MASK", last_mask) & 0xFFFF == 0xBEEF
     for offset in common.unmapped_probes():
         assert await tb.regs[9].read(offset) == 0, f"unmapped 0x{offset:04x} inside an instance reads 0"
@@ -243,6 +245,59 @@ class _Forward:
 
     def put_nowait(self, i: int) -> None:
         self.reader.frame_done(i)
+
+
+BACKPRESSURE_FRAMES = 6
+BUFFERED_FRAMES = cycles.IFMAP_SLOTS + cycles.OFMAP_SLOTS  # what an instance holds with its output blocked
+
+
+@cocotb.test()
+async def test_back_to_back_under_backpressure(dut):
+    """Back-to-back frames through the top under output backpressure: instance 0's m_axis held back for
+    long (it takes exactly the frames its two IFMAP and three OFMAP slots hold, then holds its s_axis
+    slice off), the last instance with random stalls on both streams. Every output exact, every frame's
+    LAST_COMPUTED read right after it, LAST_CYCLES of each instance's last frame equal to the monitor's."""
+    tb = TopTB(dut)
+    await tb.reset()
+    seed = env_int("VELCRO_SEED", 41)
+    rng = np.random.default_rng(seed)
+    held, stalled = 0, tb.n - 1  # the two ends of the concatenated vectors
+    configs = {i: golden.random_config(rng, 0.9) for i in (held, stalled)}
+    for i, cfg in configs.items():
+        await tb.regs[i].configure(cfg)
+    reader = CounterReader(tb)
+    streams = StreamSlices(dut, tb.n, {stalled}, seed=seed, finished=_Forward(reader))
+    streams.held = 1 << held
+    frames = {i: [random_ifmap(rng) for _ in range(BACKPRESSURE_FRAMES)] for i in configs}
+    for i, xs in frames.items():
+        for x in xs:
+            streams.send(i, x)
+    latency = cycles.frame_latency(configs[held].computed_outputs)
+    for _ in range(2 * BUFFERED_FRAMES * latency):
+        if len(streams.first_in[held]) == BUFFERED_FRAMES:
+            break
+        await RisingEdge(dut.clk)
+    await ClockCycles(dut.clk, 2 * latency)
+    taken = len(streams.first_in[held])
+    assert taken == BUFFERED_FRAMES, f"instance {held} took {taken} frames with its output held back, not {BUFFERED_FRAMES}"
+    assert not int(dut.s_axis_tready.value) >> held & 1, f"instance {held}: s_axis_tready low while its buffers are full"
+    assert not streams.last_out[held], f"instance {held}: a frame left while its output was held back"
+    streams.held = 0
+    await with_timeout(streams.done.wait(), 2 * BACKPRESSURE_FRAMES * FRAME_TIMEOUT_CYCLES * CLOCK_PS, "ps")
+    await with_timeout(reader.idle.wait(), FRAME_TIMEOUT_CYCLES * CLOCK_PS, "ps")
+    for i, cfg in configs.items():
+        label = f"instance {i} ({'held back' if i == held else 'random stalls'}, VELCRO_SEED={seed})"
+        for n, x in enumerate(frames[i]):
+            got, expect = streams.frames[i][n], golden.conv2d(x, cfg)
+            assert np.array_equal(got, expect), f"{label}, frame {n}: {np.count_nonzero(got != expect)} outputs differ"
+        assert reader.values[i] == [(cfg.computed_outputs, 0)] * BACKPRESSURE_FRAMES, (
+            f"{label}: (LAST_COMPUTED, LAST_PREDICTED) per frame {reader.values[i]}"
+        )
+        last_cycles = await tb.regs[i].read("LAST_CYCLES")
+        monitor = streams.last_out[i][-1] - streams.first_in[i][-1]
+        assert last_cycles == monitor, f"{label}: LAST_CYCLES {last_cycles} != monitor {monitor}"
+        assert await tb.regs[i].read("FRAMES") == BACKPRESSURE_FRAMES, f"{label}: FRAMES"
+        assert await tb.regs[i].read("STATUS") == 0, f"{label}: idle, no error"
 
 
 async def run_frames(tb: TopTB, dut, ifmaps: list[list[np.ndarray]], reader: CounterReader | None = None) -> StreamSlices:

@@ -159,18 +159,36 @@ def test_top_speedup():
 
 
 # ---------------------------------------------------------------------- the paths
-def test_paths_with_golden_runner(ctx):
+def contract_runner(configs: list[ConvConfig], ifmaps: np.ndarray) -> np.ndarray:
+    """The int8 layer written from the arithmetic contract (rtl/README.md, section 1) with torch's conv2d,
+    independently of model.hw.golden: float64 holds every product and sum exactly, int64 the requantization."""
+    out = np.empty(ifmaps.shape, np.uint8)
+    for c, cfg in enumerate(configs):
+        x = torch.from_numpy(ifmaps[c].astype(np.float64))[:, None]
+        w = torch.from_numpy(np.asarray(cfg.weights, np.float64))[None, None]
+        acc = torch.nn.functional.conv2d(x, w, padding=1)[:, 0].to(torch.int64) + int(cfg.bias)
+        acc = (acc + 2**31) % 2**32 - 2**31  # int32 wrap-around
+        rounding = 1 << (cfg.shift - 1) if cfg.shift else 0
+        value = torch.div(acc * int(cfg.mult) + rounding, 2**cfg.shift, rounding_mode="floor").clamp(0, 255)
+        out[c] = value.numpy().astype(np.uint8)
+        if cfg.skip_en:
+            out[c][:, cfg.mask] = np.asarray(cfg.avg, np.uint8)[cfg.mask]
+    return out
+
+
+def test_paths_with_an_independent_runner(ctx):
+    """The "rtl" path fed by a second implementation of the int8 layer: run_paths compares every pixel of
+    it with the golden model (and raises on a difference), on the real layer's data."""
     export = ctx.export(0.3)
-    result = run_paths(export, ctx.images, ctx.labels, model=ctx.model)
+    result = run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=contract_runner)
     assert set(result["accuracy"]) == set(PATHS) and all(len(p) == 4 for p in result["predictions"].values())
     assert result["predictions"]["rtl"] == result["predictions"]["int8_golden"]
     assert result["layer_saving_ratio"] == math.floor(0.3 * 65536) / 65536
     assert 0 < result["model_saving_ratio"] < result["model_saving_ratio_without_first"] < result["layer_saving_ratio"]
     assert len(result["channel_densities"]) == 16
     assert result["compressed_int8_vs_float_error"]["rms"] < 4 * ctx.quant.output_scale
-    # an explicit runner that reproduces the golden model passes
-    copy = run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=lambda c, x: golden_runner(c, x).copy())
-    assert copy["accuracy"] == result["accuracy"]
+    # the default runner (the golden model itself) gives the same accuracies
+    assert run_paths(export, ctx.images, ctx.labels, model=ctx.model)["accuracy"] == result["accuracy"]
 
 
 def test_corrupting_runner_is_caught(ctx):
@@ -206,7 +224,17 @@ def test_path_input_errors(ctx):
 
 
 def test_lossless_scan(ctx):
+    """The scan against an answer computed another way: each grid point's int8 accuracy from run_paths,
+    lossless when it reaches the float accuracy; the chosen T is the end of the lossless run from T = 0."""
     scan = largest_lossless(ctx, step=0.25)
-    assert [p["threshold"] for p in scan["curve"]] == [0, 0.25, 0.5, 0.75]
-    if scan["chosen_threshold"] is not None:
-        assert all(p["lossless"] for p in scan["curve"] if p["threshold"] <= scan["chosen_threshold"])
+    grid = [0, 0.25, 0.5, 0.75]
+    assert [p["threshold"] for p in scan["curve"]] == grid
+    paths = [run_paths(ctx.export(t), ctx.images, ctx.labels, model=ctx.model)["accuracy"] for t in grid]
+    assert scan["float_accuracy"] == paths[0]["float"]
+    lossless = [a["int8_golden"] >= a["float"] for a in paths]
+    assert [p["lossless"] for p in scan["curve"]] == lossless
+    assert [p["int8_golden_accuracy"] for p in scan["curve"]] == [a["int8_golden"] for a in paths]
+    assert lossless[0], "T = 0 compresses nothing: on these images the int8 layer alone must keep the accuracy"
+    run = next((n for n, ok in enumerate(lossless) if not ok), len(grid))
+    assert scan["chosen_threshold"] == grid[run - 1]
+    assert scan["largest_any_lossless"] == max(t for t, ok in zip(grid, lossless) if ok)

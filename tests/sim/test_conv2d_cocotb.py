@@ -5,16 +5,17 @@ import zlib
 
 import pytest
 
+from sim.benches import tb_axil
 from sim.harness.runner import SIMULATORS, run_bench
 
 RANDOM_CASES = {
-    # name: (mask density, input idle / output backpressure, frames)
-    "density0": (0.0, False, 3),
-    "density0.3": (0.3, False, 3),
-    "density0.75": (0.75, False, 4),
-    "density1.0": (1.0, False, 4),
-    "density0.3-stalls": (0.3, True, 2),
-    "density0.75-stalls": (0.75, True, 2),
+    # name: (mask density, input idle / output backpressure, back-to-back frames: 4 gaps compared with the model)
+    "density0": (0.0, False, 5),
+    "density0.3": (0.3, False, 5),
+    "density0.75": (0.75, False, 5),
+    "density1.0": (1.0, False, 5),
+    "density0.3-stalls": (0.3, True, 3),
+    "density0.75-stalls": (0.75, True, 3),
 }
 
 # Zero-value prediction. name: (stimulus, pattern, ZP_MAX, mask density, stalls, channel of the real layer)
@@ -52,12 +53,12 @@ def real_layer_file(sim_build_root):
     return layer_file(sim_build_root), DENSITIES
 
 
-def run(sim, build_root, testcase, **env):
+def run(sim, build_root, testcase, module="sim.benches.tb_conv2d", **env):
     tests, failed = run_bench(
-        sim, "velcro_conv2d", "sim.benches.tb_conv2d", build_root / f"conv2d-{sim}", testcase=testcase,
+        sim, "velcro_conv2d", module, build_root / f"conv2d-{sim}", testcase=testcase,
         env={k: str(v) for k, v in env.items()},
     )
-    knobs = " ".join(f"{k}={v}" for k, v in env.items()) or "the bench's default seed"
+    knobs = " ".join(f"{k}={v}" for k, v in env.items()) or "the bench's default knobs"
     assert tests == 1 and failed == 0, f"{testcase} on {sim} ({knobs}): {failed} of {tests} cocotb tests failed"
 
 
@@ -104,6 +105,15 @@ def test_zp_edge_cases_more(sim, pattern, sim_build_root):
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 @pytest.mark.parametrize("testcase", ["test_registers", "test_edge_cases", "test_malformed_frames",
-                                      "test_write_during_frame", "test_zp_registers"])
+                                      "test_write_during_frame", "test_zp_registers", "test_partial_mask_then_frame",
+                                      "test_reset_mid_frame", "test_full_queues", "test_skip_en_toggled_in_flight",
+                                      "test_malformed_frame_while_computing"])
 def test_bench(sim, testcase, sim_build_root):
-    run(sim, sim_build_root, testcase)
+    run(sim, sim_build_root, testcase, VELCRO_SEED=case_seed(testcase))
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("testcase", tb_axil.ANY_DUT_TESTS)
+def test_axil_corners(sim, testcase, sim_build_root):
+    """sim.benches.tb_axil: the AXI4-Lite port driven channel by channel."""
+    run(sim, sim_build_root, testcase, module="sim.benches.tb_axil", VELCRO_SEED=case_seed(testcase))

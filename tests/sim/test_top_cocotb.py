@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from rtl.top import VelcroTop
+from sim.benches import tb_axil
 from sim.harness.runner import SIMULATORS, run_bench
 
 
@@ -19,13 +20,18 @@ def test_instances_validated(instances, error):
         VelcroTop(instances)
 
 
+TOP_TESTS = ("test_address_decode", "test_all_instances_concurrently", "test_back_to_back_under_backpressure")
+
+
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_bench(sim, sim_build_root):
-    """Both cocotb tests of sim.benches.tb_top in one run: the Verilator build of 16 instances takes minutes,
-    and one pytest test per simulator guarantees it is built once, on one worker."""
-    tests, failed = run_bench(sim, "velcro_top", "sim.benches.tb_top", sim_build_root / f"top-{sim}",
-                              testcase="test_address_decode,test_all_instances_concurrently")
-    assert tests == 2 and failed == 0, f"velcro_top on {sim}: {failed} of {tests} cocotb tests failed"
+    """The cocotb tests of sim.benches.tb_top and, through the bridge, of sim.benches.tb_axil, in one pytest
+    test per simulator: the Verilator build of 16 instances takes minutes, and one pytest test guarantees it
+    is built once, on one worker (both runs share it)."""
+    build = sim_build_root / f"top-{sim}"
+    for module, testcases in (("sim.benches.tb_top", TOP_TESTS), ("sim.benches.tb_axil", tb_axil.TOP_TESTS)):
+        tests, failed = run_bench(sim, "velcro_top", module, build, testcase=",".join(testcases))
+        assert tests == len(testcases) and failed == 0, f"velcro_top on {sim}: {failed} of {tests} tests of {module} failed"
 
 
 def test_prediction_on_every_instance(sim_build_root):

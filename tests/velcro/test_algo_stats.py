@@ -15,6 +15,12 @@ from model.velcro.stats import ActivationStatistics
 from model.nets.zoo import build_model
 
 
+@pytest.fixture(autouse=True)
+def seeded_torch():
+    """Every random tensor in these tests is replayable: torch's generator starts from 0 in each test."""
+    torch.manual_seed(0)
+
+
 class MixedActivations(nn.Module):
     """One reused ReLU module, a functional relu, ReLU6, in-place activations, an MLP head ReLU."""
 
