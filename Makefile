@@ -34,6 +34,8 @@ help:
 	@echo "                  the PyTorch side: reports/algorithm/, statistics cost, checkpoint, its tests"
 	@echo "make vivado       U280 synthesis + implementation (needs Vivado on PATH); vivado-ip, vivado-power,"
 	@echo "                  vivado-dryrun: see vivado/README.md"
+	@echo "make xo | xclbin  velcro_krnl as a Vitis RTL kernel (.xo) and the U280 binary with 16 compute units"
+	@echo "                  (needs Vitis; VELCRO_PLATFORM=...): see vivado/README.md"
 
 # ---------------------------------------------------------------- set-up (idempotent)
 setup: $(STAMP) .system-packages-ok
@@ -177,3 +179,39 @@ vivado-dryrun:
 	$(VIVADO_NORMALIZE_SAIF)
 	$(VIVADO_ENV) VELCRO_OUT='$(VELCRO_OUT)/dryrun' tclsh vivado/dryrun.tcl $(VELCRO_OUT)/dryrun/calls.jsonl vivado/build.tcl
 	@cat $(VELCRO_OUT)/dryrun/calls.jsonl
+
+# Alveo U280: velcro_krnl as a Vitis RTL kernel (vivado/README.md, "Alveo U280 kernel"). kernel.xml and
+# the v++ link config are generated from model/hw/spec.py by vivado/kernel/gen_kernel.py.
+VPP ?= v++
+VELCRO_PLATFORM ?= xilinx_u280_gen3x16_xdma_1_202211_1
+VELCRO_VITIS_OUT ?= build/vitis
+VELCRO_RTL_DIR ?= rtl/generated
+VITIS_XO = $(VELCRO_VITIS_OUT)/velcro_krnl.xo
+VITIS_XCLBIN = $(VELCRO_VITIS_OUT)/velcro.xclbin
+
+.PHONY: xo xclbin .vitis-on-path
+
+# Vitis's settings64.sh puts v++ and vivado (whose package_xo makes the .xo) on PATH and sets XILINX_VITIS.
+.vitis-on-path:
+	@missing=""; \
+	command -v $(VPP) >/dev/null 2>&1 || missing="$$missing, $(VPP) not on PATH"; \
+	test -n "$${XILINX_VITIS:-}" || missing="$$missing, XILINX_VITIS unset"; \
+	command -v $(VIVADO) >/dev/null 2>&1 || missing="$$missing, $(VIVADO) not on PATH"; \
+	if [ -n "$$missing" ]; then \
+	  echo "error: Vitis not found ($${missing#, }). Install AMD Vitis 2022.2 or newer (it brings Vivado and package_xo), the U280 platform $(VELCRO_PLATFORM) and XRT, source <Vitis install>/settings64.sh and /opt/xilinx/xrt/setup.sh, then rerun make $(MAKECMDGOALS). Without Vitis, tests/vivado/test_kernel_packaging.py dry-runs the scripts." >&2; \
+	  exit 1; \
+	fi
+
+# VELCRO_VITIS_OUT/velcro_krnl.xo (and kernel.xml, the IP in ip/) from VELCRO_RTL_DIR/velcro_krnl.v.
+xo: .vitis-on-path
+	@mkdir -p $(VELCRO_VITIS_OUT)
+	$(VIVADO_PY) vivado/kernel/gen_kernel.py kernel-xml --rtl '$(VELCRO_RTL_DIR)/velcro_krnl.v' -o '$(VELCRO_VITIS_OUT)/kernel.xml'
+	VELCRO_VITIS_OUT='$(VELCRO_VITIS_OUT)' VELCRO_RTL_DIR='$(VELCRO_RTL_DIR)' VELCRO_PART='$(VELCRO_PART)' \
+	  $(VIVADO) -mode batch -notrace -nojournal -log $(VELCRO_VITIS_OUT)/package_xo.log -source vivado/kernel/package_xo.tcl
+
+# VELCRO_VITIS_OUT/velcro.xclbin: v++ link of the .xo for VELCRO_PLATFORM, ap_clk at VELCRO_CLOCK_MHZ (hours).
+xclbin: xo
+	$(VIVADO_PY) vivado/kernel/gen_kernel.py link-cfg --platform '$(VELCRO_PLATFORM)' --clock-mhz '$(VELCRO_CLOCK_MHZ)' \
+	  -o '$(VELCRO_VITIS_OUT)/link.cfg'
+	$(VPP) -l -t hw --config $(VELCRO_VITIS_OUT)/link.cfg --temp_dir $(VELCRO_VITIS_OUT)/link \
+	  --log_dir $(VELCRO_VITIS_OUT)/logs --report_dir $(VELCRO_VITIS_OUT)/reports -o $(VITIS_XCLBIN) $(VITIS_XO)

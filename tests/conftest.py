@@ -32,7 +32,10 @@ SLOW = {
     "sim/test_conv2d_cocotb.py::test_zp_frames_more",
     "sim/test_conv2d_cocotb.py::test_zp_edge_cases_more",
     "sim/test_top_cocotb.py::test_prediction_on_every_instance",
+    "sim/test_prediction_activity.py",
     "nets/test_default_cnn.py::test_cli_eval_on_default",
+    "nets/test_cli_behaviours.py::test_checkpoint_reaches_its_recorded_test_accuracy",
+    "nets/test_torchrun.py",
     "deploy/test_zp_export.py::test_acceptance_on_1000_images",
 }
 

@@ -8,8 +8,13 @@
 # they return their last argument, as if that object existed (so a check such as
 # `llength [get_sites $site]` passes, and a logged call shows which object it was given).
 # Environment variable VELCRO_DRYRUN_MISSING lists queries that find nothing instead (returns "").
+# The ipx:: commands that add a named register or parameter (ipx::add_register,
+# ipx::add_register_parameter, ipx::add_bus_parameter NAME PARENT) return a handle: NAME, after the
+# parent's handle and a "/" when the parent has one ("cfg", "cfg/ASSOCIATED_BUSIF"), so a logged
+# set_property shows which register or parameter it set (vivado/kernel/package_xo.tcl).
 # Tcl commands (file, open, puts, ...) run for real, so generated files (constraints, the IP
-# wrapper) are written. tests/vivado/test_vivado_flow.py reads LOG to check the flow.
+# wrapper) are written. tests/vivado/test_vivado_flow.py and test_kernel_packaging.py read LOG to
+# check the flows.
 
 if {$argc < 2} {
     puts stderr "usage: tclsh vivado/dryrun.tcl LOG SCRIPT \[SCRIPT ...\]"
@@ -21,6 +26,7 @@ namespace eval velcro_dryrun {
     fconfigure $log -encoding utf-8
     variable queries {get_ports get_sites get_cells get_nets get_pblocks get_clocks}
     variable missing {}
+    variable named_adds {ipx::add_register ipx::add_register_parameter ipx::add_bus_parameter}
     if {[info exists ::env(VELCRO_DRYRUN_MISSING)]} {
         set missing $::env(VELCRO_DRYRUN_MISSING)
     }
@@ -53,6 +59,13 @@ proc unknown {args} {
     set name [lindex $args 0]
     if {$name in $velcro_dryrun::queries && $name ni $velcro_dryrun::missing && [llength $args] > 1} {
         return [lindex $args end]
+    }
+    if {$name in $velcro_dryrun::named_adds && [llength $args] == 3} {
+        lassign $args -> child parent
+        if {$parent eq ""} {
+            return $child
+        }
+        return "$parent/$child"
     }
     return ""
 }

@@ -194,15 +194,15 @@ def unmapped(offset: int) -> bool:
     return not any(r.offset <= word < r.end for r in REGISTERS)
 
 
-def _check_map() -> None:
-    """Word aligned, inside the core's address space, no overlaps, resets and fields within the width."""
-    spans = sorted((r.offset, r.end, r.name) for r in REGISTERS)
+def _check_map(registers: tuple[Register, ...], addr_width: int) -> None:
+    """Word aligned, inside the address space, no overlaps, resets and fields within the width."""
+    spans = sorted((r.offset, r.end, r.name) for r in registers)
     for (_, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
         if end > next_start:
             raise AssertionError(f"registers {name} and {next_name} overlap")
-    for r in REGISTERS:
-        if r.offset % 4 or r.end > 1 << CORE_ADDR_WIDTH:
-            raise AssertionError(f"register {r.name} is unaligned or outside the {CORE_ADDR_WIDTH}-bit space")
+    for r in registers:
+        if r.offset % 4 or r.end > 1 << addr_width:
+            raise AssertionError(f"register {r.name} is unaligned or outside the {addr_width}-bit space")
         if not 1 <= r.width <= AXIL_DATA_WIDTH:
             raise AssertionError(f"register {r.name}: width {r.width} outside 1..{AXIL_DATA_WIDTH}")
         if r.reset is not None and r.reset >> r.width:
@@ -226,13 +226,86 @@ def _check_map() -> None:
                 raise AssertionError(f"memory region {r.name} must be a power of two in size and aligned to it")
 
 
-_check_map()
+_check_map(REGISTERS, CORE_ADDR_WIDTH)
 
 
-def register_table() -> str:
-    """The register map as the Markdown table rtl/README.md carries."""
+# ---------------------------------------------------------------- Alveo kernel (velcro_krnl)
+# One compute unit = one velcro_conv2d instance fed from device memory (rtl/README.md, section 9).
+# XRT passes only kernel arguments, so the configuration travels as an image of the instance's own
+# register space in device memory: the kernel loads it into the instance through the instance's
+# AXI4-Lite port and writes the counters back into it.
+KERNEL_NAME = "velcro_krnl"
+KERNEL_CONTROL_ADDR_WIDTH = 12  # s_axi_control byte address bits
+GMEM_ADDR_WIDTH = 64  # m_axi_gmem
+GMEM_DATA_WIDTH = 64  # = BEAT_BITS: one memory beat is one stream beat
+GMEM_ID_WIDTH = 1  # AXI IDs, constant 0 (every transfer in order); present because AXI models expect them
+GMEM_MAX_BURST_BEATS = 256  # AXI4 INCR
+GMEM_BURST_BOUNDARY = 4096  # no burst crosses a 4 KB boundary
+BUFFER_ALIGN = GMEM_DATA_WIDTH // 8  # cfg, ifmap and ofmap must be multiples of 8 bytes (no narrow bursts)
+IMAGE_BYTES = 1 << CORE_ADDR_WIDTH  # 8192: the instance's whole register space
+FRAME_BYTES = H * W  # 4096 bytes per IFMAP and OFMAP, raster order
+# Registers the kernel copies from the image into its instance on every start, in this order, and the
+# counters it writes back into the image before raising ap_done. The instance is reset at every start,
+# so the counters describe that start alone (FRAMES = n_frames; all 0 when n_frames = 0).
+IMAGE_LOADED = ("CONTROL", "ZP_CONFIG", "W", "BIAS", "MULT", "SHIFT", "MASK", "AVG")
+IMAGE_WRITTEN_BACK = ("FRAMES", "LAST_CYCLES", "LAST_MACS", "LAST_COMPUTED", "LAST_PREDICTED")
+
+
+@dataclass(frozen=True)
+class KernelArg:
+    """A kernel argument as XRT sees it: its register offset, size in bytes, and whether it is a
+    device-memory pointer (on m_axi_gmem) or a scalar."""
+
+    name: str
+    offset: int
+    size: int
+    pointer: bool
+    c_type: str
+
+
+KERNEL_ARGS: tuple[KernelArg, ...] = (
+    KernelArg("cfg", 0x10, 8, True, "void*"),
+    KernelArg("ifmap", 0x1C, 8, True, "void*"),
+    KernelArg("ofmap", 0x28, 8, True, "void*"),
+    KernelArg("n_frames", 0x34, 4, False, "unsigned int"),
+)
+KERNEL_REGISTERS: tuple[Register, ...] = (
+    Register("AP_CTRL", 0x00, "RW", 8,
+             "bit 0 ap_start (host sets; cleared when the kernel starts), bit 1 ap_done and bit 3 ap_ready "
+             "(set when a start completes, cleared by a read of AP_CTRL), bit 2 ap_idle; other bits read 0",
+             reset=0x4, fields=(Field("AP_START", 0), Field("AP_DONE", 1), Field("AP_IDLE", 2, reset=1),
+                                Field("AP_READY", 3))),
+    Register("GIE", 0x04, "RW", 1, "global interrupt enable"),
+    Register("IER", 0x08, "RW", 1, "bit 0: interrupt on ap_done"),
+    Register("ISR", 0x0C, "RW", 1, "bit 0: ap_done interrupt pending, set when a start completes while IER "
+             "bit 0 is 1 (writing 1 toggles it)"),
+    *(Register(a.name.upper(), a.offset, "RW", 32,
+               f"argument `{a.name}`: " + ("device address, low word then high word; a multiple of "
+                                          f"{BUFFER_ALIGN}" if a.pointer else "frames per start"),
+               count=a.size // 4)
+      for a in KERNEL_ARGS),
+    Register("ERROR", 0x40, "RO", 2,
+             f"errors of the last start (cleared by the next): bit 0 MISALIGNED, an address not a multiple of "
+             f"{BUFFER_ALIGN}, so the start moved no data; bit 1 BUS_ERROR, a memory response other than OKAY",
+             fields=(Field("MISALIGNED", 0), Field("BUS_ERROR", 1))),
+)  # fmt: skip
+KREG: dict[str, Register] = {r.name: r for r in KERNEL_REGISTERS}
+_check_map(KERNEL_REGISTERS, KERNEL_CONTROL_ADDR_WIDTH)
+
+
+def kernel_addr(name: str, index: int = 0) -> int:
+    """Byte address of a kernel control register (word `index` of a 64-bit argument)."""
+    try:
+        return KREG[name].addr(index)
+    except KeyError:
+        raise KeyError(f"no kernel register {name!r}; registers: {', '.join(KREG)}") from None
+
+
+def register_table(registers: tuple[Register, ...] = REGISTERS) -> str:
+    """A register map (the instance's, or the kernel's control registers) as the Markdown table
+    rtl/README.md carries."""
     lines = ["| address | name | access | bits | reset | meaning |", "|---|---|---|---|---|---|"]
-    for r in REGISTERS:
+    for r in registers:
         if r.count > 1:
             span = f"0x{r.offset:04X} + 4i, i < {r.count}"
             name = f"{r.name}[i]"
@@ -245,4 +318,6 @@ def register_table() -> str:
 
 
 if __name__ == "__main__":
-    print(register_table())
+    import sys
+
+    print(register_table(KERNEL_REGISTERS if sys.argv[1:] == ["--kernel"] else REGISTERS))

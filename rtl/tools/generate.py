@@ -23,20 +23,22 @@ GENERATED_DIR = Path(__file__).resolve().parents[1] / "generated"
 def designs() -> dict:
     """Module name -> factory of its Amaranth component."""
     from rtl.conv2d import VelcroConv2d
+    from rtl.kernel import VelcroKrnl
     from rtl.top import VelcroTop
 
-    return {"velcro_conv2d": VelcroConv2d, "velcro_top": VelcroTop}
+    return {"velcro_conv2d": VelcroConv2d, "velcro_top": VelcroTop, "velcro_krnl": VelcroKrnl}
 
 
 # Designs that instantiate another one by module name (Amaranth `Instance`): its RTLIL is read
 # along, so the file stays self-contained with a single copy of the instantiated module.
-INSTANTIATES = {"velcro_top": ["velcro_conv2d"]}
+INSTANTIATES = {"velcro_top": ["velcro_conv2d"], "velcro_krnl": ["velcro_conv2d"]}
 
 
 @functools.lru_cache(maxsize=None)
 def design_rtlil(module: str) -> str:
     """RTLIL of one design, memoised per process: converting the core takes about a minute (its
-    prediction logic works on 4096-bit vectors), and velcro_top's file needs the core's again."""
+    prediction logic works on 4096-bit vectors), and the files of velcro_top and velcro_krnl need
+    the core's again."""
     return rtlil.convert(designs()[module](), name=module, emit_src=False)
 
 

@@ -3,35 +3,42 @@
 The offline default CNN's 16-channel depthwise layer is exported (model/deploy/export.py) at several
 thresholds, in two allocations: the paper's one threshold per layer, and a balanced one with the
 same layer C but equal work per instance. For each, K validation images of the footwear task run
-through velcro_top in simulation (channel c on instance c, sim/harness/hil.py) and the forward pass is
-finished in PyTorch; model/deploy/e2e.py compares the four paths (float, float compressed, int8 golden,
-RTL) and checks every RTL output against the golden model. Throughput comes from the intervals the
-top measured, the ideal (the same work spread evenly) from model.deploy's top_speedup, the one
-formula the model uses too. The energy proxy of the top is each instance's frame events
-(model/hw/energy.py, the event model the C sweep validated against waveforms) plus static power
-over the top's interval, which the slowest instance sets. sim/reporting/end_to_end.py writes the
-Markdown section.
+through the host (host/api.py, the driver of `velcro run`) on the simulated `velcro_krnl`: channel c
+on compute unit c, every image a frame, every export and channel one unit of one simulation. The
+host checks the counters every unit wrote back into its configuration image (those of its last
+frame) against the golden model, and the forward pass is finished in PyTorch:
+model/deploy/e2e.py compares the four paths (float, float compressed, int8 golden, RTL) and checks
+every RTL output against the golden model. Every gap between a unit's frame ends (the cycles at
+which the kernel wrote each frame's last OFMAP beat to memory) must equal the cycle model's; a
+unit's interval is its last gap, and as the 16 units of a layer work side by side on a card, the
+slowest sets the layer's interval. The ideal (the same work
+spread evenly) comes from model.deploy's top_speedup, the one formula the model uses too. The energy
+proxy of the 16 units is each one's frame events (model/hw/energy.py, the event model the C sweep
+validated against waveforms) plus static power over the layer's interval. sim/reporting/end_to_end.py
+writes the Markdown section.
 
 `run_prediction_hil` runs the same layer with zero-value prediction (sim/flows/prediction.py names
-the modes) on the simulated top: the bench checks every output against the golden model and reads
-LAST_COMPUTED and LAST_PREDICTED after every frame, so the MACs skipped are the hardware's own count;
-the accuracies of every path come from `model.deploy.e2e.run_paths`.
+the modes) through the host in the same way, every output and every gap between frame ends checked
+as above. The kernel writes back the counters of a unit's last frame only, and those must equal the
+golden model's; the MACs skipped and the predictions over all frames are the golden model's counts
+for the frames the hardware reproduced bit for bit (with prediction on, the gaps, which depend on
+them, matched the cycle model's too). The accuracies of every path come from
+`model.deploy.e2e.run_paths`.
 """
 from __future__ import annotations
 
 import numpy as np
 from tqdm import tqdm
 
-from model.hw import cycles
+from host.api import LayerRun, quantized_ifmaps, run_layers
+from host.backends.sim import SimBackend
 from model.deploy import e2e
-from model.hw.energy import EnergyTable, frame_events
-from model.deploy.quantize import quantize_input
-from model.hw.golden import N_OUTPUTS
-from model.hw.spec import INSTANCES
 from model.deploy.masks import top_speedup
-from model.deploy.hw_layer import hw_layer_input
+from model.hw import cycles, golden
+from model.hw.energy import EnergyTable, frame_events
+from model.hw.golden import N_OUTPUTS
+from model.hw.spec import INSTANCES, KERNEL_NAME
 from sim.harness.runner import ROOT
-from sim.harness.hil import replay_runner, run_layer, run_layer_measured, shared_top_build
 
 TASK, K = "footwear", 32
 ROOT_WORK = ROOT / "sim_build"
@@ -50,18 +57,16 @@ def run_end_to_end(sim: str, table: EnergyTable, clock_mhz: float, context=None)
     thresholds = sorted(set(THRESHOLDS) | ({scan["chosen_threshold"]} if scan["chosen_threshold"] else set()))
     runs = [(t, a) for t in thresholds for a in ALLOCATIONS]
     exports = [ctx.export(t, a) for t, a in runs]
-    ifmaps = quantize_input(hw_layer_input(ctx.model, ctx.images), exports[0].input_scale)
-    print(f"[hil] velcro_top on {sim}: {len(runs)} runs x {INSTANCES} channels x {K} images in one simulation")
-    ofmaps, measured = run_layer(sim, [e.configs for e in exports], ifmaps, build_dir=shared_top_build(sim))
-    runner = replay_runner([e.configs for e in exports], ifmaps, ofmaps, name=f"rtl_{sim}")
+    ifmaps = layer_ifmaps(ctx)
+    print(f"[hil] {KERNEL_NAME} on {sim}: {len(runs)} runs x {INSTANCES} compute units x {K} images in one simulation")
+    layer_runs = run_layers([e.configs for e in exports], ifmaps, SimBackend(sim, work=ROOT_WORK / f"hil-{sim}"))
     rows = []
-    for (threshold, allocation), export, intervals in zip(tqdm(runs, desc="four paths per run", unit="run"),
-                                                          exports, measured.tolist()):  # fmt: skip
-        result = e2e.run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=runner)
-        computed = [cfg.computed_outputs for cfg in export.configs]
-        speed = top_speedup(computed)
-        if intervals != speed["intervals"]:
-            raise RuntimeError(f"top intervals {intervals} differ from the cycle model {speed['intervals']}")
+    for (threshold, allocation), export, run in zip(tqdm(runs, desc="four paths per run", unit="run"), exports,
+                                                    layer_runs):  # fmt: skip
+        result = e2e.run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=run.runner)
+        check_gaps(run)
+        speed = top_speedup([cfg.computed_outputs for cfg in export.configs])
+        intervals = run.intervals()
         top_interval = max(intervals)
         energy = sum(
             table.frame_energy_pj(frame_events(cfg.mask), top_interval, clock_mhz)["total"] for cfg in export.configs
@@ -86,34 +91,45 @@ def run_end_to_end(sim: str, table: EnergyTable, clock_mhz: float, context=None)
             "float_vs_int8_error": ctx.error, "uncompressed_top_energy_per_image_nj": base_energy, "rows": rows}  # fmt: skip
 
 
-
 def layer_ifmaps(ctx) -> np.ndarray:
     """The quantized IFMAPs (16, K, 64, 64) of the context's images."""
-    return quantize_input(hw_layer_input(ctx.model, ctx.images), ctx.quant.input_scale)
+    return quantized_ifmaps(ctx.model, ctx.images, ctx.quant.input_scale)
+
+
+def check_gaps(run: LayerRun) -> None:
+    """Every gap between a unit's frame ends is the cycle model's (model/hw/cycles.py)."""
+    for i, (cfg, frames, gaps) in enumerate(zip(run.configs, run.ifmaps, run.gaps().tolist())):
+        if gaps != (model := cycles.back_to_back_gaps(cfg, list(frames))):
+            raise RuntimeError(f"unit {i}: gaps between frame ends {gaps} differ from the cycle model {model}")
+
+
+def frame_counts(run: LayerRun) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs computed and predicted zero per unit and frame (16, K), as the golden model counts them
+    in the frames the hardware reproduced bit for bit."""
+    computed, predicted = np.zeros(run.ifmaps.shape[:2], dtype=np.int64), np.zeros(run.ifmaps.shape[:2], dtype=np.int64)
+    for i, (cfg, frames) in enumerate(zip(run.configs, run.ifmaps)):
+        results = [golden.frame_result(x, cfg) for x in frames]
+        computed[i] = [r.computed_outputs for r in results]
+        predicted[i] = [r.predicted_outputs for r in results]
+    return computed, predicted
 
 
 def run_prediction_hil(sim: str, ctx, threshold: float, table: EnergyTable, clock_mhz: float) -> dict:
-    """The layer in every mode of sim/flows/prediction.py on the simulated top, in one simulation."""
+    """The layer in every mode of sim/flows/prediction.py on the simulated kernel, in one simulation."""
     from sim.flows import prediction
 
     exports = prediction.mode_exports(ctx, threshold)
     ifmaps = layer_ifmaps(ctx)
-    runs = [e.configs for e in exports]
-    print(f"[hil] velcro_top on {sim}, prediction: {len(runs)} modes x {INSTANCES} channels x {K} images, "
-          "counters read after every frame")  # fmt: skip
-    measured = run_layer_measured(sim, runs, ifmaps, ROOT_WORK / f"prediction-{sim}", build_dir=shared_top_build(sim),
-                                  counters=True)  # fmt: skip
-    runner = replay_runner(runs, ifmaps, measured["ofmaps"], name=f"rtl_{sim}")
+    print(f"[hil] {KERNEL_NAME} on {sim}, prediction: {len(exports)} modes x {INSTANCES} compute units x {K} images")
+    layer_runs = run_layers([e.configs for e in exports], ifmaps, SimBackend(sim, work=ROOT_WORK / f"prediction-{sim}"))
     rows = []
-    for r, ((mode, _, pattern), export) in enumerate(zip(tqdm(prediction.MODES, desc="four paths per mode", unit="mode"),
-                                                         exports)):  # fmt: skip
-        result = e2e.run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=runner)
-        computed, predicted = measured["computed"][r], measured["predicted"][r]  # (instances, K)
+    for (mode, _, pattern), export, run in zip(tqdm(prediction.MODES, desc="four paths per mode", unit="mode"),
+                                               exports, layer_runs):  # fmt: skip
+        result = e2e.run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=run.runner)
+        check_gaps(run)
+        computed, predicted = frame_counts(run)  # (instances, K)
         outputs = computed.size * N_OUTPUTS
-        rtl_skipped = 1 - int(computed.sum()) / outputs
-        golden_skipped = result["mac_reduction"]["int8_golden"] if "mac_reduction" in result else None
-        if golden_skipped is not None and abs(rtl_skipped - golden_skipped) > 1e-12:
-            raise RuntimeError(f"{mode}: MACs skipped by the RTL {rtl_skipped} differ from the golden model's {golden_skipped}")
+        skipped = 1 - int(computed.sum()) / outputs
         rows.append({
             "mode": mode,
             "threshold": export.threshold,
@@ -121,11 +137,11 @@ def run_prediction_hil(sim: str, ctx, threshold: float, table: EnergyTable, cloc
             "zp_max_uint8": int(export.configs[0].zp_max),
             "accuracy": result["accuracy"],
             "mac_reduction": result.get("mac_reduction"),
-            "rtl_macs_skipped": rtl_skipped,
-            "rtl_macs": int(9 * computed.sum()),
-            "rtl_predicted_share": int(predicted.sum()) / outputs,
+            "macs_skipped": skipped,
+            "macs": int(9 * computed.sum()),
+            "predicted_share": int(predicted.sum()) / outputs,
             "compressed_share": float(export.saving_ratio),
-            **prediction.top_measures(export.configs, ifmaps, measured["gaps"][r], table, clock_mhz),
+            **prediction.top_measures(export.configs, ifmaps, run.gaps(), table, clock_mhz),
         })  # fmt: skip
     base = rows[0]
     for row in rows:

@@ -6,10 +6,11 @@
 2. the C sweep (sim/flows/sweep.py): throughput of one instance and of the 16-instance top, energy
    proxy and toggles -> reports/summary.md, sweep.json and PNG plots;
 3. hardware in the loop (sim/flows/end_to_end.py): the default CNN's depthwise layer computed by the
-   simulated velcro_top, accuracy of four paths, throughput and energy per threshold;
+   simulated Alveo kernel, one compute unit per channel, through the host (host/, the sim backend):
+   accuracy of four paths, throughput and energy per threshold;
 4. zero-value prediction (sim/flows/prediction.py): the hardware layer with real activations with
-   VELCRO alone, prediction alone and both, on the top (hardware in the loop: outputs, accuracy,
-   MACs skipped from the hardware's counters, throughput) and on one instance with a waveform
+   VELCRO alone, prediction alone and both, on the kernel (hardware in the loop: outputs, accuracy,
+   MACs skipped, throughput) and on one instance with a waveform
    (throughput, energy proxy, toggles), and on the C sweep's random stimulus with predicted shares of
    1/4, 1/2 and 3/4 (toggles saved per predicted output, against the sweep's line);
 5. the open Yosys resource estimate (rtl/tools/resources.py) and, when a Vivado run left one,
@@ -108,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks", choices=("velcro", "synthetic"), default="velcro",
                         help="sweep masks from VELCRO statistics (default) or a synthetic low-variance pattern")
     parser.add_argument("--hil-sim", choices=SIMULATORS, default="verilator",
-                        help="simulator of the velcro_top runs, the C sweep's and hardware in the loop's, which share "
-                             "one build (default verilator: 16 busy instances x 32 images x 6 runs take seconds "
-                             "there, minutes on Icarus)")
+                        help="simulator of the C sweep's velcro_top run and of hardware in the loop's kernel runs "
+                             "(default verilator: 16 units x 32 images x 6 runs take a minute or two there, far "
+                             "longer on Icarus)")
     args = parser.parse_args(argv)
     if args.frames < 3:
         parser.error("--frames must be at least 3 to measure a steady-state interval")

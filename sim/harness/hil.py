@@ -1,10 +1,11 @@
-"""Hardware in the loop: the default CNN's depthwise layer computed by `velcro_top` in simulation.
+"""The layer on the simulated `velcro_top`: the C sweep's top throughput and `make saif`.
 
-Channel c of the exported layer runs on instance c and every image is a frame. Runs that differ
+Channel c of a layer configuration runs on instance c and every image is a frame. Runs that differ
 only in their masks and control settings (thresholds, allocations, prediction on or off) share one
 simulation: the top is configured once and only MASK, CONTROL and ZP_CONFIG are rewritten between
-runs. The bench (sim/benches/tb_top.py::test_runs_from_file) checks every
-output against the golden model, and `model.deploy.e2e.run_paths` checks them once more on its own.
+runs. The bench (sim/benches/tb_top.py::test_runs_from_file) checks every output against the golden
+model. Hardware in the loop (sim/flows/end_to_end.py) runs through the host on the simulated
+`velcro_krnl` instead (host/api.py), the driver `velcro run` uses.
 """
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from model.hw.golden import ConvConfig
-from sim.harness.bench_files import RUN_FIELDS, write_runs
+from sim.harness.bench_files import write_runs
 from sim.harness.runner import ROOT, BenchFailed, run_bench
 
 
 def shared_top_build(sim: str, build_root: Path = ROOT / "sim_build") -> Path:
-    """The velcro_top build the flows of `make sim` share (C sweep top, hardware in the loop)."""
+    """The velcro_top build the flows of `make sim` share (the C sweep's top and its tests)."""
     return build_root / f"velcro_top-{sim}"
 
 
@@ -40,7 +41,7 @@ def run_layer_measured(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarra
     """`run_layer` with everything the bench measured: `ofmaps`, `intervals` (each run's last gap per
     instance), `gaps` (R, instances, K-1) between frame ends and, with `counters`, the LAST_COMPUTED
     and LAST_PREDICTED the bench read after every frame (`computed`, `predicted`: R, instances, K)."""
-    work = work if work is not None else ROOT / "sim_build" / f"hil-{sim}"
+    work = work if work is not None else ROOT / "sim_build" / f"top-{sim}"
     work.mkdir(parents=True, exist_ok=True)
     config_file, output_file = work / "runs.npz", work / "ofmaps.npz"
     output_file.unlink(missing_ok=True)
@@ -55,23 +56,3 @@ def run_layer_measured(sim: str, runs: list[list[ConvConfig]], ifmaps: np.ndarra
         raise BenchFailed(f"velcro_top run failed on {sim}")
     with np.load(output_file) as result:
         return {k: result[k] for k in result.files}
-
-
-def same_run_settings(a: ConvConfig, b: ConvConfig) -> bool:
-    """Equal in what runs of one bench file may differ in: the mask and the control settings."""
-    return np.array_equal(a.mask, b.mask) and all(getattr(a, f) == getattr(b, f) for f in RUN_FIELDS)
-
-
-def replay_runner(runs: list[list[ConvConfig]], simulated_ifmaps: np.ndarray, ofmaps: np.ndarray, name: str):
-    """A model.deploy.e2e LayerRunner that hands back the simulated OFMAPs of the run whose masks match."""
-
-    def rtl(configs: list[ConvConfig], ifmaps: np.ndarray) -> np.ndarray:
-        if not np.array_equal(ifmaps, simulated_ifmaps):
-            raise ValueError("these IFMAPs were not the ones simulated")
-        for run, outputs in zip(runs, ofmaps):
-            if all(same_run_settings(a, b) for a, b in zip(run, configs)):
-                return outputs
-        raise KeyError("no simulated run has these masks and control settings")
-
-    rtl.__name__ = name
-    return rtl

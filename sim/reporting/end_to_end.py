@@ -8,13 +8,14 @@ def markdown(rep: dict) -> str:
     lines = [
         "## End to end: a compressed layer computed by the RTL",
         "",
-        f"The default CNN's depthwise layer ({rep['instances']} channels, 64x64) on velcro_top ({rep['simulator']}), channel c on "
-        f"instance c, {rep['images']} validation images of the '{rep['task']}' task; every RTL output matched "
-        f"the int8 golden model. Float-vs-int8 error of the layer: RMS {err['rms']:.4f} "
+        f"The default CNN's depthwise layer ({rep['instances']} channels, 64x64) run by the host (`velcro run`'s "
+        f"driver) on the simulated velcro_krnl ({rep['simulator']}), channel c on compute unit c, {rep['images']} "
+        f"validation images of the '{rep['task']}' task; every RTL output matched the int8 golden model, and so did "
+        f"the counters every unit wrote back. Float-vs-int8 error of the layer: RMS {err['rms']:.4f} "
         f"({err['rms_lsb']:.2f} output steps), max {err['max_abs']:.3f}. Largest threshold with no accuracy "
         f"loss (per-layer, int8 path): {rep['lossless_scan']['chosen_threshold']}.",
         "",
-        "| T | allocation | layer C | model C | float | float compressed | int8 golden | RTL | top interval "
+        "| T | allocation | layer C | model C | float | float compressed | int8 golden | RTL | layer interval "
         "| images/s | speedup | ideal (equal work) | energy/image (nJ) | densities min-max |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -29,9 +30,12 @@ def markdown(rep: dict) -> str:
         )
     lines += [
         "",
-        f"Uncompressed, the top needs {rep['uncompressed_top_energy_per_image_nj']:.0f} nJ per image for this layer. "
-        "With one threshold per layer, the channels' mask densities differ widely and the slowest instance sets "
-        "the top's frame time, so the speedup stays far below 1/(1-C). The balanced allocation gives every "
+        "Layer interval: cycles per image of the slowest of the 16 units (each unit's last gap between frame ends), "
+        "which sets the pace of the 16 working side by side on a card.",
+        "",
+        f"Uncompressed, the 16 units need {rep['uncompressed_top_energy_per_image_nj']:.0f} nJ per image for this layer. "
+        "With one threshold per layer, the channels' mask densities differ widely and the slowest unit sets "
+        "the layer's frame time, so the speedup stays far below 1/(1-C). The balanced allocation gives every "
         "channel the same density at the same layer C and reaches the ideal, but its accuracy must be checked "
         "in the table: it compresses outputs that the per-layer ranking would keep.",
         "",

