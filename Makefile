@@ -25,7 +25,7 @@ FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 help:
 	@echo "make sim          generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
 	@echo "make test         the whole pytest suite: unit + cocotb on Icarus and Verilator + the slow flows"
-	@echo "make test-fast    the unit tier (no simulator, nothing over ~20 s): about 2-3 minutes on 2 cores"
+	@echo "make test-fast    the unit tier (no simulator, nothing over ~20 s): about 3-4 minutes on 2 cores"
 	@echo "make test-cocotb  the velcro_conv2d cocotb benches on Icarus and Verilator (not the slow ones)"
 	@echo "make rtl          regenerate rtl/generated/*.v from the Amaranth sources"
 	@echo "make lint         Verilator lint of the generated Verilog"
