@@ -19,6 +19,7 @@ from cocotbext.axi.axil_channels import (AxiLiteARSource, AxiLiteAWSource, AxiLi
 
 from model.hw import cycles, golden, spec
 from model.hw.golden import ConvConfig
+from model.hw.image import control_word, zp_config_word  # the register words, as the kernel's image holds them
 
 CLOCK_PS = int(os.environ.get("VELCRO_CLOCK_PS", 4000))  # SAIF runs use the U280 clock's period
 # A frame that takes far longer than the slowest one (no compression) has hung: fail, never wait.
@@ -213,19 +214,6 @@ class AxiLiteChannels:
 def zp_supported() -> bool:
     """The contract has the zero-value prediction registers (CONTROL.ZP_EN and ZP_CONFIG)."""
     return "ZP_CONFIG" in spec.REG
-
-
-def control_word(cfg: ConvConfig) -> int:
-    control = spec.REG["CONTROL"]
-    word = int(cfg.skip_en) << control.field("SKIP_EN").lsb
-    if cfg.zp_en:
-        word |= 1 << control.field("ZP_EN").lsb
-    return word
-
-
-def zp_config_word(cfg: ConvConfig) -> int:
-    reg = spec.REG["ZP_CONFIG"]
-    return (int(cfg.zp_pattern) << reg.field("PATTERN").lsb) | (int(cfg.zp_max) << reg.field("ZP_MAX").lsb)
 
 
 def unmapped_probes() -> list[int]:
