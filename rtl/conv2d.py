@@ -323,11 +323,20 @@ class VelcroConv2d(FlatPortsComponent):
         m.submodules.zp_map = zp_map
         zp_map_wr = zp_map.write_port()
         zp_map_rd = zp_map.read_port()
-        map_word = zp.predicted.word_select(map_row, len(zp_map_wr.data))
         map_write = Signal(name=self.ZP_MAP_WRITE)
         map_last = map_writing & (map_row == spec.ZP_MAP_WRITE_CYCLES - 1)
+        m.d.comb += map_write.eq(computing & map_writing)
+        # The word being written, 0 outside the writing cycles: `predicted` changes with every anchor
+        # result of phase A, and a selector (or the popcount behind it) fed from it directly would
+        # switch all through phase A (operand isolation). Constant slices, not a variable shift,
+        # so only the selected word's wires move.
+        map_word = Signal(len(zp_map_wr.data))
+        with m.If(map_write):
+            with m.Switch(map_row):
+                for row in range(spec.ZP_MAP_WRITE_CYCLES):
+                    with m.Case(row):
+                        m.d.comb += map_word.eq(zp.predicted.word_select(row, len(map_word)))
         m.d.comb += [
-            map_write.eq(computing & map_writing),
             zp_map_wr.addr.eq(compute_obuf * spec.ZP_MAP_WRITE_CYCLES + map_row),
             zp_map_wr.data.eq(map_word),
             zp_map_wr.en.eq(map_write),

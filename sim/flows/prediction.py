@@ -36,6 +36,7 @@ INSTANCE_IMAGES = 6  # frames per mode on the one instance with a waveform
 WINDOW_MARGIN_CYCLES = 4  # the activity window starts this much before the first input handshake
 CONTROL_IMAGES = 3  # random frames per run of the activity control
 CONTROL_SHARES = (0.25, 0.5, 0.75)  # predicted shares the activity control's ZP_MAX values aim at
+CONTROL_C = 0.5  # the activity control's compression row: mask density
 
 
 def mode_exports(ctx, threshold: float) -> list:
@@ -159,33 +160,43 @@ def run_activity_control(sim: str, table: EnergyTable, clock_mhz: float, seed: i
 
     On real activations the positions prediction skips have all-zero windows, which switch little even
     when computed, so whole-design toggles fall by less than the skipped share. This run separates the
-    datapath from the data: one random configuration (prediction off first, then GRID2 with the
-    ZP_MAX values that predict CONTROL_SHARES of the outputs) over the same random frames, so the
-    toggles saved per predicted output can be set against those saved per compressed output in the C
-    sweep.
+    datapath from the data: one random configuration over the same random frames, with
+      * prediction off (the reference of every ratio);
+      * compression at C = CONTROL_C (a random mask, prediction off): the toggles saved per compressed
+        output, measured in the same run;
+      * prediction on with ZP_MAX = 0, where (the configuration's outputs being almost never 0) nearly
+        nothing is predicted: what computing the anchors first costs by itself (`order_row`);
+      * GRID2 with the ZP_MAX values that predict CONTROL_SHARES of the outputs.
+    `c_slope` is a in `toggles = 1 - a·C` from the compression row; each prediction row's
+    `toggles_vs_order` is its whole-design toggles over the order row's, to be set against 1 - a·share.
     """
     rng = np.random.default_rng(seed)
     cfg = golden.random_config(rng, 0.0)
     frames = rng.integers(0, 256, size=(1, images, golden.H, golden.W), dtype=np.uint8)
     thresholds = thresholds_for_shares(cfg, list(frames[0]), CONTROL_SHARES)
-    runs = [[cfg]] + [[dataclasses.replace(cfg, zp_en=True, zp_pattern=golden.ZP_GRID2, zp_max=t)] for t in thresholds]
-    labels = ["prediction off"] + [f"GRID2, ZP_MAX = {t}" for t in thresholds]
+    mask = np.random.default_rng(seed + 1).random((golden.H, golden.W)) < CONTROL_C
+    compressed = dataclasses.replace(cfg, mask=mask, skip_en=True)
+    zp = [dataclasses.replace(cfg, zp_en=True, zp_pattern=golden.ZP_GRID2, zp_max=t) for t in (0, *thresholds)]
+    runs = [[cfg], [compressed]] + [[c] for c in zp]
+    labels = ["prediction off", f"VELCRO, C = {mask.mean():.2f}"] + [f"GRID2, ZP_MAX = {c.zp_max}" for c in zp]
     rows = measure_runs(sim, labels, runs, frames, 0, table, clock_mhz, build_root / f"prediction-control-{sim}",
                         build_root)  # fmt: skip
-    return {"simulator": sim, "seed": seed, "images": images, "rows": rows}
+    c_row, order_row = rows[1], rows[2]
+    total = lambda r: r["toggles_mac"] + r["toggles_rest"]  # noqa: E731
+    for r in rows[2:]:
+        r["toggles_vs_order"] = total(r) / total(order_row)
+    return {"simulator": sim, "seed": seed, "images": images, "rows": rows, "compression_row": 1, "order_row": 2,
+            "c_slope": (1 - c_row["toggles_total_ratio"]) / c_row["skipped_share"]}
 
 
-def toggle_slope_from_sweep(sweep_rows: list[dict], part: str = "total") -> float | None:
-    """a in `toggles / toggles at C = 0 = 1 - a·C`, least squares through the C sweep, for the whole
-    design (`part="total"`) or the MAC datapath alone (`part="mac"`)."""
-    if part not in ("total", "mac"):
-        raise ValueError(f"part {part!r}: use 'total' or 'mac'")
-    count = (lambda r: r["toggles_mac"] + r["toggles_rest"]) if part == "total" else (lambda r: r["toggles_mac"])
+def toggle_slope_from_sweep(sweep_rows: list[dict]) -> float | None:
+    """a in `whole-design toggles / toggles at C = 0 = 1 - a·C`, least squares through the C sweep."""
+    total = lambda r: r["toggles_mac"] + r["toggles_rest"]  # noqa: E731
     base = next((r for r in sweep_rows if r["C"] == 0), None)
     if base is None or len(sweep_rows) < 2:
         return None
     c = np.array([r["C"] for r in sweep_rows])
-    drop = 1 - np.array([count(r) / count(base) for r in sweep_rows])
+    drop = 1 - np.array([total(r) / total(base) for r in sweep_rows])
     return float(np.dot(c, drop) / np.dot(c, c)) if np.dot(c, c) else None
 
 

@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         with stage("prediction, activity control", "prediction-control"):
             zp_control = prediction.run_activity_control(args.sim, table, args.clock_mhz)
         zp = {"top": zp_top, "instance": zp_one, "activity_control": zp_control,
-              "sweep_toggle_slope": prediction.toggle_slope_from_sweep(sweep_rows),
-              "sweep_mac_toggle_slope": prediction.toggle_slope_from_sweep(sweep_rows, "mac")}
+              "sweep_toggle_slope": prediction.toggle_slope_from_sweep(sweep_rows)}
     except SimulatorMissing as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
