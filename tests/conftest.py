@@ -9,6 +9,9 @@ Tiers (markers registered in pyproject.toml, assigned here so the test files nee
   top's benches; a CLI evaluation on the whole validation split).
 
 `make test-cocotb` runs `cocotb and not slow`, `make test` runs every tier.
+
+Hypothesis runs the "ci" profile (derandomized, so every run draws the same examples) unless
+HYPOTHESIS_PROFILE=thorough asks for many more examples with fresh randomness.
 """
 from __future__ import annotations
 
@@ -16,8 +19,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# No example database (a failure prints its reproduction blob), and Hypothesis's own caches go to the
+# ignored .cache/ rather than a .hypothesis/ in the tree.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(ROOT / ".cache" / "hypothesis"))
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=40, database=None, print_blob=True)
+settings.register_profile("thorough", deadline=None, max_examples=1000, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Fixtures that start a simulator: a test that requests one is a `cocotb` test.
 SIMULATOR_FIXTURES = {"sim_build_root", "two_point_sweep"}

@@ -17,10 +17,16 @@ prediction configuration of every channel (ZP_CONFIG): `zp_en` (16,) bool, `zp_p
 is in the metadata (`zp_max`, with `zp_pattern` by name and `zp_max_uint8`); the uint8 value is
 ⌊zp_max / s_y⌋ clamped to 0..255 (`model.deploy.quantize.zp_max_to_uint8`). Format version 1 (no
 prediction arrays) is still read, with prediction off.
+
+Integrity: the zip container keeps a CRC-32 of every array, and `load_export` reads every member
+whole so that each CRC is checked; a truncated or corrupted file, a version it does not read, or
+metadata without the keys it needs raise `VelcroError`.
 """
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,33 +280,66 @@ _ZP_ARRAYS = {  # from format version 2
 }
 
 
+_META_KEYS = ("task", "threshold", "allocation", "float_sha256", "input_scale", "output_scale", "input_calibration",
+              "calibration_images", "seed", "float_vs_int8_error")  # fmt: skip
+_ZP_META_KEYS = ("zp_pattern", "zp_max")  # from format version 2
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the .npz, each member read whole so that its CRC-32 is checked.
+
+    `np.load` stops at an array's last byte and so can miss a damaged member, and a damaged archive
+    makes zipfile, zlib or NumPy's header parser raise any of a dozen exception types (BadZipFile,
+    zlib.error, EOFError, NotImplementedError for a garbled compression method, ...): all of them
+    mean the file is unreadable, so all become one `VelcroError`.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {
+                name.removesuffix(".npy"): np.lib.format.read_array(io.BytesIO(archive.read(name)), allow_pickle=False)
+                for name in archive.namelist()
+            }
+    except Exception as err:  # any failure here means a damaged file (see the docstring)
+        raise VelcroError(f"{path} is not a readable .npz export ({type(err).__name__}: {err}); "
+                          "recreate it with `velcro export`") from None
+
+
+def _read_meta(path: Path, meta_json: np.ndarray) -> dict:
+    """The metadata record, refused unless it is a VELCRO export's JSON object."""
+    try:
+        meta = json.loads(str(meta_json)) if meta_json.shape == () and meta_json.dtype.kind == "U" else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise VelcroError(f"{path} is not a VELCRO layer export; recreate it with `velcro export`")
+    return meta
+
+
 def load_export(path: str | Path, *, model: DefaultCNN | None = None) -> LayerExport:
     """Read an export file; with `model`, also check it was made from that model's float layer."""
     path = Path(path)
     if not path.is_file():
         raise VelcroError(f"export file {path} does not exist; create it with `velcro export --out {path}`")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as err:
-        raise VelcroError(f"{path} is not a readable .npz export ({err}); recreate it with `velcro export`") from None
+    arrays = _read_arrays(path)
     if "format_version" not in arrays or "meta_json" not in arrays:
         raise VelcroError(f"{path} is not a VELCRO layer export (no format_version); recreate it with `velcro export`")
-    version = int(arrays["format_version"])
-    if version not in READABLE_VERSIONS:
+    stored_version = arrays["format_version"]
+    if stored_version.shape != () or stored_version.dtype.kind not in "iu" or int(stored_version) not in READABLE_VERSIONS:
         raise VelcroError(
-            f"{path} has export format version {version}, this code reads versions "
+            f"{path} has export format version {stored_version.tolist()!r}, this code reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}; recreate it with `velcro export`"
         )
-    meta = json.loads(str(arrays["meta_json"]))
-    if meta.get("format") != FORMAT_NAME:
-        raise VelcroError(f"{path} is not a VELCRO layer export; recreate it with `velcro export`")
+    version = int(stored_version)
+    meta = _read_meta(path, arrays["meta_json"])
     expected = _ARRAYS | (_ZP_ARRAYS if version >= 2 else {})
     for name, (shape, dtype) in expected.items():
         a = arrays.get(name)
         if a is None or a.shape != shape or a.dtype != dtype:
             got = None if a is None else f"{a.shape} {a.dtype}"
             raise VelcroError(f"{path}: array {name!r} should be {shape} {np.dtype(dtype)}, got {got}; the file is damaged")
+    missing = [key for key in _META_KEYS + (_ZP_META_KEYS if version >= 2 else ()) if key not in meta]
+    if missing:
+        raise VelcroError(f"{path}: the metadata lacks {', '.join(missing)}; the file is damaged, recreate it with `velcro export`")
     if model is not None and meta["float_sha256"] != float_layer_sha256(model):
         raise VelcroError(
             f"{path} was exported from a different float layer (SHA-256 {meta['float_sha256'][:12]}… vs "

@@ -11,8 +11,10 @@ order) goes first, so masks are reproducible.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Sequence
 
@@ -24,6 +26,12 @@ from model.velcro.sites import SiteInfo, intercept
 from model.velcro.stats import ActivationStatistics
 
 Threshold = Fraction | None  # None: the site is left alone (not compressed, not in the ratio)
+LEFT_ALONE = "-"  # how a tuple writes a None entry
+
+
+# Largest decimal exponent a threshold may be written with: Fraction("1e-99999999") would spend
+# minutes building 10**99999999, and no threshold needs more than a few digits.
+_MAX_EXPONENT = 1000
 
 
 def _to_fraction(value) -> Fraction:
@@ -33,8 +41,14 @@ def _to_fraction(value) -> Fraction:
         if math.isnan(value) or math.isinf(value):
             raise VelcroError(f"threshold {value} is not a number; give values like 0.3 (or 30 with --percent)")
         return Fraction(repr(value))  # the decimal the user wrote, exactly
+    text = str(value).strip()
+    with contextlib.suppress(InvalidOperation):  # not a decimal ("3/10", "abc"): Fraction decides below
+        exponent = Decimal(text).as_tuple().exponent
+        if isinstance(exponent, int) and abs(exponent) > _MAX_EXPONENT:
+            raise VelcroError(f"threshold {value!r} has more digits than a threshold needs (decimal exponent "
+                              f"{exponent}); give values like 0.3 (or 30 with --percent)")
     try:
-        return Fraction(str(value).strip())
+        return Fraction(text)
     except (ValueError, ZeroDivisionError):
         raise VelcroError(f"threshold {value!r} is not a number; give values like 0.3 (or 30 with --percent)") from None
 
@@ -56,10 +70,20 @@ def parse_threshold(value, *, percent: bool = False, name: str = "threshold") ->
 
 
 def _items(values: str | Sequence) -> list:
-    """The entries of a tuple given as a sequence or a comma-separated string ("40,40,36" or "(40, 40, 36)")."""
-    if isinstance(values, str):
-        return [v for v in (p.strip() for p in values.strip().strip("()[]").split(",")) if v]
-    return list(values)
+    """The entries of a tuple given as a sequence or a comma-separated string ("40,40,36" or "(40, 40, 36)").
+
+    An empty entry ("40,,36") is refused: dropping it would shift the rest of the tuple against the layers.
+    """
+    if not isinstance(values, str):
+        return list(values)
+    text = values.strip().strip("()[]").strip()
+    if not text.strip(" ,"):  # nothing but separators: a tuple of 0 entries
+        return []
+    items = [p.strip() for p in text.split(",")]
+    if "" in items:
+        raise VelcroError(f"entry {items.index('')} of the threshold tuple {values!r} is empty; give one value "
+                          "between every two commas")
+    return items
 
 
 def check_percent_tuple(values: str | Sequence, *, name: str = "thresholds") -> None:
@@ -79,21 +103,23 @@ def parse_thresholds(values: str | Sequence, n_sites: int, *, percent: bool = Fa
     `values` is a sequence or a comma-separated string ("40,40,36" or "(40, 40, 36)"). With
     `percent` the values are the paper's percents in [0, 100), otherwise fractions in [0, 1).
     A tuple of `n_sites` entries covers every output; one of `n_sites - 1` leaves the first alone.
-    Percents that are all below 1 are refused (`check_percent_tuple`).
+    Percents that are all below 1 are refused (`check_percent_tuple`). An entry "-" leaves its output
+    alone, as `velcro search` prints it, so a printed tuple can be given back.
     """
-    fractions = [_to_fraction(v) for v in _items(values)]
+    fractions = [None if str(v).strip() == LEFT_ALONE else _to_fraction(v) for v in _items(values)]
     if not fractions:
         raise VelcroError(f"the threshold tuple has 0 entries but the model has {n_sites} activation outputs: "
                           f"give {n_sites} (one per activation output) or {n_sites - 1} (all but the first)")
     if percent:
-        check_percent_tuple(fractions, name="threshold tuple")
+        check_percent_tuple([f for f in fractions if f is not None], name="threshold tuple")
     if len(fractions) not in (n_sites, n_sites - 1):
         raise VelcroError(
             f"the threshold tuple has {len(fractions)} entries but the model has {n_sites} activation "
             f"outputs: give {n_sites} (one per activation output) or {n_sites - 1} (all but the first, "
             "as in the paper's ResNet-18 and GoogLeNet tables)"
         )
-    result: list[Threshold] = [parse_threshold(v, percent=percent, name=f"threshold {i}") for i, v in enumerate(fractions)]
+    result: list[Threshold] = [None if v is None else parse_threshold(v, percent=percent, name=f"threshold {i}")
+                               for i, v in enumerate(fractions)]  # fmt: skip
     return [None] + result if len(result) == n_sites - 1 else result
 
 

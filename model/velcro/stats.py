@@ -23,6 +23,7 @@ Lifecycle (explicit, like torch.ao's activation sparsifier):
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Iterable, Iterator
 
 import torch
@@ -162,7 +163,11 @@ class ActivationStatistics:
     def _fold(self, index: int, site: SiteInfo, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """New (mean, M2) of site `index` after this batch, computed in float64 chunk by chunk."""
         batch = out.shape[0]
-        flat = out.reshape(batch, -1)
+        flat = out.reshape(batch, math.prod(site.shape))
+        if not batch:  # an empty batch adds no image: the statistics stay as they are
+            if self.count:
+                return self.means[index], self.m2s[index]
+            return torch.zeros(flat.shape[1], dtype=torch.float64), torch.zeros(flat.shape[1], dtype=torch.float64)
         if self.count:
             shift, m2 = self.means[index], self.m2s[index]
         else:  # first batch: shift by the first image; its values are exact in float64
@@ -212,7 +217,7 @@ class ActivationStatistics:
     # ------------------------------------------------------------------ merging
     def merge(self, other: "ActivationStatistics") -> "ActivationStatistics":
         """Fold another statistics object of the same model in (Chan et al.); returns self."""
-        if not other.sites:
+        if not other.count:  # no images (never observed, or only empty batches): nothing to fold in
             return self
         if not self.sites:
             self._load(other.state_dict())

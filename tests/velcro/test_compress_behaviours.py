@@ -3,6 +3,8 @@ exact zero fraction and saving ratios (model/README.md, sections 2-4), on small 
 answers can be written down."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 import torch
 import torch.nn as nn
@@ -132,3 +134,11 @@ def test_saving_ratios_are_exact(model_and_stats):
     second = saving_ratio(stats.sites, parse_thresholds("0.25", 2), stats.total_macs)
     assert (second.saving_ratio, second.mac_weighted_ratio) == (0.25, 0.25)
     assert second.model_mac_fraction == pytest.approx(0.25 * 1944 / 2592, abs=1e-15)
+
+
+def test_a_tuple_as_search_prints_it_can_be_given_back():
+    """`velcro search` writes a left-alone output as "-"; --thresholds reads that tuple back unchanged."""
+    assert parse_thresholds("-,0.3000,0.1250", 3) == [None, Fraction(3, 10), Fraction(1, 8)]
+    assert parse_thresholds("(-, 30, 12.5)", 3, percent=True) == [None, Fraction(3, 10), Fraction(1, 8)]
+    with pytest.raises(VelcroError, match="2 entries but the model has 4"):
+        parse_thresholds("-,-", 4)
