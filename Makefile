@@ -20,7 +20,7 @@ export XDG_CACHE_HOME ?= $(abspath .cache)
 # tclsh for the Vivado scripts' dry run.
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup .system-packages-ok sim saif test test-fast test-cocotb rtl lint clean
+.PHONY: help setup .system-packages-ok sim saif test test-fast test-cocotb rtl lint clean formal
 
 help:
 	@echo "make sim          generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
@@ -29,6 +29,7 @@ help:
 	@echo "make test-cocotb  the velcro_conv2d cocotb benches on Icarus and Verilator (not the slow ones)"
 	@echo "make rtl          regenerate rtl/generated/*.v from the Amaranth sources"
 	@echo "make lint         Verilator lint of the generated Verilog"
+	@echo "make formal       SymbiYosys proofs of the AXI4-Lite, AXI4-Stream and AXI4 interfaces: reports/formal.md"
 	@echo "make saif         velcro_top switching activity per C as SAIF for Vivado (SAIF_C=\"0 0.3\")"
 	@echo "make algorithm-report | algorithm-bench | algorithm-train | algorithm-train-check | algorithm-test"
 	@echo "                  the PyTorch side: reports/algorithm/, statistics cost, checkpoint, its tests"
@@ -75,6 +76,10 @@ sim: setup
 SAIF_C ?= 0 0.3
 saif: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.saif $(SAIF_C)
+
+# Reliability (rtl/README.md, section 10): SymbiYosys proofs of the bus interfaces.
+formal: setup
+	$(PY) -m formal.run
 
 # Tiers (markers assigned in tests/conftest.py): test = everything, with no skips.
 test: setup

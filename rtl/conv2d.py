@@ -4,7 +4,7 @@ Three stages run concurrently on consecutive frames (two IFMAP slots, three OFMA
 
     load    (512 beats)  s_axis -> IFMAP buffer slot
     compute (c cycles)   mask scanner -> window read -> MAC/requant -> OFMAP buffer slot
-    drain   (512 beats)  OFMAP buffer slot, mask and averages -> output FIFO -> m_axis
+    drain   (512 beats)  OFMAP buffer slot, mask and averages -> output FIFO -> m_axis (drain.py)
 
 Only computed outputs enter the compute stage, one per cycle; compressed outputs take their value
 from the AVG memory while the frame drains, so they cost neither cycles nor MACs. With CONTROL.ZP_EN
@@ -23,6 +23,7 @@ from model.hw import spec
 from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, N_OUTPUTS, PIXELS_PER_BEAT, REG, TAPS, W
 from rtl import registers
 from rtl.axil import AxiLiteRegisterBus
+from rtl.drain import Drain
 from rtl.ifmap_buffer import IfmapWindowBuffer
 from rtl.interfaces import AxiLiteSignature, AxiStreamSignature, FlatPortsComponent
 from rtl.mac_requant import MacRequant
@@ -34,7 +35,6 @@ COUNT_BITS = N_OUTPUTS.bit_length()  # 0..4096 outputs
 X_BITS = (W - 1).bit_length()
 LANE_BITS = (PIXELS_PER_BEAT - 1).bit_length()  # pixel position inside a beat
 GROUPS_PER_MASK_WORD = 32 // PIXELS_PER_BEAT  # a MASK word covers 4 beats (mask bytes)
-OUTPUT_FIFO_DEPTH = 4
 # An OFMAP slot is held from compute start to the end of its drain (about c + 520 cycles). With three
 # slots that occupancy never limits the frame interval below max(512, c + 3); with two it would
 # for c just above 500.
@@ -56,10 +56,10 @@ class VelcroConv2d(FlatPortsComponent):
 
     # Names this design gives the parts the energy proxy watches. `elaborate` uses them, and
     # `ACTIVITY_PROBES` is built from them, so a rename happens here and nowhere else.
-    MAC, IFMAP, SCANNER = "mac", "ifmap", "scanner"  # submodule instance names
-    DRAIN_READ = "drain_read"  # high in a cycle the drain reads one OFMAP, one MASK and two AVG words
+    MAC, IFMAP, SCANNER, DRAIN = "mac", "ifmap", "scanner", "drain"  # submodule instance names
+    DRAIN_READ = f"{DRAIN}.mem_read"  # high in a cycle the drain reads one OFMAP, one MASK and two AVG words
     ZP_MAP_WRITE = "zp_map_write"  # a ZP frame writes 4 rows of its predicted-zero map (16 per frame)
-    ZP_MAP_READ = "zp_map_read"  # the drain of a ZP frame reads the predicted-zero map (one per beat)
+    ZP_MAP_READ = f"{DRAIN}.map_read"  # the drain of a ZP frame reads the predicted-zero map (one per beat)
     # Energy event -> [(signal path under the instance, events per cycle the signal is high)]; the
     # events are those of model/hw/energy_table.toml and model.hw.energy.frame_events.
     ACTIVITY_PROBES = {
@@ -415,61 +415,30 @@ class VelcroConv2d(FlatPortsComponent):
             m.d.sync += obuf_ready.bit_select(marker_slot, 1).eq(1)
 
         # ------------------------------------------------------------ drain stage
-        m.submodules.out_fifo = out_fifo = SyncFIFO(width=spec.BEAT_BITS + 1, depth=OUTPUT_FIFO_DEPTH)
-        drain_slot = Signal(range(OBUF_SLOTS))
-        drain_beat = Signal(range(BEATS_PER_FRAME))
-        read_pending = Signal()  # a beat's memories were read last cycle: push it now
-        pending_last = Signal()
-        pending_lane = Signal(range(GROUPS_PER_MASK_WORD))  # mask byte of the beat in its MASK word
-        map_beats = len(zp_map_rd.data) // PIXELS_PER_BEAT  # beats per word of the predicted-zero map
-        pending_map_lane = Signal(range(map_beats))
-        pending_zp = Signal()
-        map_read = Signal(name=self.ZP_MAP_READ)
-        credit = out_fifo.level + read_pending < OUTPUT_FIFO_DEPTH
-        drain_read = Signal(name=self.DRAIN_READ)  # one OFMAP word, one MASK word, two AVG words
-        m.d.comb += drain_read.eq(obuf_ready.bit_select(drain_slot, 1) & credit)
+        m.submodules[self.DRAIN] = drain = Drain(OBUF_SLOTS, len(mask_rd_drain.data), len(zp_map_rd.data))
         m.d.comb += [
-            obuf_rd.addr.eq(Cat(drain_beat, drain_slot)),
-            obuf_rd.en.eq(drain_read),
-            mask_rd_drain.addr.eq(drain_beat[len(pending_lane):]),
-            mask_rd_drain.en.eq(drain_read),
-            map_read.eq(drain_read & slot_zp.bit_select(drain_slot, 1)),
-            zp_map_rd.addr.eq(drain_slot * spec.ZP_MAP_WRITE_CYCLES + drain_beat[len(pending_map_lane):]),
-            zp_map_rd.en.eq(map_read),
+            drain.skip_en.eq(skip_en),
+            drain.slot_ready.eq(obuf_ready),
+            drain.slot_zp.eq(slot_zp),
+            obuf_rd.addr.eq(Cat(drain.beat, drain.slot)),
+            obuf_rd.en.eq(drain.mem_read),
+            mask_rd_drain.addr.eq(drain.mask_addr),
+            mask_rd_drain.en.eq(drain.mem_read),
+            zp_map_rd.addr.eq(drain.slot * spec.ZP_MAP_WRITE_CYCLES + drain.map_addr),
+            zp_map_rd.en.eq(drain.map_read),
+            drain.obuf_data.eq(obuf_rd.data),
+            drain.mask_data.eq(mask_rd_drain.data),
+            drain.avg_data.eq(Cat(avg_rd_drain[0].data, avg_rd_drain[1].data)),
+            drain.map_data.eq(zp_map_rd.data),
         ]
         for half in range(2):
-            m.d.comb += [avg_rd_drain[half].addr.eq(drain_beat), avg_rd_drain[half].en.eq(drain_read)]
-        m.d.sync += read_pending.eq(drain_read)
-        with m.If(drain_read):
+            m.d.comb += [avg_rd_drain[half].addr.eq(drain.beat), avg_rd_drain[half].en.eq(drain.mem_read)]
+        with m.If(drain.release):
             m.d.sync += [
-                pending_last.eq(drain_beat == BEATS_PER_FRAME - 1),
-                pending_lane.eq(drain_beat[: len(pending_lane)]),
-                pending_map_lane.eq(drain_beat[: len(pending_map_lane)]),
-                pending_zp.eq(slot_zp.bit_select(drain_slot, 1)),
+                obuf_ready.bit_select(drain.slot, 1).eq(0),
+                obuf_busy.bit_select(drain.slot, 1).eq(0),
             ]
-            with m.If(drain_beat == BEATS_PER_FRAME - 1):
-                m.d.sync += [
-                    drain_beat.eq(0),
-                    drain_slot.eq(_next_slot(drain_slot)),
-                    obuf_ready.bit_select(drain_slot, 1).eq(0),
-                    obuf_busy.bit_select(drain_slot, 1).eq(0),
-                ]
-            with m.Else():
-                m.d.sync += drain_beat.eq(drain_beat + 1)
-        compressed = mask_rd_drain.data.word_select(pending_lane, 8) & skip_en.replicate(8)
-        averages = Cat(avg_rd_drain[0].data, avg_rd_drain[1].data)
-        predicted = zp_map_rd.data.word_select(pending_map_lane, PIXELS_PER_BEAT) & pending_zp.replicate(8)
-        pixels = [
-            Mux(compressed[p], averages[8 * p : 8 * p + 8], Mux(predicted[p], 0, obuf_rd.data[8 * p : 8 * p + 8]))
-            for p in range(PIXELS_PER_BEAT)
-        ]
-        m.d.comb += [out_fifo.w_en.eq(read_pending), out_fifo.w_data.eq(Cat(*pixels, pending_last))]
-        m.d.comb += [
-            self.m_axis_tvalid.eq(out_fifo.r_rdy),
-            self.m_axis_tdata.eq(out_fifo.r_data[: spec.BEAT_BITS]),
-            self.m_axis_tlast.eq(out_fifo.r_data[spec.BEAT_BITS]),
-            out_fifo.r_en.eq(self.m_axis_tready),
-        ]
+        wiring.connect(m, drain.m_axis, wiring.flipped(self.m_axis))
         with m.If(self.m_axis_tvalid & self.m_axis_tready & self.m_axis_tlast):
             m.d.comb += [frame_emitted.eq(1), start_queue.r_en.eq(1), count_queue.r_en.eq(1)]
             m.d.sync += [

@@ -1,0 +1,491 @@
+"""Formal properties of the three AXI4-Lite subordinates: `AxiLiteRegisterBus` (an instance's front
+end), `AxiLiteBridge` (velcro_top's fan-out) and `KernelControl` (velcro_krnl's s_axi_control).
+
+Every harness puts the design under a free manager that only obeys the AXI4-Lite rules (VALID held
+with a stable payload until READY), and the bridge over free targets that obey them too. The
+properties are what rtl/README.md sections 4 and 9 promise: every VALID the design drives is held
+with a stable payload until READY; one B per accepted AW+W pair and one R per accepted AR, none
+without a request, all OKAY; the latencies of `spec.AXIL_*` and `spec.BRIDGE_LATENCY`; unmapped
+addresses and instance-less selections read 0 and ignore writes. A mutation (BVALID dropped while
+BREADY is low) shows the rules are strong enough to catch a broken subordinate.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cover
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from formal.job import FormalJob, out_of_reset
+from model.hw import spec
+from rtl.axil import AxiLiteBridge, AxiLiteRegisterBus
+from rtl.interfaces import AxiLiteSignature
+from rtl.kernel_control import KernelControl
+
+OKAY = 0
+REGISTER_BUS_ADDR_WIDTH = 4  # the register bus is parametric in its address width: 4 bits (4 words) suffice
+BRIDGE_TARGETS, BRIDGE_TARGET_ADDR_WIDTH, BRIDGE_SELECT_BITS = 2, 3, 2  # 2 targets + 2 holes (selections 2, 3)
+BRIDGE_BMC_DEPTH = 10  # 3 requests outstanding at a target, one more held for another, then the switch
+
+
+# ---------------------------------------------------------------- rules shared by the harnesses
+def any_of(values):
+    """OR of Amaranth values (0 when there are none)."""
+    result = 0
+    for value in values:
+        result = result | value
+    return result
+
+
+def hold_until_ready(m, check, valid, ready, payload, what: str) -> None:
+    """`check` (Assume or Assert): once VALID is high it stays high, payload unchanged, until READY."""
+    payload = Cat(*payload)
+    waited, last = Signal(name=f"{what}_waited"), Signal.like(payload, name=f"{what}_last")
+    m.d.sync += [waited.eq(valid & ~ready), last.eq(payload)]
+    m.d.comb += check(~waited | (valid & (payload == last)), f"{what}: VALID held, payload stable, until READY")
+
+
+class Ledger:
+    """Outstanding transactions on one AXI4-Lite port, counted from its handshakes.
+
+    `writes_owed`: AW+W pairs accepted whose B was not yet taken; `aw_only`/`w_only`: an AW (W)
+    accepted whose partner has not come yet; `reads_owed`: ARs whose R was not yet taken. All count
+    handshakes of earlier cycles. The design behind `bus` is the subordinate when `dut_answers`
+    (its responses are asserted, the manager's requests assumed) and the manager otherwise.
+    """
+
+    def __init__(self, m, bus, name: str, *, dut_answers: bool, max_writes: int, max_reads: int):
+        requests, responses = (Assume, Assert) if dut_answers else (Assert, Assume)
+        self.aw_hs, self.w_hs = bus.awvalid & bus.awready, bus.wvalid & bus.wready
+        self.b_hs, self.ar_hs, self.r_hs = bus.bvalid & bus.bready, bus.arvalid & bus.arready, bus.rvalid & bus.rready
+        self.aw_only, self.w_only = Signal(2, name=f"{name}_aw_only"), Signal(2, name=f"{name}_w_only")
+        self.writes_owed = Signal(range(max_writes + 2), name=f"{name}_writes_owed")
+        self.reads_owed = Signal(range(max_reads + 2), name=f"{name}_reads_owed")
+        aw_total, w_total = self.aw_only + self.aw_hs, self.w_only + self.w_hs
+        self.pair = (aw_total != 0) & (w_total != 0)  # a pair completes in this cycle
+        m.d.sync += [
+            self.aw_only.eq(aw_total - self.pair),
+            self.w_only.eq(w_total - self.pair),
+            self.writes_owed.eq(self.writes_owed + self.pair - self.b_hs),
+            self.reads_owed.eq(self.reads_owed + self.ar_hs - self.r_hs),
+        ]
+        hold_until_ready(m, requests, bus.awvalid, bus.awready, [bus.awaddr], f"{name}_aw")
+        hold_until_ready(m, requests, bus.wvalid, bus.wready, [bus.wdata, bus.wstrb], f"{name}_w")
+        hold_until_ready(m, requests, bus.arvalid, bus.arready, [bus.araddr], f"{name}_ar")
+        hold_until_ready(m, responses, bus.bvalid, bus.bready, [bus.bresp], f"{name}_b")
+        hold_until_ready(m, responses, bus.rvalid, bus.rready, [bus.rdata, bus.rresp], f"{name}_r")
+        m.d.comb += [
+            responses(~bus.bvalid | (self.writes_owed != 0), f"{name}: no B without an accepted AW+W pair"),
+            responses(~bus.rvalid | (self.reads_owed != 0), f"{name}: no R without an accepted AR"),
+            responses(~bus.bvalid | (bus.bresp == OKAY), f"{name}: BRESP is OKAY"),
+            responses(~bus.rvalid | (bus.rresp == OKAY), f"{name}: RRESP is OKAY"),
+            Assert(self.writes_owed <= max_writes, f"{name}: at most {max_writes} writes outstanding"),
+            Assert(self.reads_owed <= max_reads, f"{name}: at most {max_reads} reads outstanding"),
+            Assert((self.aw_only <= 1) & (self.w_only <= 1) & ((self.aw_only == 0) | (self.w_only == 0)),
+                   f"{name}: at most one AW or one W waits for its partner"),
+        ]  # fmt: skip
+
+    def response_latency(self, m, bus, write_latency: int, read_latency: int, name: str) -> None:
+        """While a response is owed, its VALID is low for fewer than `latency` cycles in a row.
+
+        Counted from the handshake that completes the request, or from the previous response's
+        handshake on that channel, so the bound holds whatever the manager does with BREADY/RREADY.
+        """
+        for owed, valid, latency, channel in ((self.writes_owed, bus.bvalid, write_latency, "B"),
+                                              (self.reads_owed, bus.rvalid, read_latency, "R")):
+            waiting = Signal(range(latency + 1), name=f"{name}_{channel}_waiting")
+            now = Mux((owed != 0) & ~valid, waiting + 1, 0)
+            m.d.sync += waiting.eq(now)
+            m.d.comb += Assert(now < latency, f"{name}: {channel}VALID within {latency} cycle(s) of being owed")
+
+
+class SelectionQueue:
+    """The address selections of outstanding requests in bus order (pushed at the request's
+    handshake, popped at its response's): `head` is the oldest, whose response the bus owes next."""
+
+    def __init__(self, m, depth: int, width: int, push, value, pop, name: str):
+        self.items = [Signal(width, name=f"{name}_{i}") for i in range(depth)]
+        self.count = Signal(range(depth + 2), name=f"{name}_count")
+        self.head = self.items[0]
+        slot = self.count - pop
+        for i, item in enumerate(self.items):
+            shifted = Mux(pop, self.items[i + 1] if i + 1 < depth else 0, item)
+            m.d.sync += item.eq(Mux(push & (slot == i), value, shifted))
+        m.d.sync += self.count.eq(self.count + push - pop)
+        m.d.comb += Assert(self.count <= depth, f"{name}: at most {depth} requests outstanding")
+
+
+# ---------------------------------------------------------------- (a) AxiLiteRegisterBus
+class BvalidDroppedWhileStalled(AxiLiteRegisterBus):
+    """Mutation: an `AxiLiteRegisterBus` whose BVALID falls after one cycle with BREADY low (illegal)."""
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = AxiLiteRegisterBus(self.addr_width)
+        stalled = Signal()  # BVALID was shown and not taken in the previous cycle
+        for name in self.signature.members:
+            if name != "axil":
+                outer, nested = getattr(self, name), getattr(inner, name)
+                m.d.comb += nested.eq(outer) if name == "rd_data" else outer.eq(nested)
+        for name, member in self.axil.signature.members.items():
+            outer, nested = getattr(self.axil, name), getattr(inner.axil, name)
+            if name != "bvalid":
+                m.d.comb += nested.eq(outer) if member.flow == In else outer.eq(nested)
+        m.d.comb += self.axil.bvalid.eq(inner.axil.bvalid & ~stalled)
+        m.d.sync += stalled.eq(self.axil.bvalid & ~self.axil.bready)
+        return m
+
+
+class RegisterBusHarness(wiring.Component):
+    """`AxiLiteRegisterBus` (4-bit addresses) under a free manager, with free register read data."""
+
+    def __init__(self, dut_class=AxiLiteRegisterBus):
+        self.dut_class = dut_class
+        super().__init__({"bus": In(AxiLiteSignature(REGISTER_BUS_ADDR_WIDTH)), "rd_data": In(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        out_of_reset(m)
+        m.submodules.dut = dut = self.dut_class(REGISTER_BUS_ADDR_WIDTH)
+        wiring.connect(m, wiring.flipped(self.bus), dut.axil)
+        m.d.comb += dut.rd_data.eq(self.rd_data)
+        bus = self.bus
+        ledger = Ledger(m, bus, "bus", dut_answers=True, max_writes=2, max_reads=1)
+        ledger.response_latency(m, bus, spec.AXIL_WRITE_LATENCY, spec.AXIL_READ_LATENCY, "bus")
+
+        # Writes: the strobe performs the oldest accepted AW and W, once, as soon as the B channel is free.
+        aw_waiting, w_waiting = Signal(), Signal()  # accepted, not yet performed
+        aw_addr, w_data, w_strb = Signal.like(bus.awaddr), Signal.like(bus.wdata), Signal.like(bus.wstrb)
+        aw_there, w_there = aw_waiting | ledger.aw_hs, w_waiting | ledger.w_hs
+        performed = Signal()  # a write was performed and its B not yet taken
+        b_free = ~bus.bvalid | bus.bready
+        with m.If(ledger.aw_hs):
+            m.d.sync += aw_addr.eq(bus.awaddr)
+        with m.If(ledger.w_hs):
+            m.d.sync += [w_data.eq(bus.wdata), w_strb.eq(bus.wstrb)]
+        m.d.sync += [
+            aw_waiting.eq(aw_there & ~dut.wr_stb),
+            w_waiting.eq(w_there & ~dut.wr_stb),
+            performed.eq(dut.wr_stb | (performed & ~ledger.b_hs)),
+        ]
+        m.d.comb += [
+            Assert(~dut.wr_stb | (aw_there & w_there), "wr_stb only for an accepted, unperformed AW and W"),
+            Assert(dut.wr_stb == (aw_there & w_there & b_free),
+                   "the write is performed as soon as AW and W are both there and the B channel is free"),
+            Assert(~aw_waiting | (dut.wr_addr == aw_addr), "wr_addr is the held AW's address"),
+            Assert(aw_waiting | ~ledger.aw_hs | (dut.wr_addr == bus.awaddr), "wr_addr is the AW being accepted"),
+            Assert(~w_waiting | ((dut.wr_data == w_data) & (dut.wr_strb == w_strb)),
+                   "wr_data/wr_strb are the held W's"),
+            Assert(w_waiting | ~ledger.w_hs | ((dut.wr_data == bus.wdata) & (dut.wr_strb == bus.wstrb)),
+                   "wr_data/wr_strb are the W being accepted"),
+            Assert(ledger.writes_owed == performed + (aw_waiting & w_waiting),
+                   "every owed pair is either answered on B or parked whole in the holding registers"),
+            Assert((ledger.aw_only == (aw_waiting & ~w_waiting)) & (ledger.w_only == (w_waiting & ~aw_waiting)),
+                   "an AW (W) without its partner is held, not lost"),
+            Assert(bus.bvalid == performed, f"BVALID exactly from {spec.AXIL_WRITE_LATENCY} cycle after the write "
+                                            "is performed until BREADY"),
+            Assert(bus.awready == ~aw_waiting, "AWREADY whenever no accepted AW waits"),
+            Assert(bus.wready == ~w_waiting, "WREADY whenever no accepted W waits"),
+        ]  # fmt: skip
+
+        # Reads: rd_stb on the AR handshake, RVALID READ_LATENCY cycles later with the next cycle's rd_data.
+        strobed, data_due = Signal(), Signal()
+        expected = Signal.like(bus.rdata)
+        m.d.sync += strobed.eq(dut.rd_stb)
+        with m.If(strobed):
+            m.d.sync += expected.eq(self.rd_data)
+        m.d.sync += data_due.eq(strobed | (data_due & ~ledger.r_hs))
+        m.d.comb += [
+            Assert(dut.rd_stb == ledger.ar_hs, "rd_stb exactly on the AR handshake"),
+            Assert(~dut.rd_stb | (dut.rd_addr == bus.araddr), "rd_addr is the AR's address"),
+            Assert(bus.rvalid == data_due,
+                   f"RVALID exactly from {spec.AXIL_READ_LATENCY} cycles after AR until RREADY"),
+            Assert(~bus.rvalid | (bus.rdata == expected), "RDATA is rd_data of the cycle after rd_stb"),
+            Assert(bus.arready == (ledger.reads_owed == 0), "ARREADY exactly when no read is owed (one at a time)"),
+        ]  # fmt: skip
+
+        b_taken_before = Signal()
+        m.d.sync += b_taken_before.eq(ledger.b_hs)
+        m.d.comb += [
+            Cover(ledger.b_hs, "a write completes"),
+            Cover(ledger.r_hs, "a read completes"),
+            Cover(ledger.b_hs & b_taken_before, "back-to-back writes, one per cycle"),
+            Cover(ledger.aw_only == 1, "AW before W"),
+            Cover(ledger.w_only == 1, "W before AW"),
+            Cover(ledger.writes_owed == 2, "two writes owed with BREADY low"),
+            Cover(ledger.r_hs & (bus.rdata == 0xC0FFEE01), "a read returns the register's data"),
+        ]
+        return m
+
+
+REGISTER_BUS_PROPERTIES = (
+    "manager assumed legal: AWVALID/WVALID/ARVALID held with stable payload until READY",
+    "BVALID and RVALID held with stable BRESP/RDATA/RRESP until READY; BRESP = RRESP = OKAY",
+    "no B without an accepted AW+W pair, no R without an accepted AR; at most 2 writes and 1 read owed",
+    f"B owed -> BVALID within {spec.AXIL_WRITE_LATENCY} cycle, R owed -> RVALID within "
+    f"{spec.AXIL_READ_LATENCY} cycles (AXIL_*_LATENCY), from the request or the previous response",
+    "wr_stb once per accepted AW+W pair, with its address, data and strobes, as soon as the B channel is free",
+    "AWREADY/WREADY exactly when nothing waits in the holding register (one write per cycle)",
+    "rd_stb exactly on the AR handshake with its address; RDATA = rd_data of the next cycle",
+    "4-bit addresses (the component is parametric in the address width)",
+)
+
+
+# ---------------------------------------------------------------- (b) AxiLiteBridge
+class BridgeHarness(wiring.Component):
+    """`AxiLiteBridge` with 2 targets of 3-bit addresses, 2 select bits (selections 2 and 3 are holes),
+    a free manager and free AXI-legal targets that always answer OKAY (velcro_conv2d does).
+
+    The bridge's write and read paths share no state, so each job exercises one `direction` with
+    the other's VALIDs held low: two halves are far cheaper for the solver than the whole.
+    """
+
+    def __init__(self, direction: str):
+        if direction not in ("write", "read"):
+            raise ValueError(f"direction must be 'write' or 'read', got {direction!r}")
+        self.direction = direction
+        bus_width = BRIDGE_TARGET_ADDR_WIDTH + BRIDGE_SELECT_BITS
+        target = AxiLiteSignature(BRIDGE_TARGET_ADDR_WIDTH)
+        super().__init__({"bus": In(AxiLiteSignature(bus_width)), "targets": Out(target).array(BRIDGE_TARGETS)})
+
+    def elaborate(self, platform):
+        m = Module()
+        out_of_reset(m)
+        n, low, limit = BRIDGE_TARGETS, BRIDGE_TARGET_ADDR_WIDTH, AxiLiteBridge.MAX_OUTSTANDING
+        m.submodules.dut = dut = AxiLiteBridge(n, low, BRIDGE_SELECT_BITS)
+        wiring.connect(m, wiring.flipped(self.bus), dut.bus)
+        for ours, theirs in zip(self.targets, dut.targets):
+            wiring.connect(m, theirs, wiring.flipped(ours))
+        bus, targets = self.bus, self.targets
+        owed_at_bus = limit + 1  # `limit` issued to one target plus one in the request register
+        ledger = Ledger(m, bus, "bus", dut_answers=True, max_writes=owed_at_bus, max_reads=owed_at_bus)
+        at = [Ledger(m, t, f"t{i}", dut_answers=False, max_writes=limit, max_reads=limit)
+              for i, t in enumerate(targets)]
+        writes = self.direction == "write"
+        m.d.comb += [
+            Assume(~bus.arvalid if writes else ~(bus.awvalid | bus.wvalid)),
+            Assert(ledger.aw_hs == ledger.w_hs, "AW and W are accepted together"),
+        ]
+
+        w_sel, r_sel = bus.awaddr[low:], bus.araddr[low:]
+        wq = SelectionQueue(m, owed_at_bus, BRIDGE_SELECT_BITS, ledger.aw_hs, w_sel, ledger.b_hs, "write_queue")
+        rq = SelectionQueue(m, owed_at_bus, BRIDGE_SELECT_BITS, ledger.ar_hs, r_sel, ledger.r_hs, "read_queue")
+        m.d.comb += [
+            Assert(wq.count == ledger.writes_owed, "write queue tracks the owed writes"),
+            Assert(rq.count == ledger.reads_owed, "read queue tracks the owed reads"),
+            Assert(sum((a.writes_owed != 0) for a in at) <= 1, "at most one target owes B responses"),
+            Assert(sum((a.reads_owed != 0) for a in at) <= 1, "at most one target owes R responses"),
+        ]
+
+        # The newest request, until every half of it has reached its target (never, for a hole).
+        fw_sel, fw_addr = Signal(BRIDGE_SELECT_BITS), Signal(low)
+        fw_data, fw_strb = Signal.like(bus.wdata), Signal.like(bus.wstrb)
+        aw_todo, w_todo = Signal(), Signal()
+        fr_sel, fr_addr, ar_todo = Signal(BRIDGE_SELECT_BITS), Signal(low), Signal()
+        aw_to = [t.awvalid & t.awready for t in targets]
+        w_to = [t.wvalid & t.wready for t in targets]
+        ar_to = [t.arvalid & t.arready for t in targets]
+        aw_left, w_left, ar_left = aw_todo & ~any_of(aw_to), w_todo & ~any_of(w_to), ar_todo & ~any_of(ar_to)
+        m.d.sync += [aw_todo.eq(aw_left), w_todo.eq(w_left), ar_todo.eq(ar_left)]
+        with m.If(ledger.aw_hs):
+            m.d.sync += [fw_sel.eq(w_sel), fw_addr.eq(bus.awaddr[:low]), fw_data.eq(bus.wdata), fw_strb.eq(bus.wstrb),
+                         aw_todo.eq(w_sel < n), w_todo.eq(w_sel < n)]  # fmt: skip
+        with m.If(ledger.ar_hs):
+            m.d.sync += [fr_sel.eq(r_sel), fr_addr.eq(bus.araddr[:low]), ar_todo.eq(r_sel < n)]
+        m.d.comb += [
+            Assert(~ledger.aw_hs | ~(aw_left | w_left), "a write enters only once the previous one has left"),
+            Assert(~ledger.ar_hs | ~ar_left, "a read enters only once the previous one has left"),
+        ]
+        for i, t in enumerate(targets):
+            m.d.comb += [
+                Assert(~aw_to[i] | (aw_todo & (fw_sel == i) & (t.awaddr == fw_addr)),
+                       "a target's AW is the pending write's, to its own selection, once"),
+                Assert(~w_to[i] | (w_todo & (fw_sel == i) & (t.wdata == fw_data) & (t.wstrb == fw_strb)),
+                       "a target's W is the pending write's data and strobes, to its own selection, once"),
+                Assert(~ar_to[i] | (ar_todo & (fr_sel == i) & (t.araddr == fr_addr)),
+                       "a target's AR is the pending read's, to its own selection, once"),
+                Assert(~(t.bvalid & t.bready) | ((wq.head == i) & ledger.b_hs),
+                       "a target's B goes to the bus, in order"),
+                Assert(~(t.rvalid & t.rready) | ((rq.head == i) & ledger.r_hs),
+                       "a target's R goes to the bus, in order"),
+                Assert((wq.count == 0) | (wq.head != i) | (bus.bvalid == t.bvalid),
+                       "BVALID is the owing target's BVALID"),
+                Assert((rq.count == 0) | (rq.head != i) | (bus.rvalid == t.rvalid),
+                       "RVALID is the owing target's RVALID"),
+                Assert(~bus.rvalid | (rq.head != i) | (bus.rdata == t.rdata), "RDATA is the owing target's RDATA"),
+            ]  # fmt: skip
+            # No needless stall: a pending request goes out unless another selection (or `limit`) is owed.
+            w_clear = (wq.count == 1) | ((wq.head == i) & (wq.count <= limit))
+            r_clear = (rq.count == 1) | ((rq.head == i) & (rq.count <= limit))
+            m.d.comb += [
+                Assert(~(fw_sel == i) | ~w_clear | ((~aw_todo | t.awvalid) & (~w_todo | t.wvalid)),
+                       "a pending write is presented unless another selection owes B or 3 are owed"),
+                Assert(~(fr_sel == i) | ~r_clear | ~ar_todo | t.arvalid,
+                       "a pending read is presented unless another selection owes R or 3 are owed"),
+            ]
+        m.d.comb += Assert(~bus.rvalid | (rq.head < n) | (bus.rdata == 0), "a hole reads 0")
+
+        # Latency: BRIDGE_LATENCY cycle to the target when nothing else is owed; holes answer within
+        # BRIDGE_LATENCY + 1 cycles of becoming the oldest request.
+        fresh_w, fresh_r = Signal(), Signal()  # the previous cycle accepted a request with nothing owed
+        m.d.sync += [fresh_w.eq(ledger.aw_hs & (wq.count == 0)), fresh_r.eq(ledger.ar_hs & (rq.count == 0))]
+        for i, t in enumerate(targets):
+            m.d.comb += [
+                Assert(~fresh_w | (fw_sel != i) | (t.awvalid & t.wvalid),
+                       f"a write reaches its target {spec.BRIDGE_LATENCY} cycle after its handshake"),
+                Assert(~fresh_r | (fr_sel != i) | t.arvalid,
+                       f"a read reaches its target {spec.BRIDGE_LATENCY} cycle after its handshake"),
+            ]
+        hole_wait = spec.BRIDGE_LATENCY + 1  # the request register, then the hole's response register
+        for queue, valid, channel in ((wq, bus.bvalid, "B"), (rq, bus.rvalid, "R")):
+            waiting = Signal(range(hole_wait + 1), name=f"hole_{channel}_waiting")
+            now = Mux((queue.count != 0) & (queue.head >= n) & ~valid, waiting + 1, 0)
+            m.d.sync += waiting.eq(now)
+            m.d.comb += Assert(now < hole_wait,
+                               f"a hole's {channel} comes within {hole_wait} cycles of it being the oldest")
+
+        hole = (1 << BRIDGE_SELECT_BITS) - 1
+        if writes:
+            m.d.comb += [
+                Cover(ledger.b_hs & (wq.head == 1), "a write through target 1 completes"),
+                Cover(ledger.b_hs & (wq.head == hole), "a write to the hole completes"),
+                Cover(at[0].writes_owed == limit, "3 writes outstanding at one target"),
+                Cover((wq.count == 2) & (wq.head == 0) & (fw_sel == 1) & aw_todo,
+                      "a write waits for another target's B"),
+                Cover(ledger.b_hs & (wq.count == 2) & (wq.head != fw_sel) & aw_todo,
+                      "a write to another target is pending as the last B of the previous one is taken"),
+            ]
+        else:
+            m.d.comb += [
+                Cover(ledger.r_hs & (rq.head == 1) & (bus.rdata == 0x5A5A5A5A), "a read through target 1 completes"),
+                Cover(ledger.r_hs & (rq.head == hole), "a read of the hole completes"),
+                Cover(at[1].reads_owed == limit, "3 reads outstanding at one target"),
+                Cover(ledger.r_hs & (rq.count == 2) & (rq.head != fr_sel) & ar_todo,
+                      "a read of another target is pending as the last R of the previous one is taken"),
+            ]  # fmt: skip
+        return m
+
+
+BRIDGE_PROPERTIES = (
+    "2 targets of 3-bit addresses, 2 select bits (selections 2 and 3 have no target: holes)",
+    "manager assumed legal; targets assumed legal (responses held until READY, none unrequested, OKAY)",
+    "bus: BVALID/RVALID held with stable payload until READY, OKAY, none without a request; AW with W",
+    "targets: AWVALID/WVALID/ARVALID held with stable payload until READY; at most 3 owed per target",
+    "each request reaches its own target once, with its low address bits, data and strobes; holes none",
+    "responses in request order from the owing target (RDATA too); one target owes at a time",
+    "holes answer OKAY and read 0, within 2 cycles of being the oldest request",
+    f"a request reaches its target {spec.BRIDGE_LATENCY} cycle after its handshake when nothing is owed, "
+    "and is never held unless another selection (or 3) owes responses",
+)
+
+
+# ---------------------------------------------------------------- (c) KernelControl
+def readable_bits(word: int) -> int:
+    """Bits a read of kernel control word `word` may return as 1 (0 for unmapped words)."""
+    for reg in spec.KERNEL_REGISTERS:
+        if reg.word <= word < reg.word + reg.count:
+            return sum(f.mask for f in reg.fields) if reg.fields else (1 << reg.width) - 1
+    return 0
+
+
+class KernelControlHarness(wiring.Component):
+    """`KernelControl` under a free manager and a free kernel (started, done, idle, error)."""
+
+    def __init__(self, writes_unmapped_only: bool = False):
+        self.writes_unmapped_only = writes_unmapped_only
+        super().__init__({
+            "bus": In(AxiLiteSignature(spec.KERNEL_CONTROL_ADDR_WIDTH)),
+            "started": In(1), "done": In(1), "idle": In(1), "error": In(spec.KREG["ERROR"].width),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        out_of_reset(m)
+        m.submodules.dut = dut = KernelControl()
+        wiring.connect(m, wiring.flipped(self.bus), dut.bus)
+        m.d.comb += [dut.started.eq(self.started), dut.done.eq(self.done), dut.idle.eq(self.idle),
+                     dut.error.eq(self.error)]  # fmt: skip
+        bus = self.bus
+        ledger = Ledger(m, bus, "bus", dut_answers=True, max_writes=2, max_reads=1)
+        ledger.response_latency(m, bus, spec.AXIL_WRITE_LATENCY, spec.AXIL_READ_LATENCY, "bus")
+        # AxiLiteRegisterBus's holding registers, seen through the READY signals.
+        m.d.comb += [
+            Assert(bus.arready == (ledger.reads_owed == 0), "ARREADY exactly when no read is owed"),
+            Assert(ledger.aw_only == (~bus.awready & bus.wready), "an AW without its W is held (AWREADY low)"),
+            Assert(ledger.w_only == (bus.awready & ~bus.wready), "a W without its AW is held (WREADY low)"),
+            Assert(ledger.writes_owed == bus.bvalid + (~bus.awready & ~bus.wready),
+                   "every owed pair is answered on B or parked whole (AWREADY and WREADY low)"),
+        ]
+
+        mapped_words = [w for reg in spec.KERNEL_REGISTERS for w in range(reg.word, reg.word + reg.count)]
+        readable = Signal(32)  # of the read owed
+        with m.If(ledger.ar_hs):
+            m.d.sync += readable.eq(0)
+            with m.Switch(bus.araddr[2:]):
+                for word in mapped_words:
+                    with m.Case(word):
+                        m.d.sync += readable.eq(readable_bits(word))
+        m.d.comb += Assert(~bus.rvalid | ((bus.rdata & ~readable) == 0),
+                           "unmapped words read 0; bits a register does not hold read 0")
+
+        if self.writes_unmapped_only:
+            mapped = Signal()
+            with m.Switch(bus.awaddr[2:]):
+                for word in mapped_words:
+                    with m.Case(word):
+                        m.d.comb += mapped.eq(1)
+            m.d.comb += [
+                Assume(~bus.awvalid | ~mapped),
+                Assert(dut.args.as_value() == 0, "writes to unmapped words leave the arguments at 0"),
+                Assert(~dut.start, "writes to unmapped words never set ap_start"),
+                Assert(~dut.interrupt, "writes to unmapped words never enable the interrupt"),
+                Cover(ledger.b_hs & (ledger.writes_owed == 1), "an unmapped write completes"),
+            ]
+        else:
+            m.d.comb += [
+                Cover(ledger.b_hs, "a write completes"),
+                Cover(ledger.r_hs & (readable == 0), "an unmapped read completes"),
+                Cover(ledger.r_hs & (bus.rdata == 0x0E), "AP_CTRL reads done, idle, ready"),
+                Cover(ledger.r_hs & (readable == 0xFFFFFFFF) & (bus.rdata == 0x12345678), "an argument reads back"),
+                Cover(dut.interrupt, "the interrupt rises"),
+                Cover(dut.start, "ap_start is set"),
+            ]
+        return m
+
+
+KERNEL_CONTROL_PROPERTIES = (
+    "manager assumed legal; kernel inputs (started, done, idle, error) free",
+    "BVALID and RVALID held with stable payload until READY; BRESP = RRESP = OKAY",
+    "no B without an accepted AW+W pair, no R without an accepted AR; at most 2 writes and 1 read owed",
+    f"BVALID within {spec.AXIL_WRITE_LATENCY}, RVALID within {spec.AXIL_READ_LATENCY} cycles of being owed",
+    "unmapped words read 0; bits a register does not hold read 0",
+)
+KERNEL_CONTROL_UNMAPPED_WRITE_PROPERTIES = (
+    "every write to a word no register occupies (assumed), kernel inputs free",
+    "the arguments stay 0, ap_start stays 0 and the interrupt stays low",
+)
+
+
+JOBS: list[FormalJob] = [
+    FormalJob("axil_register_bus_prove", RegisterBusHarness, "prove", 4, REGISTER_BUS_PROPERTIES),
+    FormalJob("axil_register_bus_cover", RegisterBusHarness, "cover", 8, ("every Cover of the proof is reachable",)),
+    FormalJob("axil_register_bus_mutant_bvalid_drop", lambda: RegisterBusHarness(BvalidDroppedWhileStalled), "prove",
+              4, ("mutation: BVALID dropped after one cycle with BREADY low; the proof above must fail",),
+              expect="FAIL"),
+    *(FormalJob(f"axil_bridge_{direction}s_bmc", partial(BridgeHarness, direction), "bmc", BRIDGE_BMC_DEPTH,
+                (f"{direction}s only (the other direction idle; the two paths share no state)", *BRIDGE_PROPERTIES),
+                quick=False)
+      for direction in ("write", "read")),
+    *(FormalJob(f"axil_bridge_{direction}s_cover", partial(BridgeHarness, direction), "cover", 8,
+                (f"every Cover of the {direction} path is reachable",))
+      for direction in ("write", "read")),
+    *(FormalJob(f"axil_bridge_{direction}s_bmc_short", partial(BridgeHarness, direction), "bmc", 6,
+                (f"the {direction} BMC above, to depth 6 (the quick subset)",))
+      for direction in ("write", "read")),
+    FormalJob("kernel_control_prove", KernelControlHarness, "prove", 4, KERNEL_CONTROL_PROPERTIES),
+    FormalJob("kernel_control_cover", KernelControlHarness, "cover", 8, ("every Cover is reachable",)),
+    FormalJob("kernel_control_unmapped_writes_bmc", lambda: KernelControlHarness(writes_unmapped_only=True), "bmc",
+              12, KERNEL_CONTROL_UNMAPPED_WRITE_PROPERTIES),
+]  # fmt: skip
