@@ -20,7 +20,7 @@ export XDG_CACHE_HOME ?= $(abspath .cache)
 # tclsh for the Vivado scripts' dry run.
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup .system-packages-ok sim saif test test-fast test-cocotb rtl lint clean formal
+.PHONY: help setup .system-packages-ok sim saif test test-fast test-cocotb rtl lint clean formal soak
 
 help:
 	@echo "make sim          generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
@@ -30,6 +30,7 @@ help:
 	@echo "make rtl          regenerate rtl/generated/*.v from the Amaranth sources"
 	@echo "make lint         Verilator lint of the generated Verilog"
 	@echo "make formal       SymbiYosys proofs of the AXI4-Lite, AXI4-Stream and AXI4 interfaces: reports/formal.md"
+	@echo "make soak         10,000+ random frames with disturbances through velcro_top on Verilator: reports/soak.md"
 	@echo "make saif         velcro_top switching activity per C as SAIF for Vivado (SAIF_C=\"0 0.3\")"
 	@echo "make algorithm-report | algorithm-bench | algorithm-train | algorithm-train-check | algorithm-test"
 	@echo "                  the PyTorch side: reports/algorithm/, statistics cost, checkpoint, its tests"
@@ -77,9 +78,12 @@ SAIF_C ?= 0 0.3
 saif: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.saif $(SAIF_C)
 
-# Reliability (rtl/README.md, section 10): SymbiYosys proofs of the bus interfaces.
+# Reliability (rtl/README.md, section 10): SymbiYosys proofs of the bus interfaces, and the long soak.
 formal: setup
 	$(PY) -m formal.run
+
+soak: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.soak
 
 # Tiers (markers assigned in tests/conftest.py): test = everything, with no skips.
 test: setup
