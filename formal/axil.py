@@ -1,5 +1,6 @@
 """Formal properties of the three AXI4-Lite subordinates: `AxiLiteRegisterBus` (an instance's front
-end), `AxiLiteBridge` (velcro_top's fan-out) and `KernelControl` (velcro_krnl's s_axi_control).
+end, alone and with the instance's register decode behind it), `AxiLiteBridge` (velcro_top's fan-out)
+and `KernelControl` (velcro_krnl's s_axi_control).
 
 Every harness puts the design under a free manager that only obeys the AXI4-Lite rules (VALID held
 with a stable payload until READY), and the bridge over free targets that obey them too. The
@@ -23,6 +24,7 @@ from model.hw import spec
 from rtl.axil import AxiLiteBridge, AxiLiteRegisterBus
 from rtl.interfaces import AxiLiteSignature
 from rtl.kernel_control import KernelControl
+from rtl.registers import decode, region, storage
 
 OKAY = 0
 REGISTER_BUS_ADDR_WIDTH = 4  # the register bus is parametric in its address width: 4 bits (4 words) suffice
@@ -455,6 +457,81 @@ class KernelControlHarness(wiring.Component):
         return m
 
 
+class InstanceRegistersHarness(wiring.Component):
+    """An instance's register front end as conv2d.py builds it: `AxiLiteRegisterBus` with the register
+    decode of `spec.REGISTERS` behind it (`rtl.registers`), read-only registers reading a free value and
+    the MASK and AVG regions free memory data, under a free manager."""
+
+    def __init__(self, writes_unmapped_only: bool = False):
+        self.writes_unmapped_only = writes_unmapped_only
+        super().__init__({
+            "bus": In(AxiLiteSignature(spec.CORE_ADDR_WIDTH)),
+            "readonly_value": In(spec.AXIL_DATA_WIDTH), "memory_data": In(spec.AXIL_DATA_WIDTH),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        out_of_reset(m)
+        m.submodules.dut = dut = AxiLiteRegisterBus(spec.CORE_ADDR_WIDTH)
+        wiring.connect(m, wiring.flipped(self.bus), dut.axil)
+        flops = {r.name: storage(r) for r in spec.REGISTERS if r.writable and not r.is_memory}
+        readonly = {r.name: self.readonly_value for r in spec.REGISTERS if not r.writable and not r.is_memory}
+        rd_addr = Signal(spec.CORE_ADDR_WIDTH)  # latched on the strobe, as conv2d.py does
+        with m.If(dut.rd_stb):
+            m.d.sync += rd_addr.eq(dut.rd_addr)
+        value, _ = decode(m, dut, rd_addr, flops, readonly)
+        memories = [reg for reg in spec.REGISTERS if reg.is_memory]
+        m.d.comb += dut.rd_data.eq(Mux(any_of(region(rd_addr, reg)[0] for reg in memories), self.memory_data, value))
+
+        bus = self.bus
+        ledger = Ledger(m, bus, "bus", dut_answers=True, max_writes=2, max_reads=1)
+        ledger.response_latency(m, bus, spec.AXIL_WRITE_LATENCY, spec.AXIL_READ_LATENCY, "bus")
+        m.d.comb += [
+            Assert(bus.arready == (ledger.reads_owed == 0), "ARREADY exactly when no read is owed"),
+            Assert(ledger.aw_only == (~bus.awready & bus.wready), "an AW without its W is held (AWREADY low)"),
+            Assert(ledger.w_only == (bus.awready & ~bus.wready), "a W without its AW is held (WREADY low)"),
+            Assert(ledger.writes_owed == bus.bvalid + (~bus.awready & ~bus.wready),
+                   "every owed pair is answered on B or parked whole (AWREADY and WREADY low)"),
+        ]
+
+        def mapped(addr):
+            register_words = [w for reg in spec.REGISTERS if not reg.is_memory for w in range(reg.word, reg.word + reg.count)]
+            return any_of([addr[2:] == w for w in register_words] + [region(addr, reg)[0] for reg in memories])
+
+        read_mapped = Signal()  # of the read owed
+        with m.If(ledger.ar_hs):
+            m.d.sync += read_mapped.eq(mapped(bus.araddr))
+        m.d.comb += Assert(~bus.rvalid | read_mapped | (bus.rdata == 0), "words no register or memory occupies read 0")
+
+        if self.writes_unmapped_only:
+            state = Cat(*(f for words in flops.values() for f in words))
+            m.d.comb += [
+                Assume(~bus.awvalid | ~mapped(bus.awaddr)),
+                Assert(state == Cat(*(f.init for words in flops.values() for f in words)),
+                       "writes to unmapped words leave every register at its reset value"),
+                Cover(ledger.b_hs & (ledger.writes_owed == 1), "an unmapped write completes"),
+            ]
+        else:
+            m.d.comb += [
+                Cover(ledger.r_hs & ~read_mapped, "an unmapped read completes"),
+                Cover(ledger.r_hs & read_mapped & (bus.rdata == 0x12345678), "a mapped word reads back"),
+            ]
+        return m
+
+
+INSTANCE_REGISTERS_PROPERTIES = (
+    "manager assumed legal; read-only registers and the MASK/AVG memories read a free value",
+    "BVALID and RVALID held with stable payload until READY; BRESP = RRESP = OKAY",
+    "no B without an accepted AW+W pair, no R without an accepted AR; at most 2 writes and 1 read owed",
+    f"BVALID within {spec.AXIL_WRITE_LATENCY}, RVALID within {spec.AXIL_READ_LATENCY} cycles of being owed",
+    "words that neither a register nor the MASK/AVG regions occupy read 0",
+)
+INSTANCE_UNMAPPED_WRITE_PROPERTIES = (
+    "every write to a word that neither a register nor the MASK/AVG regions occupy (assumed)",
+    "every register keeps its reset value",
+)
+
+
 KERNEL_CONTROL_PROPERTIES = (
     "manager assumed legal; kernel inputs (started, done, idle, error) free",
     "BVALID and RVALID held with stable payload until READY; BRESP = RRESP = OKAY",
@@ -484,6 +561,10 @@ JOBS: list[FormalJob] = [
     *(FormalJob(f"axil_bridge_{direction}s_bmc_short", partial(BridgeHarness, direction), "bmc", 6,
                 (f"the {direction} BMC above, to depth 6 (the quick subset)",))
       for direction in ("write", "read")),
+    FormalJob("instance_registers_prove", InstanceRegistersHarness, "prove", 4, INSTANCE_REGISTERS_PROPERTIES),
+    FormalJob("instance_registers_cover", InstanceRegistersHarness, "cover", 8, ("every Cover is reachable",)),
+    FormalJob("instance_registers_unmapped_writes_bmc", lambda: InstanceRegistersHarness(writes_unmapped_only=True),
+              "bmc", 12, INSTANCE_UNMAPPED_WRITE_PROPERTIES),
     FormalJob("kernel_control_prove", KernelControlHarness, "prove", 4, KERNEL_CONTROL_PROPERTIES),
     FormalJob("kernel_control_cover", KernelControlHarness, "cover", 8, ("every Cover is reachable",)),
     FormalJob("kernel_control_unmapped_writes_bmc", lambda: KernelControlHarness(writes_unmapped_only=True), "bmc",
