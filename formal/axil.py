@@ -103,6 +103,22 @@ class Ledger:
             m.d.comb += Assert(now < latency, f"{name}: {channel}VALID within {latency} cycle(s) of being owed")
 
 
+def register_bus_rules(m, bus) -> Ledger:
+    """The rules of a subordinate built on `AxiLiteRegisterBus`, seen at its port `bus`: the Ledger's
+    one-response-per-request rules, the `spec.AXIL_*` latencies, and its holding registers as the
+    READY signals show them (what the induction needs to close)."""
+    ledger = Ledger(m, bus, "bus", dut_answers=True, max_writes=2, max_reads=1)
+    ledger.response_latency(m, bus, spec.AXIL_WRITE_LATENCY, spec.AXIL_READ_LATENCY, "bus")
+    m.d.comb += [
+        Assert(bus.arready == (ledger.reads_owed == 0), "ARREADY exactly when no read is owed"),
+        Assert(ledger.aw_only == (~bus.awready & bus.wready), "an AW without its W is held (AWREADY low)"),
+        Assert(ledger.w_only == (bus.awready & ~bus.wready), "a W without its AW is held (WREADY low)"),
+        Assert(ledger.writes_owed == bus.bvalid + (~bus.awready & ~bus.wready),
+               "every owed pair is answered on B or parked whole (AWREADY and WREADY low)"),
+    ]
+    return ledger
+
+
 class SelectionQueue:
     """The address selections of outstanding requests in bus order (pushed at the request's
     handshake, popped at its response's): `head` is the oldest, whose response the bus owes next."""
@@ -410,16 +426,7 @@ class KernelControlHarness(wiring.Component):
         m.d.comb += [dut.started.eq(self.started), dut.done.eq(self.done), dut.idle.eq(self.idle),
                      dut.error.eq(self.error)]  # fmt: skip
         bus = self.bus
-        ledger = Ledger(m, bus, "bus", dut_answers=True, max_writes=2, max_reads=1)
-        ledger.response_latency(m, bus, spec.AXIL_WRITE_LATENCY, spec.AXIL_READ_LATENCY, "bus")
-        # AxiLiteRegisterBus's holding registers, seen through the READY signals.
-        m.d.comb += [
-            Assert(bus.arready == (ledger.reads_owed == 0), "ARREADY exactly when no read is owed"),
-            Assert(ledger.aw_only == (~bus.awready & bus.wready), "an AW without its W is held (AWREADY low)"),
-            Assert(ledger.w_only == (bus.awready & ~bus.wready), "a W without its AW is held (WREADY low)"),
-            Assert(ledger.writes_owed == bus.bvalid + (~bus.awready & ~bus.wready),
-                   "every owed pair is answered on B or parked whole (AWREADY and WREADY low)"),
-        ]
+        ledger = register_bus_rules(m, bus)
 
         mapped_words = [w for reg in spec.KERNEL_REGISTERS for w in range(reg.word, reg.word + reg.count)]
         readable = Signal(32)  # of the read owed
@@ -484,15 +491,7 @@ class InstanceRegistersHarness(wiring.Component):
         m.d.comb += dut.rd_data.eq(Mux(any_of(region(rd_addr, reg)[0] for reg in memories), self.memory_data, value))
 
         bus = self.bus
-        ledger = Ledger(m, bus, "bus", dut_answers=True, max_writes=2, max_reads=1)
-        ledger.response_latency(m, bus, spec.AXIL_WRITE_LATENCY, spec.AXIL_READ_LATENCY, "bus")
-        m.d.comb += [
-            Assert(bus.arready == (ledger.reads_owed == 0), "ARREADY exactly when no read is owed"),
-            Assert(ledger.aw_only == (~bus.awready & bus.wready), "an AW without its W is held (AWREADY low)"),
-            Assert(ledger.w_only == (bus.awready & ~bus.wready), "a W without its AW is held (WREADY low)"),
-            Assert(ledger.writes_owed == bus.bvalid + (~bus.awready & ~bus.wready),
-                   "every owed pair is answered on B or parked whole (AWREADY and WREADY low)"),
-        ]
+        ledger = register_bus_rules(m, bus)
 
         def mapped(addr):
             register_words = [w for reg in spec.REGISTERS if not reg.is_memory for w in range(reg.word, reg.word + reg.count)]
