@@ -106,10 +106,7 @@ class Registers:
     async def write_control(self, cfg: ConvConfig) -> None:
         """CONTROL (SKIP_EN, ZP_EN) and ZP_CONFIG (PATTERN, ZP_MAX) from the configuration."""
         await self.write("CONTROL", control_word(cfg))
-        if zp_supported():
-            await self.write("ZP_CONFIG", zp_config_word(cfg))
-        elif cfg.zp_en:
-            raise AssertionError("zero-value prediction requested, but the register map has no ZP_CONFIG")
+        await self.write("ZP_CONFIG", zp_config_word(cfg))
 
 
 async def write_checked(axil: AxiLiteMaster, addr: int, data: bytes) -> None:
@@ -209,11 +206,6 @@ class AxiLiteChannels:
     async def read(self, addr: int) -> int:
         self.send_ar(addr)
         return await self.r_data(f"read of 0x{addr:x}")
-
-
-def zp_supported() -> bool:
-    """The contract has the zero-value prediction registers (CONTROL.ZP_EN and ZP_CONFIG)."""
-    return "ZP_CONFIG" in spec.REG
 
 
 def unmapped_probes() -> list[int]:

@@ -118,7 +118,7 @@ class Conv2dTB:
             cocotb.start_soon(self._read_counters())
 
     async def _read_counters(self) -> None:
-        names = ["LAST_COMPUTED", "LAST_MACS", "LAST_CYCLES"] + (["LAST_PREDICTED"] if common.zp_supported() else [])
+        names = ["LAST_COMPUTED", "LAST_MACS", "LAST_CYCLES", "LAST_PREDICTED"]
         while True:
             frame = await self._done_frames.get()
             values = {name: await self.regs.read(name) for name in names}

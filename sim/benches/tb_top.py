@@ -213,7 +213,7 @@ class CounterReader:
         self.pending = 0
         self.idle = Event()
         self.idle.set()
-        self.names = ["LAST_COMPUTED"] + (["LAST_PREDICTED"] if common.zp_supported() else [])
+        self.names = ["LAST_COMPUTED", "LAST_PREDICTED"]
         cocotb.start_soon(self._run())
 
     def frame_done(self, i: int) -> None:
@@ -339,8 +339,8 @@ async def test_runs_from_file(dut):
                 await tb.regs[i].configure(cfg, averages=not os.environ.get("VELCRO_SKIP_AVG"))
             else:
                 previous = runs[run - 1][i]
-                if common.control_word(cfg) != common.control_word(previous) or (
-                    common.zp_supported() and common.zp_config_word(cfg) != common.zp_config_word(previous)
+                if (common.control_word(cfg), common.zp_config_word(cfg)) != (
+                    common.control_word(previous), common.zp_config_word(previous)
                 ):
                     await tb.regs[i].write_control(cfg)
                     settle = True

@@ -39,6 +39,11 @@ CONTROL_SHARES = (0.25, 0.5, 0.75)  # predicted shares the activity control's ZP
 CONTROL_C = 0.5  # the activity control's compression row: mask density
 
 
+def whole_design_toggles(row: dict) -> float:
+    """Toggles of a measured row (measure_runs, the C sweep): the MAC datapath and the rest together."""
+    return row["toggles_mac"] + row["toggles_rest"]
+
+
 def mode_exports(ctx, threshold: float) -> list:
     """The layer's export in every mode (per-layer allocation)."""
     return [ctx.export(threshold if velcro else None, "per-layer", zp_pattern=pattern, zp_max=0.0)
@@ -127,7 +132,7 @@ def measure_runs(sim: str, labels: list[str], runs: list[list[golden.ConvConfig]
         })  # fmt: skip
     base = rows[0]
     for r in rows:
-        r["toggles_total_ratio"] = (r["toggles_mac"] + r["toggles_rest"]) / (base["toggles_mac"] + base["toggles_rest"])
+        r["toggles_total_ratio"] = whole_design_toggles(r) / whole_design_toggles(base)
         r["toggles_mac_ratio"] = r["toggles_mac"] / base["toggles_mac"] if base["toggles_mac"] else float("nan")
         r["energy_saving"] = 1 - r["energy_pj"]["total"] / base["energy_pj"]["total"]
         r["speedup"] = base["mean_interval"] / r["mean_interval"]
@@ -182,21 +187,19 @@ def run_activity_control(sim: str, table: EnergyTable, clock_mhz: float, seed: i
     rows = measure_runs(sim, labels, runs, frames, 0, table, clock_mhz, build_root / f"prediction-control-{sim}",
                         build_root)  # fmt: skip
     c_row, order_row = rows[1], rows[2]
-    total = lambda r: r["toggles_mac"] + r["toggles_rest"]  # noqa: E731
     for r in rows[2:]:
-        r["toggles_vs_order"] = total(r) / total(order_row)
+        r["toggles_vs_order"] = whole_design_toggles(r) / whole_design_toggles(order_row)
     return {"simulator": sim, "seed": seed, "images": images, "rows": rows, "compression_row": 1, "order_row": 2,
             "c_slope": (1 - c_row["toggles_total_ratio"]) / c_row["skipped_share"]}
 
 
 def toggle_slope_from_sweep(sweep_rows: list[dict]) -> float | None:
     """a in `whole-design toggles / toggles at C = 0 = 1 - a·C`, least squares through the C sweep."""
-    total = lambda r: r["toggles_mac"] + r["toggles_rest"]  # noqa: E731
     base = next((r for r in sweep_rows if r["C"] == 0), None)
     if base is None or len(sweep_rows) < 2:
         return None
     c = np.array([r["C"] for r in sweep_rows])
-    drop = 1 - np.array([total(r) / total(base) for r in sweep_rows])
+    drop = 1 - np.array([whole_design_toggles(r) / whole_design_toggles(base) for r in sweep_rows])
     return float(np.dot(c, drop) / np.dot(c, c)) if np.dot(c, c) else None
 
 
