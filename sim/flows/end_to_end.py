@@ -96,22 +96,19 @@ def layer_ifmaps(ctx) -> np.ndarray:
     return quantized_ifmaps(ctx.model, ctx.images, ctx.quant.input_scale)
 
 
-def check_gaps(run: LayerRun) -> None:
-    """Every gap between a unit's frame ends is the cycle model's (model/hw/cycles.py)."""
+def check_gaps(run: LayerRun) -> list[list[int]]:
+    """Every gap between a unit's frame ends is the cycle model's (model/hw/cycles.py); returns those gaps."""
+    model_gaps = []
     for i, (cfg, frames, gaps) in enumerate(zip(run.configs, run.ifmaps, run.gaps().tolist())):
         if gaps != (model := cycles.back_to_back_gaps(cfg, list(frames))):
             raise RuntimeError(f"unit {i}: gaps between frame ends {gaps} differ from the cycle model {model}")
+        model_gaps.append(model)
+    return model_gaps
 
 
-def frame_counts(run: LayerRun) -> tuple[np.ndarray, np.ndarray]:
-    """Outputs computed and predicted zero per unit and frame (16, K), as the golden model counts them
-    in the frames the hardware reproduced bit for bit."""
-    computed, predicted = np.zeros(run.ifmaps.shape[:2], dtype=np.int64), np.zeros(run.ifmaps.shape[:2], dtype=np.int64)
-    for i, (cfg, frames) in enumerate(zip(run.configs, run.ifmaps)):
-        results = [golden.frame_result(x, cfg) for x in frames]
-        computed[i] = [r.computed_outputs for r in results]
-        predicted[i] = [r.predicted_outputs for r in results]
-    return computed, predicted
+def frame_results(run: LayerRun) -> list[list[golden.FrameResult]]:
+    """The golden model's result of every frame per unit: the frames the hardware reproduced bit for bit."""
+    return [[golden.frame_result(x, cfg) for x in frames] for cfg, frames in zip(run.configs, run.ifmaps)]
 
 
 def run_prediction_hil(sim: str, ctx, threshold: float, table: EnergyTable, clock_mhz: float) -> dict:
@@ -126,8 +123,10 @@ def run_prediction_hil(sim: str, ctx, threshold: float, table: EnergyTable, cloc
     for (mode, _, pattern), export, run in zip(tqdm(prediction.MODES, desc="four paths per mode", unit="mode"),
                                                exports, layer_runs):  # fmt: skip
         result = e2e.run_paths(export, ctx.images, ctx.labels, model=ctx.model, layer_runner=run.runner)
-        check_gaps(run)
-        computed, predicted = frame_counts(run)  # (instances, K)
+        model_gaps = check_gaps(run)
+        results = frame_results(run)
+        computed = np.array([[r.computed_outputs for r in unit] for unit in results])  # (instances, K)
+        predicted = np.array([[r.predicted_outputs for r in unit] for unit in results])
         outputs = computed.size * N_OUTPUTS
         skipped = 1 - int(computed.sum()) / outputs
         rows.append({
@@ -141,7 +140,7 @@ def run_prediction_hil(sim: str, ctx, threshold: float, table: EnergyTable, cloc
             "macs": int(9 * computed.sum()),
             "predicted_share": int(predicted.sum()) / outputs,
             "compressed_share": float(export.saving_ratio),
-            **prediction.top_measures(export.configs, ifmaps, run.gaps(), table, clock_mhz),
+            **prediction.top_measures(export.configs, results, run.gaps(), model_gaps, table, clock_mhz),
         })  # fmt: skip
     base = rows[0]
     for row in rows:

@@ -203,19 +203,19 @@ def toggle_slope_from_sweep(sweep_rows: list[dict]) -> float | None:
     return float(np.dot(c, drop) / np.dot(c, c)) if np.dot(c, c) else None
 
 
-def top_measures(configs: list[golden.ConvConfig], ifmaps: np.ndarray, gaps: np.ndarray, table: EnergyTable,
-                 clock_mhz: float) -> dict:
-    """Throughput of the top (slowest instance over the run) measured and modelled, energy per image."""
-    images = ifmaps.shape[1]
+def top_measures(configs: list[golden.ConvConfig], results: list[list[golden.FrameResult]], gaps: np.ndarray,
+                 model_gaps: list[list[int]], table: EnergyTable, clock_mhz: float) -> dict:
+    """Throughput of the top (slowest instance over the run) measured and modelled, energy per image, from
+    each instance's golden results and its gaps between frame ends, measured and from the cycle model."""
+    images = len(results[0])
     measured_span = [int(np.sum(g)) for g in gaps]  # per instance: first to last frame end
-    model_span = [int(np.sum(cycles.back_to_back_gaps(cfg, list(ifmaps[i])))) for i, cfg in enumerate(configs)]
+    model_span = [int(np.sum(g)) for g in model_gaps]
     top_interval = max(measured_span) / (images - 1)
     model_interval = max(model_span) / (images - 1)
     events_pj = 0.0
-    for i, cfg in enumerate(configs):
-        for x in ifmaps[i]:
-            split = table.frame_energy_pj(model_events(cfg, golden.frame_result(x, cfg)), 0, clock_mhz)
-            events_pj += split["total"]
+    for cfg, unit in zip(configs, results):
+        for result in unit:
+            events_pj += table.frame_energy_pj(model_events(cfg, result), 0, clock_mhz)["total"]
     static_pj = table.frame_energy_pj({}, 1, clock_mhz)["static"] * top_interval * len(configs)
     return {
         "top_interval": top_interval,
