@@ -42,8 +42,17 @@ help:
 # ---------------------------------------------------------------- set-up (idempotent)
 setup: $(STAMP) .system-packages-ok
 
+# The pinned torch wheels bring their CUDA libraries: a first install takes about 6.5 GB. Checked up
+# front, so a full disk gives this message instead of an OSError halfway through pip.
+SETUP_MIN_FREE_GB := 7
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ ! -x $(PY) ]; then \
+	  free_gb=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free_gb" -lt $(SETUP_MIN_FREE_GB) ]; then \
+	    echo "error: $$free_gb GB free on $$(df -P . | awk 'NR==2 {print $$6}'); the first install of $(VENV) needs about $(SETUP_MIN_FREE_GB) GB. Free some space (or clone elsewhere) and rerun make." >&2; exit 1; \
+	  fi; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
 	@echo "[setup] installing pinned Python packages into $(VENV) (first time: a few minutes)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	@touch $@
