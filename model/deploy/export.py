@@ -280,9 +280,14 @@ _ZP_ARRAYS = {  # from format version 2
 }
 
 
-_META_KEYS = ("task", "threshold", "allocation", "float_sha256", "input_scale", "output_scale", "input_calibration",
-              "calibration_images", "seed", "float_vs_int8_error")  # fmt: skip
-_ZP_META_KEYS = ("zp_pattern", "zp_max")  # from format version 2
+# The metadata keys load_export reads, each with the JSON types it accepts (bool is never a number).
+_NUMBER, _INTEGER, _TEXT, _NONE = (int, float), (int,), (str,), (type(None),)
+_META_KEYS = {
+    "task": _TEXT, "threshold": _NUMBER + _NONE, "allocation": _TEXT, "float_sha256": _TEXT,
+    "input_scale": _NUMBER, "output_scale": _NUMBER, "input_calibration": _TEXT,
+    "calibration_images": _INTEGER, "seed": _INTEGER, "float_vs_int8_error": (dict,),
+}  # fmt: skip
+_ZP_META_KEYS = {"zp_pattern": _TEXT + _NONE, "zp_max": _NUMBER}  # from format version 2
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -337,9 +342,17 @@ def load_export(path: str | Path, *, model: DefaultCNN | None = None) -> LayerEx
         if a is None or a.shape != shape or a.dtype != dtype:
             got = None if a is None else f"{a.shape} {a.dtype}"
             raise VelcroError(f"{path}: array {name!r} should be {shape} {np.dtype(dtype)}, got {got}; the file is damaged")
-    missing = [key for key in _META_KEYS + (_ZP_META_KEYS if version >= 2 else ()) if key not in meta]
+    keys = _META_KEYS | (_ZP_META_KEYS if version >= 2 else {})
+    missing = [key for key in keys if key not in meta]
     if missing:
         raise VelcroError(f"{path}: the metadata lacks {', '.join(missing)}; the file is damaged, recreate it with `velcro export`")
+    wrong = [
+        f"{key} = {meta[key]!r}" for key, types in keys.items()
+        if isinstance(meta[key], bool) or not isinstance(meta[key], types)
+    ]  # fmt: skip
+    if wrong:
+        raise VelcroError(f"{path}: the metadata has values of the wrong type ({', '.join(wrong)}); the file is damaged, "
+                          "recreate it with `velcro export`")
     if model is not None and meta["float_sha256"] != float_layer_sha256(model):
         raise VelcroError(
             f"{path} was exported from a different float layer (SHA-256 {meta['float_sha256'][:12]}… vs "

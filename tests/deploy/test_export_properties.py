@@ -2,8 +2,8 @@
 
 The exports are built directly (no model, no data), so the properties cost milliseconds per file:
 any configuration round-trips; a truncated file, a flipped byte, an unknown version, a missing
-array or a metadata record without the keys the loader needs raise `VelcroError`, never another
-exception and never an export that differs from the one written.
+array, or a metadata record that lacks a key the loader needs or holds a value of the wrong type
+raise `VelcroError`, never another exception and never an export that differs from the one written.
 """
 from __future__ import annotations
 
@@ -198,3 +198,33 @@ def test_metadata_that_is_not_an_export_record_is_refused(workdir, reference, te
     _, _, arrays = reference
     with pytest.raises(VelcroError, match="not a VELCRO layer export"):
         load_arrays(workdir, arrays | {"meta_json": np.array(text)})
+
+
+# Each key the loader reads, and JSON values it must refuse there (the right key, the wrong type).
+json_text = st.text(max_size=8)
+json_list = st.lists(st.integers(), max_size=2)
+json_object = st.dictionaries(json_text, st.integers(), max_size=2)
+WRONG_TYPES = {
+    "task": st.one_of(st.none(), st.integers(), json_list),
+    "allocation": st.one_of(st.none(), st.floats(allow_nan=False), json_object),
+    "float_sha256": st.one_of(st.integers(), st.booleans(), json_list),
+    "input_calibration": st.one_of(st.none(), st.integers(), json_object),
+    "threshold": st.one_of(st.booleans(), json_text, json_list),
+    "input_scale": st.one_of(st.none(), st.booleans(), json_text, json_list),
+    "output_scale": st.one_of(st.none(), st.booleans(), json_text, json_object),
+    "zp_max": st.one_of(st.none(), st.booleans(), json_text),
+    "calibration_images": st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), json_text),
+    "seed": st.one_of(st.booleans(), st.floats(allow_nan=False), json_list),
+    "float_vs_int8_error": st.one_of(st.none(), st.integers(), json_text, json_list),
+    "zp_pattern": st.one_of(st.booleans(), st.integers(), json_list),
+}
+
+
+@given(st.data())
+def test_metadata_with_a_value_of_the_wrong_type_is_refused(workdir, reference, data):
+    _, _, arrays = reference
+    key = data.draw(st.sampled_from(sorted(WRONG_TYPES)))
+    value = data.draw(WRONG_TYPES[key])
+    meta = json.loads(str(arrays["meta_json"])) | {key: value}
+    with pytest.raises(VelcroError, match=f"wrong type \\({key} = "):
+        load_arrays(workdir, arrays | {"meta_json": np.array(json.dumps(meta))})
