@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.hw import golden, spec
+from model.hw.image import control_word, zp_config_word
 
 
 class CoreDriver:
@@ -52,14 +53,13 @@ class CoreDriver:
         return value
 
     async def configure(self, ctx, cfg: golden.ConvConfig, *, memories: bool = True):
-        control = REG_CONTROL_SKIP * int(cfg.skip_en) | REG_CONTROL_ZP * int(cfg.zp_en)
-        await self.write(ctx, spec.addr("CONTROL"), control)
+        await self.write(ctx, spec.addr("CONTROL"), control_word(cfg))
         for i, w in enumerate(np.asarray(cfg.weights).reshape(-1)):
             await self.write(ctx, spec.addr("W", i), int(w) & 0xFF)
         await self.write(ctx, spec.addr("BIAS"), int(cfg.bias) & 0xFFFFFFFF)
         await self.write(ctx, spec.addr("MULT"), int(cfg.mult))
         await self.write(ctx, spec.addr("SHIFT"), int(cfg.shift))
-        await self.write(ctx, spec.addr("ZP_CONFIG"), zp_config_word(cfg.zp_pattern, cfg.zp_max))
+        await self.write(ctx, spec.addr("ZP_CONFIG"), zp_config_word(cfg))
         if memories:
             for i, word in enumerate(golden.mask_words(cfg.mask)):
                 await self.write(ctx, spec.addr("MASK", i), word)
@@ -104,11 +104,3 @@ class CoreDriver:
         names = ("FRAMES", "LAST_CYCLES", "LAST_MACS", "LAST_COMPUTED", "LAST_PREDICTED")
         return {name: await self.read(ctx, spec.addr(name)) for name in names}
 
-
-REG_CONTROL_SKIP = spec.REG["CONTROL"].field("SKIP_EN").mask
-REG_CONTROL_ZP = spec.REG["CONTROL"].field("ZP_EN").mask
-
-
-def zp_config_word(pattern: int, zp_max: int) -> int:
-    config = spec.REG["ZP_CONFIG"]
-    return pattern << config.field("PATTERN").lsb | zp_max << config.field("ZP_MAX").lsb

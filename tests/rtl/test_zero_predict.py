@@ -12,9 +12,10 @@ import pytest
 from amaranth import Elaboratable, Module
 from amaranth.lib.memory import Memory
 from amaranth_sim import scan_trace, simulate
-from core_driver import CoreDriver, zp_config_word
+from core_driver import CoreDriver
 
 from model.hw import cycles, golden, spec
+from model.hw.image import control_word, zp_config_word
 from model.hw.spec import H, N_OUTPUTS, W
 from rtl.conv2d import VelcroConv2d
 from rtl.mask_scan import MaskScanner
@@ -200,8 +201,9 @@ def run_core(cfg, plan):
     async def bench(ctx):
         await drv.configure(ctx, cfg)
         for zp_en, pattern, zp_max, frames in plan:
-            await drv.write(ctx, spec.addr("CONTROL"), int(cfg.skip_en) | int(zp_en) << 1)
-            await drv.write(ctx, spec.addr("ZP_CONFIG"), zp_config_word(pattern, zp_max))
+            step = dataclasses.replace(cfg, zp_en=bool(zp_en), zp_pattern=pattern, zp_max=zp_max)
+            await drv.write(ctx, spec.addr("CONTROL"), control_word(step))
+            await drv.write(ctx, spec.addr("ZP_CONFIG"), zp_config_word(step))
             outputs, firsts, lasts = await drv.run_frames(ctx, frames)
             counters = await drv.counters(ctx)
             results.append((outputs, [b - a for a, b in zip(firsts, lasts)],
