@@ -164,19 +164,19 @@ class VelcroConv2d(FlatPortsComponent):
 
         # avg > ZP_MAX of every output, for compressed anchors (zero_predict.py): updated on AVG
         # writes, recomputed from the AVG memory after a ZP_MAX write.
-        m.submodules.avg_hot = avg_hot = AvgHotFlags()
+        m.submodules.avg_flags = avg_flags = AvgHotFlags()
         m.d.comb += [
-            avg_hot.zp_max.eq(zp_max),
-            avg_hot.restart.eq(bus.wr_stb & (bus.wr_addr[2:] == REG["ZP_CONFIG"].word)
+            avg_flags.zp_max.eq(zp_max),
+            avg_flags.restart.eq(bus.wr_stb & (bus.wr_addr[2:] == REG["ZP_CONFIG"].word)
                                & strobe[zp_max_field.lsb // 8]),
-            avg_hot.wr_en.eq(bus.wr_stb & avg_hit),
-            avg_hot.wr_word.eq(avg_word),
-            avg_hot.wr_data.eq(bus.wr_data),
-            avg_hot.wr_strb.eq(strobe),
-            avg_hot.rd_data.eq(Cat(avg_rd_refresh[0].data, avg_rd_refresh[1].data)),
+            avg_flags.wr_en.eq(bus.wr_stb & avg_hit),
+            avg_flags.wr_word.eq(avg_word),
+            avg_flags.wr_data.eq(bus.wr_data),
+            avg_flags.wr_strb.eq(strobe),
+            avg_flags.rd_data.eq(Cat(avg_rd_refresh[0].data, avg_rd_refresh[1].data)),
         ]
         for port in avg_rd_refresh:
-            m.d.comb += [port.addr.eq(avg_hot.rd_addr), port.en.eq(avg_hot.rd_en)]
+            m.d.comb += [port.addr.eq(avg_flags.rd_addr), port.en.eq(avg_flags.rd_en)]
 
         _, mask_rd_word = registers.region(bus.rd_addr, mask_reg)
         _, avg_rd_word = registers.region(bus.rd_addr, avg_reg)
@@ -273,13 +273,13 @@ class VelcroConv2d(FlatPortsComponent):
             zp.pattern.eq(zp_pattern),
             zp.zp_max.eq(zp_max),
             zp.compressed.eq(Mux(skip_en, mask_mirror, 0)),
-            zp.avg_hot.eq(avg_hot.avg_hot),
+            zp.avg_hot.eq(avg_flags.avg_hot),
         ]
         can_start = (
             ~computing
             & ifmap_full.bit_select(compute_slot, 1)
             & ~obuf_busy.bit_select(compute_obuf, 1)
-            & ~(zp_en & avg_hot.busy)
+            & ~(zp_en & avg_flags.busy)
         )
         start_b = computing & hot_wait & (hot_wait_count == 0)
         m.d.comb += [

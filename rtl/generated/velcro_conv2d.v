@@ -7274,7 +7274,7 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   assign _1852_ = _1853_ ? _1851_ : control[1];
   assign _1853_ = wr_addr[12:2] == 11'h002;
   assign _1854_ = wr_stb ? _1852_ : control[1];
-  \velcro_conv2d.avg_hot$280  \avg_hot$280  (
+  \velcro_conv2d.avg_flags  avg_flags (
     .avg_hot(avg_hot),
     .clk(clk),
     .\port$1528$0 (\$signature__data$89 ),
@@ -8579,7 +8579,7 @@ module velcro_conv2d(s_axis_tvalid, s_axis_tlast, m_axis_tready, s_axil_awaddr, 
   assign axil__araddr = s_axil_araddr;
 endmodule
 
-module \velcro_conv2d.avg_hot$280 (rst, restart, wr_en, wr_word, wr_data, wr_strb, \port$1528$0 , \port$1533$0 , zp_max, rd_en, rd_addr, avg_hot, clk);
+module \velcro_conv2d.avg_flags (rst, restart, wr_en, wr_word, wr_data, wr_strb, \port$1528$0 , \port$1533$0 , zp_max, rd_en, rd_addr, avg_hot, clk);
   wire [7:0] _000_;
   wire _001_;
   wire _002_;
