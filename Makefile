@@ -91,8 +91,10 @@ saif: setup
 formal: setup
 	$(PY) -m formal.run
 
+# SOAK_ARGS: the flow's options, e.g. the replay a failed CI soak prints (--frames, --seed, --rate, --walk-words).
+SOAK_ARGS ?=
 soak: setup
-	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.soak
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.soak $(SOAK_ARGS)
 
 # Tiers (markers assigned in tests/conftest.py): test = everything, with no skips.
 test: setup

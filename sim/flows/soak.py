@@ -56,7 +56,7 @@ def follow(path: Path, total: int, done: threading.Event) -> None:
                                 refresh=False)  # fmt: skip
 
 
-def run(frames: int, rate: float, seed: int) -> tuple[dict, int]:
+def run(frames: int, rate: float, seed: int, walk_words: int | None = None) -> tuple[dict, int]:
     """Build and run the soak; returns the statistics with the flow's wall time, and the failed count."""
     stats_path = BUILD_DIR / "soak-stats.json"
     stats_path.unlink(missing_ok=True)
@@ -67,7 +67,7 @@ def run(frames: int, rate: float, seed: int) -> tuple[dict, int]:
     try:
         with log_to(LOG):
             tests, failed = run_bench("verilator", "velcro_top", "sim.benches.tb_soak", BUILD_DIR,
-                                      testcase="test_soak", quiet=True, env=bench_env(frames, rate, seed, stats_path))  # fmt: skip
+                                      testcase="test_soak", quiet=True, env=bench_env(frames, rate, seed, stats_path, walk_words))  # fmt: skip
     finally:
         done.set()
         watcher.join()
@@ -83,14 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames through the cores, all lanes (default {DEFAULT_FRAMES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help=f"disturbances per frame (default {DEFAULT_RATE})")
+    parser.add_argument("--walk-words", type=int, default=None,
+                        help="address-walk words per bus sweep (default: enough to cover the space once); "
+                             "the CI variant's replay command gives it")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.frames < 1 or not 0 <= args.rate <= 1:
-        parser.error("--frames must be positive and --rate within [0, 1]")
+    if args.frames < 1 or not 0 <= args.rate <= 1 or (args.walk_words is not None and args.walk_words < 1):
+        parser.error("--frames and --walk-words must be positive and --rate within [0, 1]")
     LOG.unlink(missing_ok=True)
     print(f"[soak] velcro_top on Verilator: {args.frames} frames, {args.rate} disturbances per frame, seed {args.seed}; "
           f"simulator output in {LOG.relative_to(ROOT)} (the first build takes minutes)")  # fmt: skip
     try:
-        stats, failed = run(args.frames, args.rate, args.seed)
+        stats, failed = run(args.frames, args.rate, args.seed, args.walk_words)
     except (BenchFailed, SimulatorMissing) as err:
         print(err.report() if isinstance(err, BenchFailed) else f"error: {err}", file=sys.stderr)
         return 1

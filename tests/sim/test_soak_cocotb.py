@@ -15,6 +15,7 @@ CI_FRAMES = 512
 CI_RATE = 0.1  # about 50 disturbances in 512 frames; the bench draws every kind first
 CI_WALK_WORDS = 64  # the address walk of each bus sweep (the long soak covers the whole space)
 PLANT_FRAMES = 64
+CI_SEED = 3
 
 
 def soak(sim_build_root, name: str, frames: int, rate: float, plant: str | None = None) -> tuple[int, dict]:
@@ -23,7 +24,7 @@ def soak(sim_build_root, name: str, frames: int, rate: float, plant: str | None 
     build = sim_build_root / "top-verilator"
     stats_path = sim_build_root / f"soak-{name}.json"
     stats_path.unlink(missing_ok=True)
-    env = bench_env(frames, rate, seed=3, stats=stats_path, walk_words=CI_WALK_WORDS)
+    env = bench_env(frames, rate, seed=CI_SEED, stats=stats_path, walk_words=CI_WALK_WORDS)
     if plant:
         env["VELCRO_SOAK_PLANT"] = plant
     tests, failed = run_bench("verilator", "velcro_top", "sim.benches.tb_soak", build, testcase="test_soak", env=env)
@@ -33,7 +34,8 @@ def soak(sim_build_root, name: str, frames: int, rate: float, plant: str | None 
 
 def test_soak_with_every_disturbance(sim_build_root):
     failed, s = soak(sim_build_root, "ci", CI_FRAMES, CI_RATE)
-    assert not failed and s["done"], f"soak failed: {s['failure_log'][:3]}"
+    replay = f'replay: make soak SOAK_ARGS="--frames {CI_FRAMES} --rate {CI_RATE} --seed {CI_SEED} --walk-words {CI_WALK_WORDS}"'
+    assert not failed and s["done"], f"soak failed: {s['failure_log'][:3]}; {replay}"
     assert s["frames"] >= CI_FRAMES and s["frames_exact"] >= 0.8 * s["frames"], s
     assert set(s["disturbances"]) == set(DISTURBANCE_WEIGHTS), f"disturbances by kind: {s['disturbances']}"
     assert s["disturbances_verified"] == sum(s["disturbances"].values()), "every disturbance followed by an exact frame"
