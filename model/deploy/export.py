@@ -294,9 +294,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of the .npz, each member read whole so that its CRC-32 is checked.
 
     `np.load` stops at an array's last byte and so can miss a damaged member, and a damaged archive
-    makes zipfile, zlib or NumPy's header parser raise any of a dozen exception types (BadZipFile,
-    zlib.error, EOFError, NotImplementedError for a garbled compression method, ...): all of them
-    mean the file is unreadable, so all become one `VelcroError`.
+    makes zipfile, zlib or NumPy's header parser raise any of a dozen exception types, among them
+    BadZipFile, zlib.error, EOFError and NotImplementedError (for a garbled compression method). All
+    of them mean the file is unreadable, so all become one `VelcroError`.
     """
     try:
         with zipfile.ZipFile(path) as archive:
