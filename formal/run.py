@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from formal.job import DEFAULT_WORKDIR, ROOT, FormalJob, FormalResult, missing_tools, run
+from formal.job import DEFAULT_WORKDIR, ROOT, FormalJob, FormalResult, missing_tools, missing_tools_message, run
 
 PROPERTY_MODULES = ("formal.axil", "formal.stream", "formal.axi4_master")
 REPORT_DIR = ROOT / "reports"
@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--jobs must be at least 1")
     missing = missing_tools()
     if missing:
-        print(f"error: formal tools not on PATH: {', '.join(missing)}. They come from the pinned yowasp-sby and "
-              "z3-solver packages: run `make setup`, then `make formal` (which puts .venv/bin on PATH)",
-              file=sys.stderr)
+        print(f"error: {missing_tools_message(missing)}", file=sys.stderr)
         return 2
 
     jobs = [(mod, job) for mod, job in all_jobs()
