@@ -33,7 +33,7 @@ from model.errors import VelcroError
 from model.nets.data import DEFAULT_PREP_FRACTION, DEFAULT_TUNE_IMAGES, fashion_task, imagenet_task, split_task
 from model.nets.default_model import load_default_model
 from model.nets.zoo import PAPER_MODELS, build_model
-from model.velcro.compress import check_percent_tuple, parse_threshold, parse_thresholds, saving_ratio
+from model.velcro.compress import LEFT_ALONE, check_percent_tuple, parse_threshold, parse_thresholds, saving_ratio, tuple_items
 from model.velcro.distributed import DEFAULT_TIMEOUT, launched_by_torchrun, process_group
 from model.velcro.evaluate import accuracy
 from model.velcro.predict import PredictionSearch, parse_pattern, parse_zp_max, parse_zp_maxes, pattern_name, predicting_model
@@ -146,8 +146,10 @@ def _check_options(args) -> None:
         return
     parse_pattern(args.zp)
     if args.zp_max is not None:
-        for i, v in enumerate(v for v in str(args.zp_max).strip("()[] ").split(",") if v.strip() and v.strip() != "-"):
-            parse_zp_max(v, name="--zp-max" if "," not in str(args.zp_max) else f"--zp-max entry {i}")
+        entries = tuple_items(str(args.zp_max), name="--zp-max tuple")
+        for i, v in enumerate(entries):
+            if v != LEFT_ALONE:
+                parse_zp_max(v, name="--zp-max" if len(entries) == 1 else f"--zp-max entry {i}")
 
 
 def cmd_eval(args) -> dict:
@@ -191,7 +193,7 @@ def _search_prediction(args, model, data, test, stats, tuning: TuningSet) -> tup
     return {
         "zp_pattern": point.pattern,
         "family": point.family,
-        "ratio_to_layer_mean": ",".join("-" if r is None else f"{r:.4g}" for r in point.ratios),
+        "ratio_to_layer_mean": ",".join(LEFT_ALONE if r is None else f"{r:.4g}" for r in point.ratios),
         "tune_agreement": point.tune_agreement,
         "tune_mac_reduction": point.mac_reduction,
         "tune_accuracy": point.tune_accuracy,
@@ -199,8 +201,8 @@ def _search_prediction(args, model, data, test, stats, tuning: TuningSet) -> tup
         "mac_reduction": macs.mac_reduction,
         "mac_reduction_without_prediction": macs.mac_reduction_without_prediction,
         "predicted_fraction": macs.predicted_fraction,
-        "zp_max": ",".join("-" if z is None else f"{z:.6g}" for z in point.zp_maxes),
-        "thresholds": None if thresholds is None else ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
+        "zp_max": ",".join(LEFT_ALONE if z is None else f"{z:.6g}" for z in point.zp_maxes),
+        "thresholds": None if thresholds is None else ",".join(LEFT_ALONE if t is None else f"{float(t):.4f}" for t in thresholds),
     }, search.curve()
 
 
@@ -212,7 +214,7 @@ def _search_velcro(args, model, data, test, stats, tuning: TuningSet) -> tuple[d
         "family": point.family,
         "tune_accuracy": point.tune_accuracy,
         "test_accuracy": _accuracy(args, search.compressed(thresholds), data, test, "test"),
-        "thresholds": ",".join("-" if t is None else f"{float(t):.4f}" for t in thresholds),
+        "thresholds": ",".join(LEFT_ALONE if t is None else f"{float(t):.4f}" for t in thresholds),
     }, search.curve()
 
 

@@ -69,8 +69,9 @@ def parse_threshold(value, *, percent: bool = False, name: str = "threshold") ->
     return t / scale
 
 
-def _items(values: str | Sequence) -> list:
-    """The entries of a tuple given as a sequence or a comma-separated string ("40,40,36" or "(40, 40, 36)").
+def tuple_items(values: str | Sequence, *, name: str = "threshold tuple") -> list:
+    """The entries of a per-layer tuple (thresholds, ZP_MAX) given as a sequence or a comma-separated
+    string ("40,40,36" or "(40, 40, 36)").
 
     An empty entry ("40,,36") is refused: dropping it would shift the rest of the tuple against the layers.
     """
@@ -81,14 +82,15 @@ def _items(values: str | Sequence) -> list:
         return []
     items = [p.strip() for p in text.split(",")]
     if "" in items:
-        raise VelcroError(f"entry {items.index('')} of the threshold tuple {values!r} is empty; give one value "
+        raise VelcroError(f"entry {items.index('')} of the {name} {values!r} is empty; give one value "
                           "between every two commas")
     return items
 
 
 def check_percent_tuple(values: str | Sequence, *, name: str = "thresholds") -> None:
-    """Refuse percents that are all below 1: 0.3 with --percent means 0.3 %, almost surely a fraction meant as 30 %."""
-    fractions = [_to_fraction(v) for v in _items(values)]
+    """Refuse percents that are all below 1: 0.3 with --percent means 0.3 %, almost surely a fraction meant as 30 %.
+    Entries "-" (left alone) are not values and are not counted."""
+    fractions = [_to_fraction(v) for v in tuple_items(values, name=name) if str(v).strip() != LEFT_ALONE]
     if fractions and all(t < 1 for t in fractions) and any(t > 0 for t in fractions):
         raise VelcroError(
             f"--percent / percent=True is given but every value of the {name} is below 1 "
@@ -106,12 +108,12 @@ def parse_thresholds(values: str | Sequence, n_sites: int, *, percent: bool = Fa
     Percents that are all below 1 are refused (`check_percent_tuple`). An entry "-" leaves its output
     alone, as `velcro search` prints it, so a printed tuple can be given back.
     """
-    fractions = [None if str(v).strip() == LEFT_ALONE else _to_fraction(v) for v in _items(values)]
+    fractions = [None if str(v).strip() == LEFT_ALONE else _to_fraction(v) for v in tuple_items(values)]
     if not fractions:
         raise VelcroError(f"the threshold tuple has 0 entries but the model has {n_sites} activation outputs: "
                           f"give {n_sites} (one per activation output) or {n_sites - 1} (all but the first)")
     if percent:
-        check_percent_tuple([f for f in fractions if f is not None], name="threshold tuple")
+        check_percent_tuple(values, name="threshold tuple")
     if len(fractions) not in (n_sites, n_sites - 1):
         raise VelcroError(
             f"the threshold tuple has {len(fractions)} entries but the model has {n_sites} activation "

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from model.errors import VelcroError
 from model.hw.golden import ZP_CHECKER, ZP_GRID2, ZP_PATTERNS
-from model.velcro.compress import CompressedModel, Threshold, compression_masks
+from model.velcro.compress import LEFT_ALONE, CompressedModel, Threshold, compression_masks, tuple_items
 from model.velcro.distributed import SINGLE, Sharding
 from model.velcro.search import Score, TuningSet, largest_passing
 from model.velcro.stats import ActivationStatistics
@@ -92,8 +92,7 @@ def parse_zp_maxes(values, n_sites: int) -> list[ZpMax]:
     prediction off in that output.
     """
     if isinstance(values, str):
-        text = values.strip().strip("()[]")
-        items = [v for v in (p.strip() for p in text.split(",")) if v]
+        items = tuple_items(values, name="ZP_MAX tuple")
     elif isinstance(values, (int, float)):
         items = [values]
     else:
@@ -107,7 +106,7 @@ def parse_zp_maxes(values, n_sites: int) -> list[ZpMax]:
             f"the ZP_MAX tuple has {len(items)} entries but the model has {n_sites} activation outputs: give one "
             f"value, {n_sites} (one per activation output) or {n_sites - 1} (all but the first)"
         )
-    parsed = [None if v is None or str(v).strip() == "-" else parse_zp_max(v, name=f"ZP_MAX {i}") for i, v in enumerate(items)]
+    parsed = [None if v is None or str(v).strip() == LEFT_ALONE else parse_zp_max(v, name=f"ZP_MAX {i}") for i, v in enumerate(items)]
     return [None] + parsed if len(parsed) == n_sites - 1 else parsed
 
 

@@ -172,6 +172,17 @@ def test_an_empty_threshold_tuple_is_refused():
             parse_thresholds(empty, 5)
 
 
+
+def test_a_printed_tuple_with_left_alone_entries_is_accepted_with_percent():
+    """`velcro search` prints "-" for a left-alone output; --percent must not count it as a value."""
+    given_back = ok("eval", *SPLIT, "--test-images", "4", "--percent", "--thresholds=-,30,12.5,10,5")
+    assert given_back == ok("eval", *SPLIT, "--test-images", "4", "--percent", "--thresholds", "30,12.5,10,5")
+
+
+def test_an_empty_zp_max_entry_is_refused():
+    assert "entry 1 of the --zp-max tuple '0,,3' is empty" in refused("eval", *SPLIT, "--zp", "grid2", "--zp-max", "0,,3")
+
+
 # ResNet-18 at 64 x 64, worked out from the architecture by hand: the 16 activation outputs after the
 # stem (4 per stage: after each block's first conv and after its residual add) have C x H x W elements,
 # and the MACs of the convolutions producing them (3x3 convs; the first block of stages 2-4 halves the

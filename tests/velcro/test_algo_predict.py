@@ -109,6 +109,8 @@ def test_parse_errors_and_alignment():
         parse_zp_maxes([float("nan")], 3)
     with pytest.raises(VelcroError, match="give one value, 5 .* or 4"):
         parse_zp_maxes("0,0", 5)
+    with pytest.raises(VelcroError, match="entry 1 of the ZP_MAX tuple '0,,3' is empty"):
+        parse_zp_maxes("0,,3", 3)
     assert parse_zp_maxes("0", 4) == [None, 0.0, 0.0, 0.0]
     assert parse_zp_maxes("0.1,-,0.2", 4) == [None, 0.1, None, 0.2]
     assert parse_zp_maxes([0, 0, 0, 1], 4) == [0.0, 0.0, 0.0, 1.0]
