@@ -692,9 +692,8 @@ def expect_frame(got: np.ndarray, result: golden.FrameResult, label: str) -> Non
 
 
 def expect_counters(counters: dict, result: golden.FrameResult, label: str) -> None:
-    expected = {"LAST_COMPUTED": result.computed_outputs, "LAST_MACS": result.macs}
-    if "LAST_PREDICTED" in counters:
-        expected["LAST_PREDICTED"] = result.predicted_outputs
+    expected = {"LAST_COMPUTED": result.computed_outputs, "LAST_MACS": result.macs,
+                "LAST_PREDICTED": result.predicted_outputs}  # fmt: skip
     wrong = {k: (counters[k], v) for k, v in expected.items() if counters[k] != v}
     assert not wrong, f"{label}: counters (read, golden) {wrong}"
 
@@ -977,7 +976,7 @@ async def test_runs_of_one_instance(dut):
         assert min(margins) >= 0, f"run {run}: a gap exceeds max(512, LAST_COMPUTED + 3) + 64: {gaps}"
         record({"run": run, "channel": channel, "gaps": gaps, "model_gaps": model_gaps,
                 "computed": [c["LAST_COMPUTED"] for c in counters],
-                "predicted": [c.get("LAST_PREDICTED", 0) for c in counters],
+                "predicted": [c["LAST_PREDICTED"] for c in counters],
                 "macs": [c["LAST_MACS"] for c in counters],
                 "bound_margin": min(margins), "first_input_ps": tb.input_first_times_ps[start],
                 "frame_end_ps": tb.output_last_times_ps[ends_from:], "clock_ps": CLOCK_PS})  # fmt: skip

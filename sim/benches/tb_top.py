@@ -231,7 +231,7 @@ class CounterReader:
             assert frames == self.frames[i], (
                 f"instance {i}: FRAMES reads {frames} after its frame {self.frames[i]}: counters read too late"
             )
-            self.values[i].append((values[0], values[1] if len(values) > 1 else 0))
+            self.values[i].append((values[0], values[1]))
             self.pending -= 1
             if not self.pending:
                 self.idle.set()
