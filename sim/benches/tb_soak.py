@@ -106,7 +106,7 @@ class Hang(AssertionError):
 def random_frame(rng: np.random.Generator) -> np.ndarray:
     """Uniform noise, zero rectangles (what prediction feeds on), sparse, or constant IFMAPs."""
     kind = rng.choice(4, p=[0.35, 0.4, 0.15, 0.1])
-    x = rng.integers(0, 256, size=(spec.H, spec.W), dtype=np.uint8)
+    x = common.random_ifmap(rng)
     if kind == 1:
         for _ in range(rng.integers(1, 7)):
             y0, x0 = rng.integers(0, spec.H, 2)
@@ -336,9 +336,8 @@ class Streams:
         self.stuck = 0  # lanes whose m_axis_tready is held low (a planted hang)
         self.waiting = 0  # lanes with queued beats
         self.in_reset = False
-        self.stopped = False
         self.cycle = 0
-        self.task = cocotb.start_soon(self._run())
+        cocotb.start_soon(self._run())
 
     def enqueue(self, item: InputItem) -> None:
         i = item.lane
@@ -399,7 +398,6 @@ class Streams:
         try:
             await self._loop()
         except Exception as err:  # a hang or a broken frame: the soak records it and stops
-            self.stopped = True
             self.soak.fatal(err)
 
     async def _loop(self) -> None:
@@ -444,7 +442,7 @@ class Streams:
                         pos[i] = 0
                         if not queue[i]:
                             self.waiting &= ~bit
-                        self.soak.input_done(item, cycle)
+                        self.soak.input_done(item)
                     valid &= ~bit
                 if out & bit:
                     self.last_progress[i] = cycle
@@ -599,7 +597,7 @@ class Soak:
             self.lanes[i].pending.append(d)
 
     # ------------------------------------------------ callbacks from the stream driver
-    def input_done(self, item: InputItem, cycle: int) -> None:
+    def input_done(self, item: InputItem) -> None:
         if item.kind != "good":
             self.lanes[item.lane].error_expected = True
             self.stats["malformed_items"] += 1
@@ -884,13 +882,10 @@ class Soak:
             d = Disturbance("reset", set(range(self.n)), f"{self.streams.in_flight()} frames in flight")
             lost = sum(len(owed) for owed in self.streams.owed)
             await RisingEdge(self.dut.clk)
-            self.dut.rst.value = 1
             self.aborted = True
             self.generation += 1
             self.streams.flush()
-            await ClockCycles(self.dut.clk, common.RESET_CYCLES)
-            self.dut.rst.value = 0
-            await ClockCycles(self.dut.clk, 2)
+            await common.reset(self.dut)
             self.streams.in_reset = False
             self.stats["frames_lost_to_reset"] += lost
             self.queued_frames -= lost
@@ -1010,8 +1005,6 @@ async def test_soak(dut):
     if soak.fatal_error is not None:
         raise AssertionError(f"soak stopped: {soak.fatal_error} (VELCRO_SEED={soak.seed})")
     unverified = [(d.kind, d.detail, sorted(d.lanes)) for lane in soak.lanes for d in lane.pending]
-    for lane in soak.lanes:
-        lane.pending.clear()
     if unverified:
         soak.fail("bench", f"disturbances never followed by an exact frame: {unverified[:5]}")
     soak.stats["done"] = True

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     (REPORTS / "soak.md").write_text(soak_report.markdown(stats))
     print(soak_report.summary_line(stats))
     print("[soak] wrote reports/soak.md and reports/soak.json")
-    ok = not failed and stats["done"] and stats["failures"] == 0
+    ok = not failed and soak_report.passed(stats)
     if not ok:
         print(f"[soak] FAILED: see reports/soak.md and {LOG.relative_to(ROOT)}", file=sys.stderr)
     return 0 if ok else 1
