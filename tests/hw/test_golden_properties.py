@@ -1,7 +1,7 @@
 """Properties of the golden model over generated configurations, against a formulation of its own.
 
-The reference below is written from rtl/README.md (sections 1 and 8) with scipy's correlation,
-Python integers and a loop over positions, so it shares no code path with `model.hw.golden`.
+The reference is test_golden.py's, written from rtl/README.md (sections 1 and 8) with scipy's
+correlation, Python integers and a loop over positions, so it shares no code path with `model.hw.golden`.
 Strategies lean on the extremes: M = 0 and 65535, S = 0 and 31, int32 bias limits, weights
 -128/127, all-compressed and all-computed masks, ZP_MAX 0 and 255.
 """
@@ -13,6 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.signal import correlate2d
+from test_golden import predicted_by_loop, reference_output
 
 from model.hw import golden
 from model.hw.golden import ConvConfig
@@ -64,34 +65,10 @@ ifmaps = maps(np.uint8, edgy_integers(0, 255))
 
 
 def reference_frame(ifmap: np.ndarray, cfg: ConvConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(OFMAP, predicted) from the contract's words, with Python integers and explicit loops."""
-    taps = correlate2d(ifmap.astype(np.int64), np.asarray(cfg.weights, np.int64), mode="same", fillvalue=0)
-    skipped = np.asarray(cfg.mask, bool) if cfg.skip_en else np.zeros((H, W), bool)
-    rounding = 2 ** (cfg.shift - 1) if cfg.shift else 0
-    out = np.zeros((H, W), np.int64)
-    for y in range(H):
-        for x in range(W):
-            if skipped[y, x]:
-                out[y, x] = int(cfg.avg[y, x])
-                continue
-            acc = (int(taps[y, x]) + cfg.bias) % 2**32
-            acc -= 2**32 if acc >= 2**31 else 0  # int32 two's complement
-            out[y, x] = min(255, max(0, (acc * cfg.mult + rounding) // 2**cfg.shift))  # // floors like >>
-    predicted = np.zeros((H, W), bool)
-    if not cfg.zp_en:
-        return out.astype(np.uint8), predicted
-
-    def anchor(y: int, x: int) -> bool:
-        return (y + x) % 2 == 0 if cfg.zp_pattern == golden.ZP_CHECKER else y % 2 == 0 and x % 2 == 0
-
-    for y in range(H):
-        for x in range(W):
-            if skipped[y, x] or anchor(y, x):
-                continue
-            around = [out[v, u] for v in range(max(0, y - 1), min(H, y + 2)) for u in range(max(0, x - 1), min(W, x + 2)) if anchor(v, u)]
-            predicted[y, x] = max(around) <= cfg.zp_max
-    out[predicted] = 0
-    return out.astype(np.uint8), predicted
+    """(OFMAP, predicted) from test_golden.py's formulation of the contract (scipy and loops)."""
+    if cfg.zp_en:
+        return predicted_by_loop(ifmap, cfg)
+    return reference_output(ifmap, cfg), np.zeros((H, W), bool)
 
 
 RAMP = (np.arange(H * W) % 256).astype(np.uint8).reshape(H, W)
