@@ -37,6 +37,7 @@ WINDOW_MARGIN_CYCLES = 4  # the activity window starts this much before the firs
 CONTROL_IMAGES = 3  # random frames per run of the activity control
 CONTROL_SHARES = (0.25, 0.5, 0.75)  # predicted shares the activity control's ZP_MAX values aim at
 CONTROL_C = 0.5  # the activity control's compression row: mask density
+CONTROL_COMPRESSION_ROW, CONTROL_ORDER_ROW = 1, 2  # its rows: off, compression, ZP_MAX = 0, the shares
 
 
 def whole_design_toggles(row: dict) -> float:
@@ -186,11 +187,11 @@ def run_activity_control(sim: str, table: EnergyTable, clock_mhz: float, seed: i
     labels = ["prediction off", f"VELCRO, C = {mask.mean():.2f}"] + [f"GRID2, ZP_MAX = {c.zp_max}" for c in zp]
     rows = measure_runs(sim, labels, runs, frames, 0, table, clock_mhz, build_root / f"prediction-control-{sim}",
                         build_root)  # fmt: skip
-    c_row, order_row = rows[1], rows[2]
-    for r in rows[2:]:
+    c_row, order_row = rows[CONTROL_COMPRESSION_ROW], rows[CONTROL_ORDER_ROW]
+    for r in rows[CONTROL_ORDER_ROW:]:
         r["toggles_vs_order"] = whole_design_toggles(r) / whole_design_toggles(order_row)
-    return {"simulator": sim, "seed": seed, "images": images, "rows": rows, "compression_row": 1, "order_row": 2,
-            "c_slope": (1 - c_row["toggles_total_ratio"]) / c_row["skipped_share"]}
+    return {"simulator": sim, "seed": seed, "images": images, "rows": rows, "compression_row": CONTROL_COMPRESSION_ROW,
+            "order_row": CONTROL_ORDER_ROW, "c_slope": (1 - c_row["toggles_total_ratio"]) / c_row["skipped_share"]}
 
 
 def toggle_slope_from_sweep(sweep_rows: list[dict]) -> float | None:
