@@ -19,7 +19,7 @@ from amaranth.hdl import Assert, Assume, Cover, Fragment
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from formal.job import FormalJob
+from formal.job import FormalJob, hold_until_ready
 from model.hw import spec
 from rtl.axi4_master import (
     BEAT_BYTES, BEATS_WIDTH, INCR, LEN_WIDTH, MAX_OUTSTANDING, SIZE, BurstReader, BurstWriter,
@@ -39,17 +39,6 @@ def _driven_signals(fragment: Fragment) -> dict:
 
 def _subfragment(fragment: Fragment, name: str) -> Fragment:
     return next(sub for sub, sub_name, _ in fragment.subfragments if sub_name == name)
-
-
-class _Past:
-    """Values of the previous cycle (0 in the first, so no check there)."""
-
-    def __init__(self, m: Module, *values):
-        self.values = []
-        for value in values:
-            past = Signal.like(value, name=f"past_{getattr(value, 'name', 'value')}")
-            m.d.sync += past.eq(value)
-            self.values.append(past)
 
 
 class _LengthQueue:
@@ -73,10 +62,7 @@ def _wrap(index):
 def _address_rules(m: Module, valid, ready, addr, length, size, burst, channel: str, remaining) -> None:
     """AxVALID and the address payload held until AxREADY; the burst inside one 4 KB page; full-width
     INCR beats; 8-byte aligned addresses. Covers: a stall, and a transfer cut at a 4 KB boundary."""
-    past_valid, past_ready, past_addr, past_length = _Past(m, valid, ready, addr, length).values
-    with m.If(past_valid & ~past_ready):
-        m.d.comb += Assert(valid & (addr == past_addr) & (length == past_length),
-                           f"{channel}VALID, {channel}ADDR and {channel}LEN held until {channel}READY")
+    waited = hold_until_ready(m, Assert, valid, ready, [addr, length], channel)
     beats = length + 1
     end = addr[:OFFSET_BITS] + (beats << SIZE)
     with m.If(valid):
@@ -84,7 +70,7 @@ def _address_rules(m: Module, valid, ready, addr, length, size, burst, channel: 
     m.d.comb += [
         Assert((size == SIZE) & (burst == INCR), f"{channel}SIZE 3 and {channel}BURST INCR"),
         Assert(addr[:ALIGN_BITS] == 0, f"{channel}ADDR 8-byte aligned"),
-        Cover(past_valid & ~past_ready & valid & ready),
+        Cover(waited & valid & ready),
         Cover(valid & ready & (end == BOUNDARY) & (remaining > beats)),
     ]
 
@@ -125,15 +111,11 @@ class ReaderHarness(wiring.Component):
         r_beat = Signal(LEN_WIDTH + 1)  # beat of the oldest outstanding burst
         with m.If(r_take):
             m.d.sync += r_beat.eq(Mux(bus.rlast, 0, r_beat + 1))
-        past_rvalid, past_rready, past_rdata, past_rresp, past_rlast = _Past(
-            m, bus.rvalid, bus.rready, bus.rdata, bus.rresp, bus.rlast).values
         m.d.comb += [
             Assume(~bus.rvalid | (outstanding != 0)),
             Assume(~bus.rvalid | (bus.rlast == (r_beat == lengths.head_length - 1))),
         ]
-        with m.If(past_rvalid & ~past_rready):
-            m.d.comb += Assume(bus.rvalid & (bus.rdata == past_rdata) & (bus.rresp == past_rresp)
-                               & (bus.rlast == past_rlast))
+        hold_until_ready(m, Assume, bus.rvalid, bus.rready, [bus.rdata, bus.rresp, bus.rlast], "R")
 
         _address_rules(m, bus.arvalid, bus.arready, bus.araddr, bus.arlen, bus.arsize, bus.arburst, "AR",
                        state["remaining"])
@@ -198,12 +180,8 @@ class WriterHarness(wiring.Component):
         ]
         # The producer keeps a beat until it is taken (an AXI4-Stream source: conv2d's m_axis,
         # formal/stream.py); the subordinate answers a burst only after its last W beat.
-        past_valid, past_ready, past_payload = _Past(m, dut.data.valid, dut.data.ready, dut.data.payload).values
-        with m.If(past_valid & ~past_ready):
-            m.d.comb += Assume(dut.data.valid & (dut.data.payload == past_payload))
-        past_bvalid, past_bready, past_bresp = _Past(m, bus.bvalid, bus.bready, bus.bresp).values
-        with m.If(past_bvalid & ~past_bready):
-            m.d.comb += Assume(bus.bvalid & (bus.bresp == past_bresp))
+        hold_until_ready(m, Assume, dut.data.valid, dut.data.ready, [dut.data.payload], "data")
+        hold_until_ready(m, Assume, bus.bvalid, bus.bready, [bus.bresp], "B")
         m.d.comb += Assume(~bus.bvalid | (outstanding > aw_ahead))
 
         if self.check_wlast:
@@ -211,11 +189,7 @@ class WriterHarness(wiring.Component):
             return m
         _address_rules(m, bus.awvalid, bus.awready, bus.awaddr, bus.awlen, bus.awsize, bus.awburst, "AW",
                        state["remaining"])
-        past_wvalid, past_wready, past_wdata, past_wstrb, past_wlast = _Past(
-            m, bus.wvalid, bus.wready, bus.wdata, bus.wstrb, bus.wlast).values
-        with m.If(past_wvalid & ~past_wready):
-            m.d.comb += Assert(bus.wvalid & (bus.wdata == past_wdata) & (bus.wstrb == past_wstrb)
-                               & (bus.wlast == past_wlast), "WVALID, WDATA, WSTRB and WLAST held until WREADY")
+        hold_until_ready(m, Assert, bus.wvalid, bus.wready, [bus.wdata, bus.wstrb, bus.wlast], "W")
         m.d.comb += [
             Assert(outstanding <= MAX_OUTSTANDING, "at most 4 write bursts without B"),
             Assert(~bus.wvalid | (aw_ahead != 0), "no W beat before its burst's AW"),

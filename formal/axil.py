@@ -19,7 +19,7 @@ from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from formal.job import FormalJob, out_of_reset
+from formal.job import FormalJob, hold_until_ready, out_of_reset
 from model.hw import spec
 from rtl.axil import AxiLiteBridge, AxiLiteRegisterBus
 from rtl.interfaces import AxiLiteSignature
@@ -39,14 +39,6 @@ def any_of(values):
     for value in values:
         result = result | value
     return result
-
-
-def hold_until_ready(m, check, valid, ready, payload, what: str) -> None:
-    """`check` (Assume or Assert): once VALID is high it stays high, payload unchanged, until READY."""
-    payload = Cat(*payload)
-    waited, last = Signal(name=f"{what}_waited"), Signal.like(payload, name=f"{what}_last")
-    m.d.sync += [waited.eq(valid & ~ready), last.eq(payload)]
-    m.d.comb += check(~waited | (valid & (payload == last)), f"{what}: VALID held, payload stable, until READY")
 
 
 class Ledger:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from amaranth import ResetSignal
+from amaranth import Cat, ResetSignal, Signal
 from amaranth.back import rtlil
 from amaranth.hdl import Assume
 from amaranth.lib import wiring
@@ -75,6 +75,16 @@ class FormalResult:
 def out_of_reset(m) -> None:
     """Hold the harness's free `rst` port low, so the run starts from reset and never resets again."""
     m.d.comb += Assume(~ResetSignal())
+
+
+def hold_until_ready(m, check, valid, ready, payload, what: str):
+    """`check` (Assume or Assert): once VALID is high it stays high, payload unchanged, until READY.
+    Returns the flag "VALID was high and READY low last cycle", for covers of a stall."""
+    payload = Cat(*payload)
+    waited, last = Signal(name=f"{what}_waited"), Signal.like(payload, name=f"{what}_last")
+    m.d.sync += [waited.eq(valid & ~ready), last.eq(payload)]
+    m.d.comb += check(~waited | (valid & (payload == last)), f"{what}: VALID held, payload stable, until READY")
+    return waited
 
 
 def missing_tools() -> list[str]:

@@ -23,7 +23,7 @@ from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from formal.job import FormalJob
+from formal.job import FormalJob, hold_until_ready
 from model.hw import spec
 from model.hw.spec import BEATS_PER_FRAME
 from rtl.conv2d import OBUF_SLOTS
@@ -89,19 +89,13 @@ class DrainHarness(wiring.Component):
         return m
 
     def _safety(self, m, drain, axis, take, out_beat, owed):
-        past_valid, past_ready, past_data, past_last = (Signal.like(s, name=f"past_{s.name}") for s in (
-            axis.tvalid, axis.tready, axis.tdata, axis.tlast))
-        m.d.sync += [past_valid.eq(axis.tvalid), past_ready.eq(axis.tready), past_data.eq(axis.tdata),
-                     past_last.eq(axis.tlast)]  # fmt: skip
-        with m.If(past_valid & ~past_ready):
-            m.d.comb += Assert(axis.tvalid & (axis.tdata == past_data) & (axis.tlast == past_last),
-                               "m_axis TVALID, TDATA and TLAST held while stalled")
+        waited = hold_until_ready(m, Assert, axis.tvalid, axis.tready, [axis.tdata, axis.tlast], "m_axis")
         with m.If(axis.tvalid):
             m.d.comb += Assert(axis.tlast == (out_beat == BEATS_PER_FRAME - 1), "TLAST on every 512th beat only")
         m.d.comb += [
             Assert(~take | (owed != 0), "no beat handed over that a finished frame did not produce"),
             Assert(~drain.pending | (drain.fifo_level != OUTPUT_FIFO_DEPTH), "no merged beat dropped"),
-            Cover(past_valid & ~past_ready & take),
+            Cover(waited & take),
             Cover(drain.fifo_level == OUTPUT_FIFO_DEPTH),
         ]
 
