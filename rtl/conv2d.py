@@ -23,7 +23,7 @@ from model.hw import spec
 from model.hw.spec import BEATS_PER_FRAME, MACS_PER_OUTPUT, N_OUTPUTS, PIXELS_PER_BEAT, REG, TAPS, W
 from rtl import registers
 from rtl.axil import AxiLiteRegisterBus
-from rtl.drain import Drain
+from rtl.drain import Drain, increment_modulo
 from rtl.ifmap_buffer import IfmapWindowBuffer
 from rtl.interfaces import AxiLiteSignature, AxiStreamSignature, FlatPortsComponent
 from rtl.mac_requant import MacRequant
@@ -368,7 +368,7 @@ class VelcroConv2d(FlatPortsComponent):
             m.d.sync += [
                 computing.eq(0),
                 compute_slot.eq(~compute_slot),
-                compute_obuf.eq(_next_slot(compute_obuf)),
+                compute_obuf.eq(increment_modulo(compute_obuf, OBUF_SLOTS)),
                 ifmap_full.bit_select(compute_slot, 1).eq(0),
             ]
             m.d.comb += [count_queue.w_en.eq(1), count_queue.w_data.eq(Cat((computed_count + issue)[:COUNT_BITS], frame_predicted))]
@@ -457,8 +457,3 @@ def _popcount(value):
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
     return terms[0]
-
-
-def _next_slot(slot):
-    """Next OFMAP slot, counting modulo OBUF_SLOTS."""
-    return Mux(slot == OBUF_SLOTS - 1, 0, slot + 1)

@@ -79,7 +79,7 @@ class Drain(wiring.Component):
                 pending_zp.eq(self.slot_zp.bit_select(self.slot, 1)),
             ]
             with m.If(self.release):
-                m.d.sync += [self.beat.eq(0), self.slot.eq(_next(self.slot, self.slots))]
+                m.d.sync += [self.beat.eq(0), self.slot.eq(increment_modulo(self.slot, self.slots))]
             with m.Else():
                 m.d.sync += self.beat.eq(self.beat + 1)
         compressed = self.mask_data.word_select(pending_lane, 8) & self.skip_en.replicate(8)
@@ -103,9 +103,9 @@ class Drain(wiring.Component):
         ]
         with m.If(push):
             m.d.sync += [self.fifo_entries[produce].eq(Cat(*pixels, pending_last)),
-                         produce.eq(_next(produce, OUTPUT_FIFO_DEPTH))]  # fmt: skip
+                         produce.eq(increment_modulo(produce, OUTPUT_FIFO_DEPTH))]  # fmt: skip
         with m.If(pop):
-            m.d.sync += consume.eq(_next(consume, OUTPUT_FIFO_DEPTH))
+            m.d.sync += consume.eq(increment_modulo(consume, OUTPUT_FIFO_DEPTH))
         with m.If(push & ~pop):
             m.d.sync += level.eq(level + 1)
         with m.If(pop & ~push):
@@ -113,6 +113,6 @@ class Drain(wiring.Component):
         return m
 
 
-def _next(index, count: int):
-    """index + 1 modulo count."""
+def increment_modulo(index, count: int):
+    """index + 1 modulo count (FIFO pointers, OFMAP slots)."""
     return Mux(index == count - 1, 0, index + 1)
