@@ -49,6 +49,7 @@ SLOW = {
     "nets/test_cli_behaviours.py::test_checkpoint_reaches_its_recorded_test_accuracy",
     "nets/test_torchrun.py",
     "deploy/test_zp_export.py::test_acceptance_on_1000_images",
+    "rtl/test_budgets.py::test_designs_meet_their_budgets",
 }
 
 

@@ -13,7 +13,8 @@
    MACs skipped, throughput) and on one instance with a waveform
    (throughput, energy proxy, toggles), and on the C sweep's random stimulus with predicted shares of
    1/4, 1/2 and 3/4 (toggles saved per predicted output, against the sweep's line);
-5. the open Yosys resource estimate (rtl/tools/resources.py) and, when a Vivado run left one,
+5. the open Yosys resource estimate (rtl/tools/resources.py) against the budgets (rtl/tools/budgets.py),
+   the timing proxy's worst paths (rtl/tools/timing.py) and, when a Vivado run left one,
    build/vivado/summary.json, appended to reports/summary.md.
 
 The simulators' own output (compiler lines, simulator notes) goes to build/sim-logs/<stage>.log;
@@ -31,7 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from model.hw.energy import EnergyTable
-from rtl.tools import resources
+from rtl.tools import budgets, resources, timing
 from rtl.tools.generate import GENERATED_DIR, designs, verilog_text
 from sim.flows import end_to_end, prediction, sweep
 from sim.harness.runner import ROOT, SIMULATORS, BenchFailed, SimulatorMissing, log_to, run_bench
@@ -156,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     (REPORTS / "conv2d_sim.md").write_text(conv2d_report.density_report(args.sim, rows))
     (REPORTS / "conv2d_sim.json").write_text(json.dumps({"simulator": args.sim, "rows": rows}, indent=2))
     print(conv2d_report.density_table(rows))
-    print("[sim] open resource estimate (Yosys synth_xilinx -family xcup; cached by RTL hash)")
+    print("[sim] open resource estimate and timing proxy (Yosys synth_xilinx -family xcup; cached by RTL hash)")
     with stage("resources"):
-        estimates = [resources.estimate(name) for name in designs()]
+        pairs = [timing.estimate_with_timing(name) for name in designs()]
+        estimates, timings = [p[0] for p in pairs], [p[1] for p in pairs]
     with stage("reports"):
         vivado_summary = ROOT / "build" / "vivado" / "summary.json"
         sections = [end_to_end_report.markdown(hil), prediction_report.markdown(zp),
-                    *summary.resource_sections(resources.markdown_table(estimates), vivado_summary)]
+                    *summary.resource_sections(resources.markdown_table(estimates), vivado_summary,
+                                               budgets.report_markdown(estimates, timings),
+                                               timing.report_markdown(timings))]
         (REPORTS / "end_to_end.json").write_text(json.dumps(hil, indent=2, default=float))
         (REPORTS / "prediction.json").write_text(json.dumps(zp, indent=2, default=float))
         summary.write_reports(REPORTS, sweep_data, sections)

@@ -132,9 +132,15 @@ def sweep_markdown(sweep: dict, fit: dict) -> str:
     return "\n".join(lines)
 
 
-def resource_sections(resource_table: str, vivado_summary: Path) -> list[str]:
-    """The open resource estimate and, when a Vivado run left its summary, that summary."""
+def resource_sections(resource_table: str, vivado_summary: Path, budget_report: str = "",
+                      timing_report: str = "") -> list[str]:
+    """The open resource estimate, its budgets and the open timing proxy's worst paths, and, when a
+    Vivado run left its summary, that summary."""
     sections = ["## Open resource estimate (Yosys, not Vivado)\n", resource_table, ""]
+    if budget_report:
+        sections += ["### Against the budgets (rtl/tools/budgets.py)\n", budget_report, ""]
+    if timing_report:
+        sections += ["### Open timing proxy: logic depth between registers (not Vivado timing)\n", timing_report, ""]
     if vivado_summary.is_file():
         shown = "/".join(vivado_summary.parts[-3:])  # build/vivado/summary.json
         sections += [f"## Vivado (from {shown})\n", "```json", vivado_summary.read_text(), "```"]
