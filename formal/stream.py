@@ -13,7 +13,7 @@ harness proves the drain with everything around it free:
 The harness keeps conv2d.py's own `obuf_ready` bookkeeping (set on finish, cleared on `release`)
 and counts the beats owed: 512 per finished frame, minus the beats handed over on m_axis. The
 `induction:` asserts tie that bookkeeping to the drain's counters and its FIFO, so k-induction closes.
-No cover reaches a TLAST: that takes 515 cycles from reset, far beyond a cover search; the liveness
+No cover reaches a TLAST: that takes 516 cycles from reset, far beyond a cover search; the liveness
 proof (every owed beat comes within MAX_WAIT cycles) implies it.
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ MASK_WORD_BITS = 32
 MAP_WORD_BITS = spec.N_OUTPUTS // spec.ZP_MAP_WRITE_CYCLES
 BEAT_COUNT_BITS = (BEATS_PER_FRAME - 1).bit_length()
 FAIR_STALL = 2  # liveness: TREADY is low for at most this many cycles in a row
-# Liveness: with beats owed, one is handed over within this many cycles: a slot read, its push into
-# the FIFO, and FAIR_STALL cycles of TREADY low.
-MAX_WAIT = FAIR_STALL + 2
+# Liveness: with beats owed, one is handed over within this many cycles: a slot read, its memory data
+# registered, its push into the FIFO, and FAIR_STALL cycles of TREADY low.
+MAX_WAIT = FAIR_STALL + 3
 
 
 class DrainHarness(wiring.Component):
@@ -94,7 +94,7 @@ class DrainHarness(wiring.Component):
             m.d.comb += Assert(axis.tlast == (out_beat == BEATS_PER_FRAME - 1), "TLAST on every 512th beat only")
         m.d.comb += [
             Assert(~take | (owed != 0), "no beat handed over that a finished frame did not produce"),
-            Assert(~drain.pending | (drain.fifo_level != OUTPUT_FIFO_DEPTH), "no merged beat dropped"),
+            Assert(~drain.pending[1] | (drain.fifo_level != OUTPUT_FIFO_DEPTH), "no merged beat dropped"),
             Cover(waited & take),
             Cover(drain.fifo_level == OUTPUT_FIFO_DEPTH),
         ]
@@ -111,15 +111,18 @@ class DrainHarness(wiring.Component):
             Assert(wait <= MAX_WAIT, "under fair backpressure an owed beat comes within MAX_WAIT cycles"),
         ]
         with m.If(axis.tvalid):
-            m.d.comb += Assert(wait <= stall + 2, "induction: a beat shown waits only for TREADY")
-        with m.Elif(drain.pending):
-            m.d.comb += Assert(wait <= 1, "induction: a beat being merged was read in the first cycle owed")
+            m.d.comb += Assert(wait <= stall + 3, "induction: a beat shown waits only for TREADY")
+        with m.Elif(drain.pending[1]):
+            m.d.comb += Assert(wait <= 2, "induction: a beat being merged was read in the first cycle owed")
+        with m.Elif(drain.pending[0]):
+            m.d.comb += Assert(wait <= 1, "induction: a beat being registered was read in the first cycle owed")
         with m.Else():
             m.d.comb += Assert(wait == 0, "induction: with nothing in flight an owed beat is read at once")
 
     def _invariants(self, m, drain, ready, fill, out_beat, owed):
         """What k-induction needs: the drain's beat counter, its FIFO and the owed count agree."""
-        level, pending = drain.fifo_level, drain.pending
+        level, pending, pending_last = drain.fifo_level, drain.pending, drain.pending_last
+        in_flight = pending[0] + pending[1]
         ready_count = Signal(range(OBUF_SLOTS + 1))
         m.d.comb += ready_count.eq(sum(ready[i] for i in range(OBUF_SLOTS)))
         in_order = Cat(ready.bit_select(_mod_slots(drain.slot + k), 1) == (k < ready_count) for k in range(OBUF_SLOTS))
@@ -129,14 +132,16 @@ class DrainHarness(wiring.Component):
             Assert(in_order.all() & (fill == _mod_slots(drain.slot + ready_count)),
                    "induction: finished slots are the next ones to drain, in order"),
             Assert((drain.beat == 0) | ready.bit_select(drain.slot, 1), "induction: a slot half drained is ready"),
-            Assert(level + pending <= OUTPUT_FIFO_DEPTH, "induction: FIFO credit"),
+            Assert(level + in_flight <= OUTPUT_FIFO_DEPTH, "induction: FIFO credit"),
             Assert((drain.fifo_produce - drain.fifo_consume)[:depth_bits] == level[:depth_bits],
                    "induction: FIFO pointers agree with its level"),
-            Assert(drain.beat == (out_beat + level + pending)[:BEAT_COUNT_BITS],
-                   "induction: beats read = beats handed over + in the FIFO + being merged"),
-            Assert(~pending | (drain.pending_last == (drain.beat == 0)), "induction: the merged beat's TLAST"),
-            Assert(owed == ready_count * BEATS_PER_FRAME - drain.beat + level + pending,
-                   "induction: beats owed = beats not read yet + in the FIFO + being merged"),
+            Assert(drain.beat == (out_beat + level + in_flight)[:BEAT_COUNT_BITS],
+                   "induction: beats read = beats handed over + in the FIFO + in flight"),
+            Assert(~pending[0] | (pending_last[0] == (drain.beat == 0)), "induction: the registered beat's TLAST"),
+            Assert(~pending[1] | (pending_last[1] == ((drain.beat - pending[0])[:BEAT_COUNT_BITS] == 0)),
+                   "induction: the merged beat's TLAST"),
+            Assert(owed == ready_count * BEATS_PER_FRAME - drain.beat + level + in_flight,
+                   "induction: beats owed = beats not read yet + in the FIFO + in flight"),
         ]
         for i in range(OUTPUT_FIFO_DEPTH):
             entry = drain.fifo_entries[(drain.fifo_consume + i)[:depth_bits]]

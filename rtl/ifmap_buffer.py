@@ -5,11 +5,13 @@ row mod 4 (the three window rows always fall in three different banks) times wor
 window's columns x-1..x+1 span at most two neighbouring words, one even and one odd). Each bank
 holds both frame slots, so one frame loads while the previous one is being computed.
 
-Latency: `rd_en` at cycle t -> `window` valid (registered) at t + LATENCY, LATENCY = 2 =
-`spec.WINDOW_READ_LATENCY` (bank read, then strip select into the window register). The window
-register is loaded only when a read was issued, so idle cycles leave it unchanged.
+Latency: `rd_en` at cycle t -> `window` valid (registered) at t + LATENCY, LATENCY = 3 =
+`spec.WINDOW_READ_LATENCY`: bank read; the read data registered as they leave the banks (what a
+BRAM's output register does, so no logic sits behind the memories' slow clock-to-out), together
+with each window pixel's source; then the window register takes one byte select per pixel. Every
+register is loaded only when a read was issued, so idle cycles leave them unchanged.
 """
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -24,7 +26,7 @@ BANK_DEPTH = 2 * (H // ROW_BANKS) * (WORDS_PER_ROW // 2)  # 2 slots x 16 rows x 
 
 class IfmapWindowBuffer(wiring.Component):
     LATENCY = spec.WINDOW_READ_LATENCY
-    _STAGES = 2  # what elaborate builds: bank read, then strip select into the window register
+    _STAGES = 3  # what elaborate builds: bank read, read data registered, window select
 
     def __init__(self):
         if self.LATENCY != self._STAGES:
@@ -88,37 +90,36 @@ class IfmapWindowBuffer(wiring.Component):
                     m.d.comb += rp.addr.eq(self._address(self.rd_slot, rows[d][0:6], word_for_bank))
             m.d.comb += rp.en.eq(self.rd_en)
 
-        # One cycle later: assemble each row's 24-pixel strip [left word, word, right word].
+        # Stage 1: the banks' read data go straight into registers (a BRAM's own output register),
+        # and beside them each window pixel's source: pixel, word parity and row bank, or outside.
         issued = Signal()
-        row_q = [Signal(7, name=f"row{d}_q") for d in range(3)]
-        word_q = Signal(3)
-        offset_q = Signal(3)
+        data_q = {bank: Signal(spec.BEAT_BITS, name=f"data_r{bank[0]}_w{bank[1]}", reset_less=True) for bank in banks}
+        y_q = Signal.like(self.rd_y, reset_less=True)
+        x_q = Signal.like(self.rd_x, reset_less=True)
         m.d.sync += issued.eq(self.rd_en)
         with m.If(self.rd_en):
-            m.d.sync += [r.eq(rows[d]) for d, r in enumerate(row_q)]
-            m.d.sync += [word_q.eq(word), offset_q.eq(offset)]
+            m.d.sync += [y_q.eq(self.rd_y), x_q.eq(self.rd_x)]
+        rows_q = [Signal(7, name=f"row{d}_q") for d in range(K)]  # y-1+d, 7 bits so -1 and 64 are visible
+        columns_q = [Signal(7, name=f"column{k}_q") for k in range(K)]  # x-1+k, likewise
+        m.d.comb += [rows_q[d].eq(Cat(y_q, 0) + d - 1) for d in range(K)]
+        m.d.comb += [columns_q[k].eq(Cat(x_q, 0) + k - 1) for k in range(K)]
+        source = [Signal(6, name=f"source{i}", reset_less=True) for i in range(TAPS)]  # Cat(pixel, parity, row bank)
+        inside = [Signal(name=f"inside{i}", reset_less=True) for i in range(TAPS)]
         with m.If(issued):
-            for d in range(3):
-                row_valid = row_q[d] < H  # -1 wraps to 127 in 7 bits
-                current = Signal(64, name=f"current{d}")
-                neighbour = Signal(64, name=f"neighbour{d}")
-                for rb in range(ROW_BANKS):
-                    with m.If(row_q[d][0:2] == rb):
-                        for par in range(2):
-                            with m.If(word_q[0] == par):
-                                m.d.comb += current.eq(banks[rb, par][1].data)
-                            with m.Else():
-                                m.d.comb += neighbour.eq(banks[rb, par][1].data)
-                left = Signal(64, name=f"left{d}")
-                right = Signal(64, name=f"right{d}")
-                with m.If((offset_q == 0) & (word_q != 0)):
-                    m.d.comb += left.eq(neighbour)
-                with m.If((offset_q == 7) & (word_q != WORDS_PER_ROW - 1)):
-                    m.d.comb += right.eq(neighbour)
-                strip = Signal(192, name=f"strip{d}")
-                m.d.comb += strip.eq(Mux(row_valid, Cat(left, current, right), 0))
-                # Pixels x-1, x, x+1 sit at strip pixel positions 7+offset .. 9+offset.
-                three = strip.bit_select((offset_q + 7) * 8, 24)
-                m.d.sync += [self.window[3 * d + k].eq(three[8 * k : 8 * k + 8]) for k in range(3)]
+            m.d.sync += [data_q[bank].eq(rp.data) for bank, (_, rp) in banks.items()]
+            for d, row in enumerate(rows_q):
+                for k, column in enumerate(columns_q):
+                    m.d.sync += [
+                        source[K * d + k].eq(Cat(column[0:4], row[0:2])),
+                        inside[K * d + k].eq((row < H) & (column < W)),
+                    ]
+
+        # Stage 2: each window pixel is one 64:1 byte select of registered data, or 0 at the border.
+        pixels = Array(data_q[rb, par].word_select(p, 8)
+                       for rb in range(ROW_BANKS) for par in range(2) for p in range(PIXELS_PER_BEAT))
+        selected = Signal()
+        m.d.sync += selected.eq(issued)
+        with m.If(selected):
+            m.d.sync += [self.window[i].eq(Mux(inside[i], pixels[source[i]], 0)) for i in range(TAPS)]
         return m
 

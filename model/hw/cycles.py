@@ -3,9 +3,10 @@
 A frame passes three stages that run concurrently on consecutive frames:
 
 * load:    512 input beats into one of two IFMAP slots;
-* compute: the mask scanner starts STARTUP cycles after the slot is full and then issues the
-           c computed outputs on c consecutive cycles (a frame with c = 0 still takes one
-           cycle to close), so the stage is busy max(c, 1) + STARTUP cycles per frame;
+* compute: the scanner starts once the slot is full, issues its first output STARTUP cycles later
+           and then the c computed outputs on c consecutive cycles (a frame with c = 0 still
+           closes STARTUP cycles after its start); the next frame may start in the cycle of the
+           last issue, so the stage takes max(c, 1) + STARTUP - 1 cycles per frame;
 * drain:   the last result reaches the OFMAP buffer PIPELINE cycles after its issue, the drain
            starts on the next cycle and the output FIFO shows the first beat OUTPUT_LATENCY
            cycles after the drain starts; 512 beats follow.
@@ -14,27 +15,24 @@ Isolated frame (input always valid, output always ready), counted as LAST_CYCLES
 handshake of the first input beat to that of the last output beat:
 
     latency(c)  = 511 + 1 + STARTUP + max(c, 1) - 1 + PIPELINE + 1 + OUTPUT_LATENCY + 511
-                = 1034 + max(c, 1)
 
 Back-to-back frames: each stage has its own buffers (two IFMAP slots, three OFMAP slots), so the
 steady-state interval is the slowest stage:
 
-    interval(c) = max(512, max(c, 1) + STARTUP) = max(512, max(c, 1) + 3)
+    interval(c) = max(512, max(c, 1) + STARTUP - 1) = max(512, max(c, 1) + 3)
 
 The latencies are the contract's (`model.hw.spec`), the same constants the RTL components are
 built with and their unit tests measure; the benches compare simulation against these formulas.
 
-Zero-value prediction (CONTROL.ZP_EN = 1) makes the compute stage data-dependent. It runs two
-scans: phase A issues the a uncompressed anchors; ZP_HOT_WAIT = PIPELINE + 1 cycles after the
-last of them the hot flags are final and phase B starts, issuing the b outputs next to a hot anchor
-while the predicted-zero map is written in ZP_MAP_WRITE_CYCLES cycles; the stage ends when both
-are done:
+Zero-value prediction (CONTROL.ZP_EN = 1) makes the compute stage data-dependent. Phase A issues
+the a uncompressed anchors; ZP_HOT_WAIT = PIPELINE cycles after the last of them its result is in
+the hot flags and the dilate pass starts; ZP_DILATE_CYCLES later phase B starts and issues the b
+outputs next to a hot anchor:
 
-    zp_stage(a, b) = STARTUP + max(a, 1) - 1 + ZP_HOT_WAIT
-                     + max(STARTUP + max(b, 1) - 1, ZP_MAP_WRITE_CYCLES) + 1
-                   = max(a, 1) + 10 + max(max(b, 1) + 2, 16)
+    zp_stage(a, b) = STARTUP + max(a, 1) - 1 + ZP_HOT_WAIT + ZP_DILATE_CYCLES + STARTUP + max(b, 1) - 1
 
-so c = a + b computed outputs cost c + 12 cycles once b >= 14 (at most 25 cycles over c + 3).
+cycles from the frame's start to its last issue (when the next frame may start), a fixed overhead
+of ZP_HOT_WAIT + ZP_DILATE_CYCLES + STARTUP over max(c, 1) + 3 once a, b >= 1.
 `isolated_latency` and `back_to_back_gaps` take the frames themselves (the golden model gives a and
 b) and cover both modes; with prediction off they reduce to `frame_latency` and `frame_interval`.
 Back-to-back frames follow a per-frame recurrence over the three stages (`back_to_back_gaps`).
@@ -48,7 +46,7 @@ import numpy as np
 from model.hw import golden
 from model.hw.spec import BEATS_PER_FRAME, COMPUTE_PIPELINE, MASK_SCAN_STARTUP, N_OUTPUTS
 from model.hw.spec import OUTPUT_LATENCY as OUTPUT_LATENCY  # re-exported with the two below
-from model.hw.spec import ZP_HOT_WAIT, ZP_MAP_WRITE_CYCLES
+from model.hw.spec import ZP_DILATE_CYCLES, ZP_HOT_WAIT
 
 IFMAP_SLOTS = 2  # load stage buffers
 OFMAP_SLOTS = 3  # compute/drain stage buffers
@@ -58,8 +56,9 @@ PIPELINE = COMPUTE_PIPELINE  # issue -> OFMAP buffer write: window read + MAC/re
 
 
 def compute_stage_cycles(computed: int) -> int:
+    """Cycles from a frame's compute start to its last issue, when the next frame may start."""
     _check(computed)
-    return max(computed, 1) + STARTUP
+    return STARTUP + max(computed, 1) - 1
 
 
 def frame_latency(computed: int) -> int:
@@ -92,17 +91,11 @@ def _check(computed: int) -> None:
 # ---------------------------------------------------------------- data-dependent (prediction on or off)
 def zp_stage_cycles(anchors: int, others: int) -> int:
     """Compute-stage cycles of a prediction frame: `anchors` issued in phase A, `others` in phase B."""
-    _check(anchors)
-    _check(others)
-    phase_a = STARTUP + max(anchors, 1) - 1  # start -> last anchor issued
-    # phase B start -> stage end: the last phase-B issue, or the map's last write (its writes take
-    # the ZP_MAP_WRITE_CYCLES cycles after the start)
-    phase_b = max(STARTUP + max(others, 1) - 1, ZP_MAP_WRITE_CYCLES)
-    return phase_a + ZP_HOT_WAIT + phase_b + 1
+    return compute_stage_cycles(anchors) + ZP_HOT_WAIT + ZP_DILATE_CYCLES + compute_stage_cycles(others)
 
 
 def frame_stage_cycles(cfg: golden.ConvConfig, ifmap: np.ndarray) -> int:
-    """Compute-stage cycles of one frame (start to the next frame's earliest start), either mode."""
+    """Compute-stage cycles of one frame (start to its last issue, the next frame's earliest start)."""
     if not cfg.zp_en:
         return compute_stage_cycles(cfg.computed_outputs)
     result = golden.frame_result(ifmap, cfg)
@@ -133,21 +126,21 @@ def _frame_times(stages: Sequence[int]) -> list[tuple[int, int]]:
     """(first input handshake, last output handshake) of each frame, by a per-frame recurrence.
 
     Frame n loads into IFMAP slot n mod 2 once frame n-2 has left it, computes once it is loaded,
-    frame n-1's compute is over and OFMAP slot n mod 3 is drained, and drains PIPELINE + 1 cycles
-    after its compute stage, behind frame n-1's drain. Times are cycles; input from cycle 0 on.
+    frame n-1 has issued its last output and OFMAP slot n mod 3 is drained, and drains PIPELINE + 1
+    cycles after its last issue, behind frame n-1's drain. Times are cycles; input from cycle 0 on.
     """
-    load, end, drain, times = [], [], [], []  # first input beat, last compute cycle, first drain read
+    load, end, drain, times = [], [], [], []  # first input beat, last issue, first drain read
     for n, stage in enumerate(stages):
         first = 0 if n == 0 else load[n - 1] + BEATS_PER_FRAME
         if n >= IFMAP_SLOTS:
             first = max(first, end[n - IFMAP_SLOTS] + 1)
         start = first + BEATS_PER_FRAME
         if n >= 1:
-            start = max(start, end[n - 1] + 1)
+            start = max(start, end[n - 1])
         if n >= OFMAP_SLOTS:
             start = max(start, drain[n - OFMAP_SLOTS] + BEATS_PER_FRAME)
         load.append(first)
-        end.append(start + stage - 1)
+        end.append(start + stage)
         read = end[n] + PIPELINE + 1
         if n >= 1:
             read = max(read, drain[n - 1] + BEATS_PER_FRAME)

@@ -51,10 +51,10 @@ def frame_events(mask: np.ndarray, result=None) -> dict[str, int]:
 
     From the mask alone for a frame without prediction. For a frame with zero-value prediction pass
     its `golden.FrameResult` (`result`; its `anchors` are all False with prediction off): the
-    computed outputs then come from the data, the scanner reads its issue bits from flip-flops
-    instead of the MASK memory, and the predicted-zero map counts as mask-side traffic: 16 writes
-    (4 rows each) and one read per drain beat. What the waveform probes see is
-    `rtl.conv2d.VelcroConv2d.ACTIVITY_PROBES`.
+    computed outputs then come from the data, the scanner reads the issue bits of the groups it visits
+    in both phases (the MASK memory in phase A, phase B's memory in phase B), and the predicted-zero
+    map counts as mask-side traffic: 16 writes (4 rows each) and one read per drain beat. What the
+    waveform probes see is `rtl.conv2d.VelcroConv2d.ACTIVITY_PROBES`.
     The sweep (sim/flows/sweep.py) checks this against the events counted in the simulator's waveform
     at every point; other flows (hardware in the loop) then use it for masks they did not dump.
     """
@@ -62,12 +62,13 @@ def frame_events(mask: np.ndarray, result=None) -> dict[str, int]:
     predicting = result is not None and bool(np.asarray(result.anchors).any())
     if predicting:
         computed = int(result.computed_outputs)
-        mask_reads = BEATS_PER_FRAME + BEATS_PER_FRAME + ZP_MAP_WRITE_CYCLES  # drain MASK + map reads, map writes
+        issued = np.asarray(result.computed, dtype=bool).reshape(-1)
+        anchors = np.asarray(result.anchors, dtype=bool).reshape(-1)
+        scanned_groups = _scanned_groups(issued & anchors) + _scanned_groups(issued & ~anchors)  # phases A, B
+        mask_reads = BEATS_PER_FRAME + scanned_groups + BEATS_PER_FRAME + ZP_MAP_WRITE_CYCLES  # + map reads, writes
     else:
         computed = int(flat.size - flat.sum()) if result is None else int(result.computed_outputs)
-        groups = flat.reshape(-1, PIXELS_PER_BEAT)
-        scanned_groups = max(int((~groups).any(axis=1).sum()), 1)  # an empty frame reads one marker
-        mask_reads = BEATS_PER_FRAME + scanned_groups
+        mask_reads = BEATS_PER_FRAME + _scanned_groups(~flat)
     return {
         "mac": MACS_PER_OUTPUT * computed,
         "requant": computed,
@@ -78,3 +79,9 @@ def frame_events(mask: np.ndarray, result=None) -> dict[str, int]:
         "mask_read": mask_reads,
         "avg_read": 2 * BEATS_PER_FRAME,
     }
+
+
+def _scanned_groups(issued: np.ndarray) -> int:
+    """Groups of 8 outputs a scan reads the issue bits of: those with an issued output, and the end
+    marker of a scan with none."""
+    return max(int(issued.reshape(-1, PIXELS_PER_BEAT).any(axis=1).sum()), 1)

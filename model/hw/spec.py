@@ -24,6 +24,9 @@ BEATS_PER_FRAME = H * W // PIXELS_PER_BEAT  # 512
 N_OUTPUTS = H * W  # 4096
 TAPS = K * K  # weights per filter
 MACS_PER_OUTPUT = TAPS  # 9 multipliers, one computed output per cycle
+INDEX_BITS = (N_OUTPUTS - 1).bit_length()  # output index = 64·y + x
+GROUPS_PER_ROW = W // PIXELS_PER_BEAT  # 8: a group is 8 outputs of a row, one mask byte, one beat
+N_GROUPS = N_OUTPUTS // PIXELS_PER_BEAT  # 512
 
 # ---------------------------------------------------------------- instances and addressing
 INSTANCES = 16  # conv2d instances in velcro_top (one per channel of the hardware layer)
@@ -39,27 +42,43 @@ GEOMETRY_VALUE = H | (W << 8) | (K << 16) | (PIXELS_PER_BEAT << 24)
 # ---------------------------------------------------------------- fixed latencies (cycles)
 # The micro-architecture's pipeline depths. The RTL components take them from here, their unit tests
 # measure them, and the cycle model (model/hw/cycles.py) is written in terms of them.
-MASK_SCAN_STARTUP = 3  # compute start pulse -> first issued output index
-WINDOW_READ_LATENCY = 2  # window read issued -> 3x3 window registered
-MAC_LATENCY = 4  # window -> requantized pixel: products, sum, scaled product, clamp
+MASK_SCAN_STARTUP = 4  # compute start pulse -> first issued output index (the next start may share
+# the cycle of the last issue, so consecutive scans are MASK_SCAN_STARTUP - 1 idle cycles apart)
+WINDOW_READ_LATENCY = 3  # window read issued -> bank data registered -> 3x3 window registered
+MAC_LATENCY = 6  # window -> requantized pixel: products, partial sums, accumulator, partial products
+# of acc * M, scaled sum, clamp (rtl/mac_requant.py)
 COMPUTE_PIPELINE = WINDOW_READ_LATENCY + MAC_LATENCY  # issued index -> OFMAP buffer write
-OUTPUT_LATENCY = 2  # drain read -> memory data -> output FIFO -> first m_axis beat
+OUTPUT_LATENCY = 3  # drain read -> memory data registered -> merged into the output FIFO -> first m_axis beat
 
 # AXI4-Lite timing of one instance (velcro_conv2d), in cycles after the handshake that completes a
-# request; velcro_top adds BRIDGE_LATENCY to each request on its way to the instance.
+# request; velcro_top adds BRIDGE_LATENCY to each request on its way to the instance and
+# BRIDGE_RESPONSE_LATENCY to each response on its way back.
 AXIL_WRITE_LATENCY = 1  # handshake of the later of AW and W -> BVALID
 AXIL_WRITE_INTERVAL = 1  # back-to-back writes (AW and W together, BREADY high): one per cycle
 AXIL_READ_LATENCY = 2  # AR handshake -> RVALID
 BRIDGE_LATENCY = 1  # velcro_top: request registered once between the bus and the instance
+BRIDGE_RESPONSE_LATENCY = 1  # velcro_top: B and R registered once between the instance and the bus
+# Requests velcro_top takes beyond what the addressed instance holds itself (2 writes, 1 read) while
+# the bus master holds BREADY (RREADY) low: responses in the bridge, one presented, one waiting.
+BRIDGE_EXTRA_WRITES = 4  # 2 B responses + 1 + 1
+BRIDGE_EXTRA_READS = 3  # 1 R response + 1 + 1
 
 
 # ---------------------------------------------------------------- zero-value prediction
 ZP_GRID2 = 0  # ZP_CONFIG.PATTERN: anchors where row and column are both even (1/4 of the positions)
 ZP_CHECKER = 1  # anchors where row + column is even (1/2 of the positions)
 # Fixed costs of a frame with prediction on (rtl/README.md, section 8; model.hw.cycles):
-ZP_HOT_WAIT = COMPUTE_PIPELINE + 1  # last anchor issued -> its hot flag visible -> phase B starts
-ZP_MAP_ROWS_PER_CYCLE = 4  # rows of the predicted-zero map written per cycle
-ZP_MAP_WRITE_CYCLES = H // ZP_MAP_ROWS_PER_CYCLE  # 16: the map of one frame, from phase B's start
+ZP_HOT_WAIT = COMPUTE_PIPELINE  # last anchor issued -> its hot flag written -> the dilate pass starts
+ZP_MAP_ROWS_PER_CYCLE = 4  # rows the dilate pass handles per cycle (a word of the predicted-zero map)
+ZP_MAP_WRITE_CYCLES = H // ZP_MAP_ROWS_PER_CYCLE  # 16: the map of one frame
+ZP_DILATE_CYCLES = ZP_MAP_WRITE_CYCLES + 6  # dilate pass start -> phase B start (read, hot, write, flags,
+# and the 2 cycles the scanner registers its rows in)
+# Cycles a prediction frame's compute stage takes beyond max(c, 1) + 3 when both phases issue (one more
+# when either issues nothing); the contract bounds it by ZP_OVERHEAD_LIMIT.
+ZP_OVERHEAD = MASK_SCAN_STARTUP - 1 + ZP_HOT_WAIT + ZP_DILATE_CYCLES
+ZP_OVERHEAD_LIMIT = 64
+if ZP_OVERHEAD + 1 > ZP_OVERHEAD_LIMIT:
+    raise AssertionError(f"prediction's overhead {ZP_OVERHEAD + 1} exceeds the contract's {ZP_OVERHEAD_LIMIT}")
 
 
 # ---------------------------------------------------------------- register map

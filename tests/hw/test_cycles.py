@@ -22,7 +22,9 @@ def test_prediction_off_is_the_fixed_formula(density):
     cfg = config(density)
     frames = [np.random.default_rng(k).integers(0, 256, (H, W), dtype=np.uint8) for k in range(6)]
     c = cfg.computed_outputs
-    assert cycles.isolated_latency(cfg, frames[0]) == cycles.frame_latency(c) == 1034 + max(c, 1)
+    # the documented formula: input beats, scanner start-up, the pipeline, the drain's start, output beats
+    latency = 512 + spec.MASK_SCAN_STARTUP + max(c, 1) - 1 + spec.COMPUTE_PIPELINE + 1 + spec.OUTPUT_LATENCY + 511
+    assert cycles.isolated_latency(cfg, frames[0]) == cycles.frame_latency(c) == latency
     gaps = cycles.back_to_back_gaps(cfg, frames)
     assert len(gaps) == len(frames) - 1
     assert gaps[2:] == [cycles.frame_interval(c)] * (len(gaps) - 2)
@@ -30,10 +32,12 @@ def test_prediction_off_is_the_fixed_formula(density):
 
 
 def test_prediction_stage_formula():
+    fixed = 2 * spec.MASK_SCAN_STARTUP - 2 + spec.ZP_HOT_WAIT + spec.ZP_DILATE_CYCLES
     for a, b in [(0, 0), (1, 0), (1024, 0), (1024, 13), (1024, 14), (1024, 3072), (2048, 2048)]:
-        assert cycles.zp_stage_cycles(a, b) == max(a, 1) + 10 + max(max(b, 1) + 2, 16)
-        assert cycles.zp_stage_cycles(a, b) - (max(a + b, 1) + 3) <= 25 <= 64
-    assert cycles.zp_stage_cycles(1000, 500) == 1500 + 12
+        assert cycles.zp_stage_cycles(a, b) == max(a, 1) + max(b, 1) + fixed
+        overhead = cycles.zp_stage_cycles(a, b) - (max(a + b, 1) + 3)
+        assert overhead == spec.ZP_OVERHEAD + (a == 0 or b == 0) and overhead <= spec.ZP_OVERHEAD_LIMIT
+    assert cycles.zp_stage_cycles(1000, 500) == 1500 + fixed
 
 
 @pytest.mark.parametrize("pattern", [spec.ZP_GRID2, spec.ZP_CHECKER])
@@ -46,11 +50,11 @@ def test_prediction_latency_and_gaps_follow_the_stage(pattern, zp_max):
         result = golden.frame_result(frame, cfg)
         a = int((result.anchors & ~result.compressed).sum())
         stage = cycles.zp_stage_cycles(a, result.computed_outputs - a)
-        assert cycles.isolated_latency(cfg, frame) == 512 + stage - 1 + cycles.PIPELINE + 1 + cycles.OUTPUT_LATENCY + 511
+        assert cycles.isolated_latency(cfg, frame) == 512 + stage + cycles.PIPELINE + 1 + cycles.OUTPUT_LATENCY + 511
     gaps = cycles.back_to_back_gaps(cfg, frames)
     for gap, frame in zip(gaps, frames[1:]):
         c = golden.frame_result(frame, cfg).computed_outputs
-        assert gap <= max(512, c + 3) + 64
+        assert gap <= max(512, c + 3) + spec.ZP_OVERHEAD + 1
     steady = cycles.zp_stage_cycles(*_phases(cfg, frames[-1]))
     assert gaps[-1] == max(512, steady)
 

@@ -13,7 +13,8 @@ def simulate(dut, bench) -> None:
 
 
 def scan_trace(dut, max_cycles: int, *, each_cycle=None) -> list[tuple[int, int, int, int]]:
-    """Start `dut.scanner` and record (cycle, issue, index, done) every cycle until done.
+    """Start `dut.scanner` (once its `rows` input has settled) and record (cycle, issue, index, done)
+    every cycle from the start until done.
 
     `each_cycle(ctx, scanner)` runs before each record, for checks that must hold every cycle.
     """
@@ -21,6 +22,8 @@ def scan_trace(dut, max_cycles: int, *, each_cycle=None) -> list[tuple[int, int,
 
     async def bench(ctx):
         s = dut.scanner
+        for _ in range(s.ROWS_SETUP):
+            await ctx.tick()
         ctx.set(s.start, 1)
         await ctx.tick()
         ctx.set(s.start, 0)

@@ -19,22 +19,26 @@ from rtl.mask_scan import MaskScanner
 
 
 class ScannerWithMask(Elaboratable):
-    """The scanner wired to a mask memory, as in the core."""
+    """The scanner wired as in a frame without prediction: row flags from a LUTRAM, group bits from
+    the MASK memory. `row_flags` may disagree with the mask, as when settings change mid-frame."""
 
-    def __init__(self, mask: np.ndarray):
+    def __init__(self, mask: np.ndarray, row_flags: np.ndarray | None = None):
         self.words = golden.mask_words(mask)
-        flags = np.packbits(mask.reshape(-1), bitorder="little") != 0xFF
-        self.nonempty = int("".join("1" if f else "0" for f in flags[::-1]), 2)
+        flags = (np.packbits(mask.reshape(-1), bitorder="little") != 0xFF).reshape(H, 8)
+        self.flag_bytes = [int(np.packbits(r, bitorder="little")[0]) for r in flags]
+        rows = flags.any(axis=1) if row_flags is None else row_flags
+        self.rows = sum(1 << r for r in range(H) if rows[r])
         self.scanner = MaskScanner()
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.scanner = scanner = self.scanner
-        m.submodules.mem = mem = Memory(shape=32, depth=128, init=self.words)
-        port = mem.read_port()
-        m.d.comb += [port.addr.eq(scanner.mask_addr), port.en.eq(scanner.mask_en),
-                     scanner.mask_data.eq(port.data), scanner.nonempty.eq(self.nonempty),
-                     scanner.skip_en.eq(1)]  # fmt: skip
+        m.submodules.scanner = s = self.scanner
+        m.submodules.mask = mask = Memory(shape=32, depth=128, init=self.words)
+        m.submodules.flags = flags = Memory(shape=8, depth=H, init=self.flag_bytes)
+        word, row = mask.read_port(), flags.read_port(domain="comb")
+        m.d.comb += [word.addr.eq(s.group_addr[2:]), word.en.eq(s.group_read), row.addr.eq(s.row_addr),
+                     s.row_flags.eq(row.data), s.rows.eq(self.rows),
+                     s.group_bits.eq(~word.data.word_select(s.staged_group[:2], 8))]  # fmt: skip
         return m
 
 
@@ -43,6 +47,7 @@ MASKS = {
     "all": np.ones((H, W), bool),
     "random_0.3": np.random.default_rng(1).random((H, W)) < 0.3,
     "random_0.9": np.random.default_rng(2).random((H, W)) < 0.9,
+    "random_0.995": np.random.default_rng(2).random((H, W)) < 0.995,  # single outputs in far-apart rows
     "clustered": np.pad(np.zeros((8, 8), bool), 28, constant_values=True),  # long all-skipped runs
 }
 
@@ -63,6 +68,46 @@ def test_mask_scan_issues_computed_indices_back_to_back(name):
         assert done_cycle[0] == issued[-1][0]
     else:
         assert done_cycle[0] == startup
+
+
+def test_mask_scan_restarts_in_the_cycle_of_its_last_issue():
+    """Back-to-back scans: STARTUP - 1 idle cycles between the last issue of one and the first of the next."""
+    mask = MASKS["random_0.9"]
+    dut = ScannerWithMask(mask)
+    expected = np.flatnonzero(~mask.reshape(-1)).tolist()
+    issues = []
+
+    async def bench(ctx):
+        s = dut.scanner
+        for _ in range(s.ROWS_SETUP):
+            await ctx.tick()
+        ctx.set(s.start, 1)
+        for cycle in range(1, 3 * (len(expected) + 8)):
+            await ctx.tick()
+            done = ctx.get(s.done)
+            ctx.set(s.start, done)
+            if ctx.get(s.issue):
+                issues.append((cycle, ctx.get(s.index)))
+            if done and len(issues) >= 3 * len(expected):
+                break
+
+    simulate(dut, bench)
+    assert [i for _, i in issues] == expected * 3
+    cycles = [c for c, _ in issues]
+    gaps = [b - a for a, b in zip(cycles, cycles[1:])]
+    assert sorted(set(gaps)) == [1, spec.MASK_SCAN_STARTUP]
+    assert gaps.count(spec.MASK_SCAN_STARTUP) == 2
+
+
+def test_mask_scan_ends_when_rows_have_no_flags():
+    """Rows announced with work whose flags read 0 (settings changed mid-frame) cost cycles, never a hang."""
+    mask = MASKS["random_0.9"].copy()
+    mask[40:] = True  # rows 40.. have nothing, but are announced
+    dut = ScannerWithMask(mask, row_flags=np.ones(H, bool))
+    expected = np.flatnonzero(~mask.reshape(-1)).tolist()
+    trace = scan_trace(dut, 4200)
+    assert [i for _, v, i, _ in trace if v] == expected
+    assert sum(d for *_, d in trace) == 1
 
 
 def test_window_read_every_position_with_padding():
@@ -178,3 +223,59 @@ def test_requant_matches_golden_and_isolates_operands():
         assert ctx.get(dut.out_valid) == 0 and ctx.get(dut.out_pixel) == held
 
     simulate(dut, bench)
+
+
+# The requantizer's corners: saturating and wrapping accumulators, M and S at their limits, shifts
+# that split the scaled product at the DSP boundary (bit 17) and the byte select's ends.
+EXTREME_BIASES = (-(2**31), -(2**31) + 1, -1, 0, 1, 2**31 - 1)
+EXTREME_MULTS = (0, 1, 2, 32768, 65535)
+EXTREME_SHIFTS = (0, 1, 2, 15, 16, 17, 30, 31)
+
+
+def extreme_windows(rng) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weights, window) pairs: the most negative and most positive sums, zero, and random ones."""
+    full = np.full(9, 255)
+    pairs = [(np.full(9, -128), full), (np.full(9, 127), full), (np.full(9, -128), np.zeros(9, int)),
+             (np.array([127, -128] * 4 + [127]), full)]  # fmt: skip
+    pairs += [(rng.integers(-128, 128, 9), rng.integers(0, 256, 9)) for _ in range(3)]
+    return pairs
+
+
+def test_requant_extremes_back_to_back_match_golden():
+    """Bursts at every corner configuration, with a gap inside each burst, all against golden."""
+    rng = np.random.default_rng(6)
+    windows = extreme_windows(rng)
+    dut = MacRequant(tag_width=4)
+    valid_pattern = [1] * 3 + [0] + [1] * (len(windows) - 3)  # a bubble between stage enables
+    mismatches = []
+
+    async def bench(ctx):
+        for bias in EXTREME_BIASES:
+            for mult in EXTREME_MULTS:
+                for shift in EXTREME_SHIFTS:
+                    ctx.set(dut.bias, bias)
+                    ctx.set(dut.mult, mult)
+                    ctx.set(dut.shift, shift)
+                    sent, seen = iter(enumerate(windows)), []
+                    for cycle in range(len(valid_pattern) + MacRequant.LATENCY):
+                        issue = cycle < len(valid_pattern) and valid_pattern[cycle]
+                        if issue:
+                            tag, (w, x) = next(sent)
+                            for i in range(9):
+                                ctx.set(dut.weights[i], int(w[i]))
+                                ctx.set(dut.window[i], int(x[i]))
+                            ctx.set(dut.in_tag, tag)
+                        ctx.set(dut.in_valid, issue)
+                        await ctx.tick()
+                        if ctx.get(dut.out_valid):
+                            seen.append((ctx.get(dut.out_tag), ctx.get(dut.out_pixel)))
+                    for tag, pixel in seen:
+                        w, x = windows[tag]
+                        acc = golden.wrap_int32(bias + int(np.dot(w, x)))
+                        expect = int(golden.requantize(acc, mult, shift))
+                        if pixel != expect:
+                            mismatches.append((bias, mult, shift, tag, pixel, expect))
+                    assert [t for t, _ in seen] == list(range(len(windows))), (bias, mult, shift)
+
+    simulate(dut, bench)
+    assert not mismatches, mismatches[:5]
