@@ -7,8 +7,9 @@ and payload held until READY). Commands carry 8-byte aligned addresses: the kern
 buffers before it moves data (rtl/README.md section 9, "One start").
 
 k-induction needs invariants that tie the design's own state to the harness's bookkeeping (outstanding
-bursts, the write burst queue's level, the issue address). Those signals are not ports, so the
-harness elaborates the design itself and picks them out of the fragment by name (`_driven_signals`).
+bursts, the write burst queue's level, the issue address, the `active` flag beside the beat count).
+Those signals are not ports, so the harness elaborates the design itself and picks them out of the
+fragment by name (`_driven_signals`).
 The write burst queue's contents are a memory, which the harness cannot state invariants about, so
 "WLAST exactly on beat AWLEN" is bounded model checking; everything else is proved.
 """
@@ -122,6 +123,7 @@ class ReaderHarness(wiring.Component):
         m.d.comb += [
             Assert(outstanding <= MAX_OUTSTANDING, "at most 4 read bursts outstanding"),
             Assert(state["outstanding"] == outstanding, "induction: the reader counts the bursts the bus has"),
+            Assert(state["active"] == (state["remaining"] != 0), "induction: `active` is the beat count's zero test"),
             Assert((lengths.head <= MAX_OUTSTANDING) & (lengths.tail <= MAX_OUTSTANDING), "induction: queue pointers"),
             *(Assert((entry >= 1) & (entry <= spec.GMEM_MAX_BURST_BEATS), "induction: recorded lengths")
               for entry in lengths.entries),
@@ -195,6 +197,7 @@ class WriterHarness(wiring.Component):
             Assert(~bus.wvalid | (aw_ahead != 0), "no W beat before its burst's AW"),
             Assert(bus.bready, "BREADY always high: responses never hold W"),
             Assert(state["outstanding"] == outstanding, "induction: the writer counts the bursts the bus has"),
+            Assert(state["active"] == (state["remaining"] != 0), "induction: `active` is the beat count's zero test"),
             Assert(queue["level"] == aw_ahead, "induction: one queued burst per AW ahead of its data"),
             Assert(aw_ahead <= outstanding, "induction: a burst's data completes before its B"),
             Assert((queue["produce"] - queue["consume"])[:2] == queue["level"][:2],

@@ -79,29 +79,34 @@ class _BurstIssuer:
     """The address side both directions share: cuts the current command into bursts.
 
     `length` is the next burst's beat count, `valid` whether one may be issued now; `issue()` is
-    called in the cycle its address handshake happens.
+    called in the cycle its address handshake happens. `active` is `remaining != 0` kept as a
+    flip-flop, so that AxVALID and the idle flags need no zero test of the 41-bit count.
     """
 
     def __init__(self, m: Module, cmd, outstanding: Signal):
         self.addr = Signal(spec.GMEM_ADDR_WIDTH)
         self.remaining = Signal(BEATS_WIDTH)
+        self.active = Signal()
         self.m = m
         offset = self.addr[:BOUNDARY_BITS]
         to_boundary = Signal(BOUNDARY_BITS + 1 - SIZE)  # beats left before the next 4 KB boundary
         m.d.comb += to_boundary.eq((spec.GMEM_BURST_BOUNDARY - offset) >> SIZE)
         limit = Mux(to_boundary < spec.GMEM_MAX_BURST_BEATS, to_boundary, spec.GMEM_MAX_BURST_BEATS)
+        self.last = self.remaining <= limit  # the next burst ends the command
         self.length = Signal(LEN_WIDTH + 1)
-        m.d.comb += self.length.eq(Mux(self.remaining < limit, self.remaining, limit))
+        m.d.comb += self.length.eq(Mux(self.last, self.remaining, limit))
         # AxVALID stays up until the handshake: `remaining` only changes then, `outstanding` only falls.
-        self.valid = (self.remaining != 0) & (outstanding != MAX_OUTSTANDING)
-        m.d.comb += cmd.ready.eq(self.remaining == 0)
+        self.valid = self.active & (outstanding != MAX_OUTSTANDING)
+        m.d.comb += cmd.ready.eq(~self.active)
         with m.If(cmd.valid & cmd.ready):
-            m.d.sync += [self.addr.eq(cmd.payload.addr), self.remaining.eq(cmd.payload.beats)]
+            m.d.sync += [self.addr.eq(cmd.payload.addr), self.remaining.eq(cmd.payload.beats),
+                         self.active.eq(cmd.payload.beats != 0)]  # fmt: skip
 
     def issue(self) -> None:
         self.m.d.sync += [
             self.addr.eq(self.addr + (self.length << SIZE)),
             self.remaining.eq(self.remaining - self.length),
+            self.active.eq(~self.last),
         ]
 
 
@@ -133,7 +138,7 @@ class BurstReader(wiring.Component):
             bus.arsize.eq(SIZE), bus.arburst.eq(INCR), bus.arvalid.eq(issuer.valid),
             self.data.valid.eq(bus.rvalid), self.data.payload.eq(bus.rdata), bus.rready.eq(self.data.ready),
             self.error.eq(r_take & (bus.rresp != 0)),
-            self.idle.eq((issuer.remaining == 0) & (outstanding == 0)),
+            self.idle.eq(~issuer.active & (outstanding == 0)),
         ]  # fmt: skip
         with m.If(ar_take):
             issuer.issue()
@@ -197,7 +202,7 @@ class BurstWriter(wiring.Component):
         m.d.comb += [
             bus.bready.eq(1),
             self.error.eq(b_take & (bus.bresp != 0)),
-            self.idle.eq((issuer.remaining == 0) & (outstanding == 0)),
+            self.idle.eq(~issuer.active & (outstanding == 0)),
         ]
         m.d.sync += outstanding.eq(outstanding + aw_take - b_take)
         return m

@@ -15,8 +15,9 @@ from __future__ import annotations
 import operator
 from functools import reduce
 
-from amaranth import Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.data import StructLayout
 from amaranth.lib.wiring import In, Out
 
 from model.hw import spec
@@ -106,6 +107,66 @@ class AxiLiteRegisterBus(wiring.Component):
         return m
 
 
+class RegisterSlice(wiring.Component):
+    """A stream stage whose outputs all come from flip-flops, so no combinational path crosses it in
+    either direction: `o.valid` and `o.payload` are its output register, and `i.ready` is decoded
+    from its own state.
+
+    With `full_rate`, a spare entry (a skid buffer) catches the transfer that arrives in the cycle
+    `o.ready` falls, which `i.ready` cannot yet show: one transfer per cycle. Without it, the one
+    register takes a transfer only when empty: at most one every other cycle, at half the cost.
+    """
+
+    def __init__(self, shape, *, full_rate: bool):
+        self.shape, self.full_rate = shape, full_rate
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+        # The spare entry (always empty without `full_rate`), made here so that a proof can name it.
+        self.spare_valid, self.spare = Signal(), Signal(shape)
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o, spare_valid, spare = self.i, self.o, self.spare_valid, self.spare
+        if not self.full_rate:
+            m.d.comb += i.ready.eq(~o.valid)
+            with m.If(i.valid & ~o.valid):
+                m.d.sync += [o.valid.eq(1), o.payload.eq(i.payload)]
+            with m.Elif(o.ready):
+                m.d.sync += o.valid.eq(0)
+            return m
+        m.d.comb += i.ready.eq(~spare_valid)
+        with m.If(~o.valid | o.ready):
+            m.d.sync += [
+                o.valid.eq(spare_valid | i.valid),
+                o.payload.eq(Mux(spare_valid, spare, i.payload)),
+                spare_valid.eq(0),
+            ]
+        with m.Elif(i.valid & ~spare_valid):
+            m.d.sync += [spare_valid.eq(1), spare.eq(i.payload)]
+        return m
+
+
+class _Direction:
+    """The state of one direction of `AxiLiteBridge`, made in the bridge's constructor so that
+    formal/axil.py's proof can name it.
+
+    `presented`: the request the targets see (valid flag and payload); `to[half]`: one bit per
+    target, the VALID of that half of the presented request (AW and W, or AR) until the target
+    takes it, so each target's VALID is a flip-flop. `waiting`: a request taken from the bus that
+    may not be presented yet. `owed`: requests presented to the target `owner` (one bit per target)
+    whose response has not yet entered `response`, the one still presented included. `response`:
+    the response slice, which drives the bus.
+    """
+
+    def __init__(self, request_shape, response_shape, halves, *, targets: int, full_rate: bool,
+                 max_outstanding: int):  # fmt: skip
+        self.presented_valid, self.presented = Signal(), Signal(request_shape)
+        self.to = {half: Signal(targets, name=f"{half}_to") for half in halves}
+        self.waiting_valid, self.waiting = Signal(), Signal(request_shape)
+        self.owed = Signal(range(max_outstanding + 1))
+        self.owner = Signal(targets)
+        self.response = RegisterSlice(response_shape, full_rate=full_rate)
+
+
 class AxiLiteBridge(wiring.Component):
     """One AXI4-Lite subordinate port fanned out to `targets` managers by the upper address bits.
 
@@ -113,25 +174,37 @@ class AxiLiteBridge(wiring.Component):
     bits below go to it. Selections without a target (`targets < 2**select_bits`) are holes: a
     write is answered OKAY and dropped, a read returns 0 with OKAY.
 
-    Request side, one pipeline register per direction (`LATENCY` = 1 cycle): a write enters the
-    register when AW and W are both valid (AWREADY and WREADY rise together), a read when AR is
-    valid; the register empties into the selected target once the target has accepted it (AW and
-    W may be accepted in different cycles; velcro_conv2d takes both at once) and refills in the
-    same cycle, so a target that takes a write per cycle gets one per cycle.
-    Only the register drives the targets, so the decode stays off the paths from the bus.
-    AW and W enter together so that W, which carries no address, always knows its target.
+    Everything the bridge drives comes from its own flip-flops: toward a target, the presented
+    request and its VALIDs, and READY for its response (through one LUT); toward the bus, the
+    response registers and READY ("the waiting register is empty"; AWREADY and WREADY also see the
+    partner's VALID, below). No path runs from a target through the bridge's multiplexers to the
+    bus port or back into a target, so a bridge with 16 targets costs one register stage of logic
+    depth, not a bus round trip.
 
-    Response side, passed through: B and R come straight from the target that owns the oldest
-    outstanding request (a multiplexer, no register). AXI4-Lite has no IDs, so responses must
-    return in request order; the bridge guarantees it by sending a request to a different target
-    only once every response of the previous target has been taken. A request therefore waits
-    only for the target it addresses, or for the bus master to take the responses it is owed:
-    the bridge never waits on a third party and cannot deadlock. Holes answer from a one-deep
-    response register of their own.
+    Requests (`LATENCY` = 1 cycle): a write is taken when AW and W are both valid (AWREADY and
+    WREADY rise together, so W, which carries no address, always knows its target), a read when AR
+    is valid. It goes straight into the `presented` register if it may go now, else into the
+    `waiting` register, which moves on as soon as it may; the target takes the presented request
+    (AW and W may be taken in different cycles; velcro_conv2d takes both at once).
+
+    Responses (`RESPONSE_LATENCY` = 1 cycle): B and R are taken from the target that owes them into
+    a response slice, which drives the bus. AXI4-Lite has no IDs, so responses must return in
+    request order; a slice is first in, first out, so the bridge keeps the order by presenting a
+    request to a different target only once every response of the previous target has entered the
+    slice. A request therefore waits only for the target it addresses, or for the bus master to
+    take the responses it is owed: the bridge never waits on a third party and cannot deadlock.
+    Holes answer by putting their response into the same slice, in turn, without being presented.
+
+    Rate: the B slice has a spare entry, so back-to-back writes to one target pass at one per cycle;
+    the R slice does not, since an instance takes one read at a time anyway. Switching to another
+    target costs one idle cycle (it waits for `owed` to read 0).
     """
 
     LATENCY = spec.BRIDGE_LATENCY
-    MAX_OUTSTANDING = 3  # per direction; one instance holds at most 2 writes and 1 read
+    RESPONSE_LATENCY = spec.BRIDGE_RESPONSE_LATENCY
+    # Per target: requests presented whose response has not reached the bridge (velcro_conv2d holds
+    # 2 writes, so a third one presented keeps it busy).
+    MAX_OUTSTANDING = 3
 
     def __init__(self, targets: int, target_addr_width: int, select_bits: int):
         if not isinstance(targets, int) or isinstance(targets, bool) or not 1 <= targets <= 1 << select_bits:
@@ -143,95 +216,85 @@ class AxiLiteBridge(wiring.Component):
                 "targets": Out(AxiLiteSignature(target_addr_width)).array(targets),
             }
         )
+        data_width = len(self.bus.wdata)
+        address = {"addr": target_addr_width, "sel": select_bits}
+        common = {"targets": targets, "max_outstanding": self.MAX_OUTSTANDING}
+        write = StructLayout({**address, "data": data_width, "strb": data_width // 8})
+        self.writes = _Direction(write, 2, ("aw", "w"), full_rate=True, **common)  # BRESP
+        self.reads = _Direction(StructLayout(address), StructLayout({"data": data_width, "resp": 2}), ("ar",),
+                                full_rate=False, **common)  # fmt: skip
+
+    def _route(self, m, direction, taken, request, readies, responses):
+        """One direction: take `request` from the bus when `taken`, present it to its target (or
+        answer a hole), and move the targets' responses into the response slice in request order.
+        `readies[half]` are the targets' READYs of each half of the request, `responses` their
+        response channels as (valid, payload, ready)."""
+        d, response = direction, direction.response.i
+        left = {half: to & ~Cat(*readies[half]) for half, to in d.to.items()}  # not taken by this cycle's end
+        delivered = d.presented_valid & ~Cat(*left.values()).any()
+        candidate = Signal.like(d.presented)  # the oldest request not yet presented: waiting, else the bus's
+        m.d.comb += candidate.eq(Mux(d.waiting_valid, d.waiting, request))
+        there = d.waiting_valid | taken
+        hole = candidate.sel >= self.n_targets
+        may_go = (d.owed == 0) | (d.owner.bit_select(candidate.sel, 1) & (d.owed != self.MAX_OUTSTANDING))
+        present = there & ~hole & may_go & (~d.presented_valid | delivered)
+        hole_answer = there & hole & (d.owed == 0)  # its turn: its OKAY (and 0) joins the slice
+        from_target = _any(valid & d.owner[i] for i, (valid, _, _) in enumerate(responses))
+        m.d.comb += [
+            response.valid.eq(hole_answer | from_target),
+            response.payload.eq(Mux(hole_answer, 0, _any(Mux(d.owner[i], payload, 0)
+                                                         for i, (_, payload, _) in enumerate(responses)))),
+        ]
+        for i, (_, _, ready) in enumerate(responses):
+            m.d.comb += ready.eq(response.ready & d.owner[i])
+        with m.If(present):
+            m.d.sync += [d.presented_valid.eq(1), d.presented.eq(candidate)]
+            m.d.sync += [one_hot.eq(1 << candidate.sel) for one_hot in (d.owner, *d.to.values())]
+        with m.Else():
+            m.d.sync += d.presented_valid.eq(d.presented_valid & ~delivered)
+            m.d.sync += [d.to[half].eq(left[half]) for half in d.to]
+        gone = present | (hole_answer & response.ready)
+        with m.If(d.waiting_valid):
+            m.d.sync += d.waiting_valid.eq(~gone)
+        with m.Elif(taken & ~gone):
+            m.d.sync += [d.waiting_valid.eq(1), d.waiting.eq(request)]
+        m.d.sync += d.owed.eq(d.owed + present - (from_target & response.ready))
 
     def elaborate(self, platform):
         m = Module()
-        bus, targets, low = self.bus, self.targets, self.target_addr_width
+        bus, targets = self.bus, self.targets
 
         # ------------------------------------------------------------ writes
-        w_valid = Signal()  # the request register holds a write
-        w_addr, w_sel = Signal(low), Signal(self.select_bits)
-        w_data, w_strb = Signal.like(bus.wdata), Signal.like(bus.wstrb)
-        w_pending = Signal(range(self.MAX_OUTSTANDING + 1))  # issued, B not yet taken by the bus
-        b_sel = Signal(self.select_bits)  # target that owes those B responses
-        hole_bvalid = Signal()
-        w_hole = w_sel >= self.n_targets
-        w_go = w_valid & ((w_pending == 0) | ((b_sel == w_sel) & (w_pending != self.MAX_OUTSTANDING)))
-        aw_sent, w_sent = Signal(), Signal()  # the target took AW (W) of the held write already
-        aw_take = _any(t.awvalid & t.awready for t in targets)
-        w_take = _any(t.wvalid & t.wready for t in targets)
-        for i, t in enumerate(targets):
-            hit = w_go & (w_sel == i)
-            m.d.comb += [
-                t.awaddr.eq(w_addr), t.wdata.eq(w_data), t.wstrb.eq(w_strb),
-                t.awvalid.eq(hit & ~aw_sent),
-                t.wvalid.eq(hit & ~w_sent),
-                t.bready.eq(bus.bready & (b_sel == i)),
-            ]  # fmt: skip
-        w_issue = Signal()  # the held write leaves the register (both halves taken, or a hole)
-        m.d.comb += w_issue.eq(((aw_sent | aw_take) & (w_sent | w_take)) | (w_go & w_hole & ~hole_bvalid))
-        with m.If(w_issue):
-            m.d.sync += [aw_sent.eq(0), w_sent.eq(0)]
-        with m.Else():
-            m.d.sync += [aw_sent.eq(aw_sent | aw_take), w_sent.eq(w_sent | w_take)]
-        w_load = bus.awvalid & bus.wvalid & (~w_valid | w_issue)
-        m.d.comb += [bus.awready.eq(w_load), bus.wready.eq(w_load)]
-        with m.If(w_load):
-            m.d.sync += [
-                w_valid.eq(1),
-                w_addr.eq(bus.awaddr[:low]),
-                w_sel.eq(bus.awaddr[low:]),
-                w_data.eq(bus.wdata),
-                w_strb.eq(bus.wstrb),
-            ]
-        with m.Elif(w_issue):
-            m.d.sync += w_valid.eq(0)
-        with m.If(w_issue):
-            m.d.sync += b_sel.eq(w_sel)
-            with m.If(w_hole):
-                m.d.sync += hole_bvalid.eq(1)
-        b_take = bus.bvalid & bus.bready
-        with m.If(b_take & hole_bvalid):
-            m.d.sync += hole_bvalid.eq(0)
-        m.d.sync += w_pending.eq(w_pending + w_issue - b_take)
+        w = self.writes
+        m.submodules.write_response = w.response
         m.d.comb += [
-            bus.bvalid.eq(hole_bvalid | _any(t.bvalid & (b_sel == i) for i, t in enumerate(targets))),
-            bus.bresp.eq(_any(Mux(b_sel == i, t.bresp, 0) for i, t in enumerate(targets))),
+            bus.awready.eq(bus.wvalid & ~w.waiting_valid),
+            bus.wready.eq(bus.awvalid & ~w.waiting_valid),
+            bus.bvalid.eq(w.response.o.valid),
+            bus.bresp.eq(w.response.o.payload),
+            w.response.o.ready.eq(bus.bready),
         ]
+        for i, t in enumerate(targets):
+            m.d.comb += [
+                t.awaddr.eq(w.presented.addr), t.wdata.eq(w.presented.data), t.wstrb.eq(w.presented.strb),
+                t.awvalid.eq(w.to["aw"][i]), t.wvalid.eq(w.to["w"][i]),
+            ]  # fmt: skip
+        self._route(m, w, bus.awvalid & bus.wvalid & ~w.waiting_valid, Cat(bus.awaddr, bus.wdata, bus.wstrb),
+                    {"aw": [t.awready for t in targets], "w": [t.wready for t in targets]},
+                    [(t.bvalid, t.bresp, t.bready) for t in targets])
 
         # ------------------------------------------------------------ reads
-        r_valid = Signal()
-        r_addr, r_sel = Signal(low), Signal(self.select_bits)
-        r_pending = Signal(range(self.MAX_OUTSTANDING + 1))
-        rd_sel = Signal(self.select_bits)  # target that owes those R responses
-        hole_rvalid = Signal()
-        r_hole = r_sel >= self.n_targets
-        r_go = r_valid & ((r_pending == 0) | ((rd_sel == r_sel) & (r_pending != self.MAX_OUTSTANDING)))
-        for i, t in enumerate(targets):
-            m.d.comb += [
-                t.araddr.eq(r_addr),
-                t.arvalid.eq(r_go & (r_sel == i)),
-                t.rready.eq(bus.rready & (rd_sel == i)),
-            ]
-        r_issue = Signal()
-        m.d.comb += r_issue.eq(_any(t.arvalid & t.arready for t in targets) | (r_go & r_hole & ~hole_rvalid))
-        r_load = bus.arvalid & (~r_valid | r_issue)
-        m.d.comb += bus.arready.eq(~r_valid | r_issue)
-        with m.If(r_load):
-            m.d.sync += [r_valid.eq(1), r_addr.eq(bus.araddr[:low]), r_sel.eq(bus.araddr[low:])]
-        with m.Elif(r_issue):
-            m.d.sync += r_valid.eq(0)
-        with m.If(r_issue):
-            m.d.sync += rd_sel.eq(r_sel)
-            with m.If(r_hole):
-                m.d.sync += hole_rvalid.eq(1)
-        r_take = bus.rvalid & bus.rready
-        with m.If(r_take & hole_rvalid):
-            m.d.sync += hole_rvalid.eq(0)
-        m.d.sync += r_pending.eq(r_pending + r_issue - r_take)
+        r = self.reads
+        m.submodules.read_response = r.response
         m.d.comb += [
-            bus.rvalid.eq(hole_rvalid | _any(t.rvalid & (rd_sel == i) for i, t in enumerate(targets))),
-            bus.rdata.eq(_any(Mux(rd_sel == i, t.rdata, 0) for i, t in enumerate(targets))),
-            bus.rresp.eq(_any(Mux(rd_sel == i, t.rresp, 0) for i, t in enumerate(targets))),
+            bus.arready.eq(~r.waiting_valid),
+            bus.rvalid.eq(r.response.o.valid),
+            bus.rdata.eq(r.response.o.payload.data),
+            bus.rresp.eq(r.response.o.payload.resp),
+            r.response.o.ready.eq(bus.rready),
         ]
+        for i, t in enumerate(targets):
+            m.d.comb += [t.araddr.eq(r.presented.addr), t.arvalid.eq(r.to["ar"][i])]
+        self._route(m, r, bus.arvalid & ~r.waiting_valid, bus.araddr, {"ar": [t.arready for t in targets]},
+                    [(t.rvalid, Cat(t.rdata, t.rresp), t.rready) for t in targets])
         return m

@@ -111,17 +111,22 @@ class ImageMover(wiring.Component):
         # ------------------------------------------------------------ load: data into the instance
         segment = Signal(range(len(segments) + 1))
         word = Signal(range(max_words))
-        seg_offset, seg_words = _table(m, segment, segments, (spec.CORE_ADDR_WIDTH, max_words.bit_length()), "seg")
+        # The address and "last word of the segment" are flip-flops, computed a word ahead, so that
+        # neither the instance's AWADDR nor the R handshake waits for a table lookup and a compare.
+        addr, last_word = Signal(spec.CORE_ADDR_WIDTH), Signal()
+        rows = [(offset, words == 1, max(words - 2, 0)) for offset, words in segments]
+        widths = (spec.CORE_ADDR_WIDTH, 1, max_words.bit_length())
+        _, _, seg_penultimate = _table(m, segment, rows, widths, "seg")
+        next_offset, next_single, _ = _table(m, segment + 1, rows, widths, "next")
         beat = Signal(spec.GMEM_DATA_WIDTH)
         beat_full = Signal()
         aw_sent, w_sent = Signal(), Signal()  # the instance took AW (W) of the current word already
         aw_take = core.awvalid & core.awready
         w_take = core.wvalid & core.wready
         written = (aw_sent | aw_take) & (w_sent | w_take)
-        last_word = word == seg_words - 1
         beat_done = written & (word[0] | last_word)  # segments start on a beat, so word 2k+1 ends one
         m.d.comb += [
-            core.awaddr.eq(seg_offset + word * WORD_BYTES),
+            core.awaddr.eq(addr),
             core.awvalid.eq(beat_full & ~aw_sent),
             core.wdata.eq(beat.word_select(word[0], spec.AXIL_DATA_WIDTH)),
             core.wstrb.eq((1 << WORD_BYTES) - 1),
@@ -130,7 +135,9 @@ class ImageMover(wiring.Component):
             self.read_data.ready.eq(loading & (segment != len(segments)) & (~beat_full | beat_done)),
         ]
         with m.If(written):
-            m.d.sync += [aw_sent.eq(0), w_sent.eq(0), word.eq(Mux(last_word, 0, word + 1))]
+            m.d.sync += [aw_sent.eq(0), w_sent.eq(0), word.eq(Mux(last_word, 0, word + 1)),
+                         addr.eq(Mux(last_word, next_offset, addr + WORD_BYTES)),
+                         last_word.eq(Mux(last_word, next_single, word == seg_penultimate))]  # fmt: skip
             with m.If(last_word):
                 m.d.sync += segment.eq(segment + 1)
         with m.Else():
@@ -143,7 +150,8 @@ class ImageMover(wiring.Component):
         m.d.sync += b_pending.eq(b_pending + written - (core.bvalid & core.bready))
 
         with m.If(self.load):
-            m.d.sync += [loading.eq(1), cmd_segment.eq(0), segment.eq(0), word.eq(0)]
+            m.d.sync += [loading.eq(1), cmd_segment.eq(0), segment.eq(0), word.eq(0), addr.eq(segments[0][0]),
+                         last_word.eq(segments[0][1] == 1)]  # fmt: skip
         with m.Elif(loading & (cmd_segment == len(segments)) & (segment == len(segments)) & (b_pending == 0)):
             m.d.sync += loading.eq(0)
 

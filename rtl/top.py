@@ -3,11 +3,11 @@
 Streams: instance i owns slice i of every concatenated stream vector; nothing is shared.
 
 Configuration: the address bits above an instance's own (`spec.CORE_ADDR_WIDTH`) select instance i,
-whose registers sit at i·`spec.INSTANCE_STRIDE`. The fan-out is `rtl.axil.AxiLiteBridge`: one
-pipeline register on the request side (AW with W, and AR), responses passed straight through from
-the addressed instance, so back-to-back writes reach the instances at one per cycle and each
-transaction costs `spec.BRIDGE_LATENCY` extra cycle. Selections without an instance answer OKAY
-at once and read 0.
+whose registers sit at i·`spec.INSTANCE_STRIDE`. The fan-out is `rtl.axil.AxiLiteBridge`: a
+register stage on the way to the instances (AW with W, and AR) and one on the way back (B and R),
+so no combinational path runs between the instances' ports and the top's; back-to-back writes
+still reach the instances at one per cycle, and each transaction costs `spec.BRIDGE_LATENCY` +
+`spec.BRIDGE_RESPONSE_LATENCY` extra cycles. Selections without an instance answer OKAY and read 0.
 
 The instances are the `velcro_conv2d` module itself, instantiated by name: rtl.tools.generate puts
 that module once into the same file (16 inlined copies would be 16x the Verilog), so the top

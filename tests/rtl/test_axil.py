@@ -12,7 +12,7 @@ import random
 import pytest
 from amaranth import Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from model.hw import spec
@@ -147,17 +147,101 @@ def test_register_bus_latency_and_interval_equal_spec():
 def test_bridge_latency_and_interval_equal_spec():
     dut = Bridged(2)
     n = 40
+    assert AxiLiteBridge.LATENCY == spec.BRIDGE_LATENCY
+    assert AxiLiteBridge.RESPONSE_LATENCY == spec.BRIDGE_RESPONSE_LATENCY
+    extra = spec.BRIDGE_LATENCY + spec.BRIDGE_RESPONSE_LATENCY  # request and response each registered once
 
     async def bench(ctx):
         mgr = Manager(ctx, dut.bus, random.Random(0))
         base = 1 << ADDR_WIDTH  # target 1
         await mgr.run([(base + 4 * (k % WORDS), k, 0xF) for k in range(n)], [])
         aw, b = mgr.handshakes["aw"], mgr.handshakes["b"]
-        assert b[0] - aw[0] == spec.BRIDGE_LATENCY + spec.AXIL_WRITE_LATENCY
+        assert b[0] - aw[0] == extra + spec.AXIL_WRITE_LATENCY
         assert {y - x for x, y in zip(aw, aw[1:])} == {spec.AXIL_WRITE_INTERVAL}, "writes pass at one per cycle"
+        assert {y - x for x, y in zip(b, b[1:])} == {spec.AXIL_WRITE_INTERVAL}, "so do their B responses"
         mgr = Manager(ctx, dut.bus, random.Random(0))
         await mgr.run([], [base])
-        assert mgr.handshakes["r"][0] - mgr.handshakes["ar"][0] == spec.BRIDGE_LATENCY + spec.AXIL_READ_LATENCY
+        assert mgr.handshakes["r"][0] - mgr.handshakes["ar"][0] == extra + spec.AXIL_READ_LATENCY
+
+    simulate(dut, bench)
+
+
+def test_bridge_outputs_come_from_registers():
+    """Within a cycle, no input of the bridge reaches an output, except the partner's VALID in AWREADY
+    and WREADY (AW and W are accepted together): inputs are redrawn at random with the state kept, and
+    every output must stay as it was. Between redraws the clock ticks, so the state wanders."""
+    dut = AxiLiteBridge(3, ADDR_WIDTH, 2)
+    ports = [(dut.bus, name, member) for name, member in dut.bus.signature.members.items()]
+    ports += [(t, name, member) for t in dut.targets for name, member in t.signature.members.items()]
+    inputs = [(iface, name) for iface, name, member in ports if member.flow == In]  # flows as the bridge sees them
+    outputs = [(iface, name) for iface, name, member in ports if member.flow == Out]
+    partner = {"awready": "wvalid", "wready": "awvalid"}
+    rng = random.Random(5)
+
+    async def bench(ctx):
+        for _ in range(400):
+            seen = None
+            for _ in range(3):
+                for iface, name in inputs:
+                    signal = getattr(iface, name)
+                    ctx.set(signal, rng.getrandbits(len(signal)) if rng.random() < 0.5 else 0)
+                if ctx.get(dut.bus.awvalid) and ctx.get(dut.bus.wvalid):
+                    ctx.set(dut.bus.wvalid, 0)  # one VALID without its partner: its READY must be low
+                now = {}
+                for iface, name in outputs:
+                    value = ctx.get(getattr(iface, name))
+                    if iface is dut.bus and name in partner:
+                        assert not value or ctx.get(getattr(dut.bus, partner[name])), f"{name} without {partner[name]}"
+                    else:
+                        now[(id(iface), name)] = value
+                assert seen is None or now == seen, "an output follows an input within the cycle"
+                seen = now
+            await ctx.tick()
+
+    simulate(dut, bench)
+
+
+def test_bridge_takes_what_it_holds_with_responses_held_back():
+    """BREADY (RREADY) held low: the bridge takes spec.BRIDGE_EXTRA_WRITES (_READS) more requests than the
+    target holds, then stops; once released, every response comes once, in order, and the last write wins."""
+    dut = Bridged(2)
+    base = 1 << ADDR_WIDTH  # target 1, word 0
+
+    async def offer(ctx, valid, ready, data=None):
+        """Keep a request offered for 30 cycles (new data after each acceptance); returns how many were taken."""
+        taken = 0
+        ctx.set(valid, 1)
+        for _ in range(30):
+            if data is not None:
+                ctx.set(data, taken)
+            taken += ctx.get(ready)
+            await ctx.tick()
+        ctx.set(valid, 0)
+        return taken
+
+    async def drain(ctx, valid, ready, data):
+        ctx.set(ready, 1)
+        got = []
+        for _ in range(30):
+            if ctx.get(valid):
+                got.append(ctx.get(data))
+            await ctx.tick()
+        ctx.set(ready, 0)
+        return got
+
+    async def bench(ctx):
+        bus = dut.bus
+        ctx.set(bus.awaddr, base)
+        ctx.set(bus.wstrb, 0xF)
+        ctx.set(bus.wvalid, 1)  # AW and W together: count on AWREADY
+        writes = await offer(ctx, bus.awvalid, bus.awready, bus.wdata)
+        ctx.set(bus.wvalid, 0)
+        assert writes == 2 + spec.BRIDGE_EXTRA_WRITES, "writes taken with BREADY low"
+        assert await drain(ctx, bus.bvalid, bus.bready, bus.bresp) == [0] * writes, "one OKAY per write"
+        ctx.set(bus.araddr, base)
+        reads = await offer(ctx, bus.arvalid, bus.arready)
+        assert reads == 1 + spec.BRIDGE_EXTRA_READS, "reads taken with RREADY low"
+        assert await drain(ctx, bus.rvalid, bus.rready, bus.rdata) == [writes - 1] * reads, "the last write wins"
 
     simulate(dut, bench)
 
