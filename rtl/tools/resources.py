@@ -378,8 +378,9 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def parse_module_arguments(description: str, argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line of this tool and of rtl.tools.timing: (arguments, the designs asked for)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("modules", nargs="*", help="modules of rtl.tools.generate.designs() (default: all)")
     parser.add_argument("--json", type=Path, help="write the full results here")
     parser.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
@@ -390,6 +391,11 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [n for n in names if n not in designs()]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {sorted(designs())}")
+    return args, names
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, names = parse_module_arguments(__doc__.split("\n", 1)[0], argv)
     results = []
     for name in names:
         start = time.monotonic()

@@ -43,7 +43,6 @@ Method
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import re
@@ -520,17 +519,7 @@ def report_markdown(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("modules", nargs="*", help="modules of rtl.tools.generate.designs() (default: all)")
-    parser.add_argument("--json", type=Path, help="write the full results here")
-    parser.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
-    args = parser.parse_args(argv)
-    from rtl.tools.generate import designs
-
-    names = args.modules or list(designs())
-    unknown = [n for n in names if n not in designs()]
-    if unknown:
-        parser.error(f"unknown module(s) {unknown}; known: {sorted(designs())}")
+    args, names = resources.parse_module_arguments(__doc__.split("\n", 1)[0], argv)
     results = []
     for name in names:
         start = time.monotonic()
