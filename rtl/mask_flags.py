@@ -21,12 +21,12 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.hw.spec import GROUPS_PER_ROW, H, REG, W
+from model.hw.spec import GROUPS_PER_ROW, REG, ZP_MAP_ROWS_PER_CYCLE, ZP_MAP_WRITE_CYCLES, H, W
 from rtl.bits import decoded
 
 WORDS_PER_ROW = W // 32  # MASK words per row
-LINE_ROWS = 4  # rows per word of the dilate pass's copy
-LINES = H // LINE_ROWS
+LINE_ROWS = ZP_MAP_ROWS_PER_CYCLE  # rows per word of the dilate pass's copy
+LINES = ZP_MAP_WRITE_CYCLES
 EVEN_COLUMNS = 0x55  # bit j of a mask byte is column 8g + j: even j, even column
 ODD_COLUMNS = 0xAA
 

@@ -31,10 +31,9 @@ from amaranth.lib.wiring import In, Out
 from model.hw import spec
 from model.hw.spec import GROUPS_PER_ROW, INDEX_BITS, PIXELS_PER_BEAT, REG, ZP_CHECKER, H, W
 from rtl.bits import decoded
+from rtl.mask_flags import LINE_ROWS, LINES  # the dilate pass's lines: 4 rows per memory word
 
 SLOTS_PER_ROW = W // 2
-LINE_ROWS = 4  # rows per memory word of the dilate pass
-LINES = H // LINE_ROWS  # 16 = spec.ZP_MAP_WRITE_CYCLES
 LINE_SLOTS = LINE_ROWS * SLOTS_PER_ROW  # 128
 LINE_BITS = LINE_ROWS * W  # 256
 LINE_GROUPS = LINE_ROWS * GROUPS_PER_ROW  # 32
