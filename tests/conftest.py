@@ -50,6 +50,8 @@ SLOW = {
     "nets/test_torchrun.py",
     "deploy/test_zp_export.py::test_acceptance_on_1000_images",
     "rtl/test_budgets.py::test_designs_meet_their_budgets",
+    "rtl/test_generated_verilog.py::test_verilator_lint_clean_top",
+    "rtl/test_zero_predict.py::test_predictor_dilate_pass_matches_golden_more",
     "rtl/test_zero_predict.py::test_core_prediction_frames_match_golden_and_cycle_model",
     "rtl/test_zero_predict.py::test_core_back_to_back_gaps_and_prediction_off_unchanged",
 }

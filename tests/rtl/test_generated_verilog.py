@@ -62,8 +62,17 @@ def test_top_ports_match_design():
     assert top_module_ports(text, "velcro_top") == TOP_PORTS
 
 
-@pytest.mark.parametrize("module", sorted(designs()))
+@pytest.mark.parametrize("module", sorted(set(designs()) - {"velcro_top"}))
 def test_verilator_lint_clean(module):
+    check_lint_clean(module)
+
+
+def test_verilator_lint_clean_top():
+    """velcro_top is 16 velcro_conv2d and the bridge: 15 s of Verilator, so in the slow tier."""
+    check_lint_clean("velcro_top")
+
+
+def check_lint_clean(module):
     result = lint(module)
     assert result.returncode == 0 and "%Warning" not in result.stderr, (
         f"Verilator -Wall findings beyond the waivers {WAIVERS}:\n{result.stderr}"

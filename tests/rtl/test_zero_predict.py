@@ -205,9 +205,20 @@ def run_predictor(cfg, ifmap):
 
 
 @pytest.mark.parametrize("pattern", [spec.ZP_GRID2, spec.ZP_CHECKER])
-@pytest.mark.parametrize("density, skip_en", [(0.0, True), (0.3, True), (0.75, True), (0.5, False), (0.95, True)])
+@pytest.mark.parametrize("density, skip_en", [(0.3, True), (0.5, False)])
 def test_predictor_dilate_pass_matches_golden(pattern, density, skip_en):
     """Map, phase-B bits, their group and row flags, and the predicted count are the rule's."""
+    check_dilate_pass(pattern, density, skip_en)
+
+
+@pytest.mark.parametrize("pattern", [spec.ZP_GRID2, spec.ZP_CHECKER])
+@pytest.mark.parametrize("density, skip_en", [(0.0, True), (0.75, True), (0.95, True)])
+def test_predictor_dilate_pass_matches_golden_more(pattern, density, skip_en):
+    """The same at the density extremes (slow tier: the fast tier keeps one dense and one sparse case)."""
+    check_dilate_pass(pattern, density, skip_en)
+
+
+def check_dilate_pass(pattern, density, skip_en):
     rng = np.random.default_rng(int(density * 10) + 7 * pattern + 3 * skip_en)
     for zp_max in (0, 90, 255):
         cfg = dataclasses.replace(relu_heavy_config(rng, density, pattern, zp_max), skip_en=skip_en)
