@@ -20,7 +20,7 @@ export XDG_CACHE_HOME ?= $(abspath .cache)
 # tclsh for the Vivado scripts' dry run.
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup .system-packages-ok sim saif test test-fast test-cocotb rtl lint clean formal soak
+.PHONY: help setup .system-packages-ok sim saif test test-fast test-cocotb rtl lint clean formal soak benchmark
 
 help:
 	@echo "make sim          generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
@@ -30,6 +30,7 @@ help:
 	@echo "make rtl          regenerate rtl/generated/*.v from the Amaranth sources"
 	@echo "make lint         Verilator lint of the generated Verilog"
 	@echo "make formal       SymbiYosys proofs of the AXI4-Lite, AXI4-Stream and AXI4 interfaces: reports/formal.md"
+	@echo "make benchmark    the zero-aware scheduler on 1,000 test images (BENCH_IMAGES=...): reports/scheduling.md (~20 min)"
 	@echo "make soak         10,000+ random frames with disturbances through velcro_top on Verilator: reports/soak.md"
 	@echo "make saif         velcro_top switching activity per C as SAIF for Vivado (SAIF_C=\"0 0.3\")"
 	@echo "make algorithm-report | algorithm-bench | algorithm-train | algorithm-train-check | algorithm-test"
@@ -81,6 +82,12 @@ lint: setup
 
 sim: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.run_sim --sim $(SIM) --hil-sim $(HIL_SIM) $(if $(filter 1,$(WAVES)),--waves,)
+
+# The scheduler on BENCH_IMAGES test images (rtl/README.md, section 9; host/schedule.py): reports/scheduling.md.
+# 1,000 images simulate ~10,000 frames on the kernel: about 20 minutes on 2 cores.
+BENCH_IMAGES ?= 1000
+benchmark: setup
+	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.scheduling --images $(BENCH_IMAGES)
 
 # Switching activity of velcro_top per C as SAIF for Vivado (build/saif/): make saif SAIF_C="0 0.3"
 SAIF_C ?= 0 0.3

@@ -45,6 +45,7 @@ SLOW = {
     "sim/test_top_cocotb.py::test_prediction_on_every_instance",
     "sim/test_prediction_activity.py",
     "sim/test_soak_cocotb.py",
+    "sim/test_scheduling_benchmark.py",
     "nets/test_default_cnn.py::test_cli_eval_on_default",
     "nets/test_cli_behaviours.py::test_checkpoint_reaches_its_recorded_test_accuracy",
     "nets/test_torchrun.py",

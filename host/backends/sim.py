@@ -1,12 +1,12 @@
 """The `sim` backend: a job on the simulated `velcro_krnl` (sim/benches/tb_krnl.py::test_host_job).
 
-The bench runs compute units one after another on one simulated kernel, with a reset between them
-so that each starts from reset as a unit on a card does, with a RAM model on `m_axi_gmem`. The job
-and the result travel as npz files (sim/harness/kernel_job.py). A simulated unit costs as many
-cycles as the frames it runs, so a job of many units is split over `workers` simulator processes
-(one per core by default, at most 2), each with its own simulator build, the units balanced by the
-cycle model. Simulation failures raise the runner's `BenchFailed` (naming the simulator log) or
-`SimulatorMissing`, as in `make sim`.
+The bench runs the job's runs one after another on one simulated kernel, with a reset before each
+as every start of a unit on a card begins with, and a RAM model on `m_axi_gmem`. Runs are
+independent, so which unit a run is planned for does not matter here. The job and the result travel
+as npz files (model/hw/job.py). A run costs as many simulated cycles as its frames, so a job of many
+runs is split over `workers` simulator processes (one per core by default, at most 2), each with its
+own simulator build, the runs balanced by the cycle model. Simulation failures raise the runner's
+`BenchFailed` (naming the simulator log) or `SimulatorMissing`, as in `make sim`.
 """
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ from host.backends import DeviceResult
 from model.errors import VelcroError
 from model.hw.cycles import frame_interval
 from model.hw.image import config_from_image
+from model.hw.job import KernelJob, KernelResult
 from model.hw.spec import KERNEL_NAME, N_OUTPUTS
-from sim.harness.kernel_job import KernelJob, KernelResult
 from sim.harness.runner import GENERATED, ROOT, SIMULATORS, BenchFailed, check_simulator, run_bench
 
 BENCH_MODULE = "sim.benches.tb_krnl"
 BENCH_TEST = "test_host_job"
 # A worker process costs a second or two to start: jobs under about 10 s of simulation run in one.
 SPLIT_CYCLES = 300_000
+FRAMES_PER_S = 6  # per Verilator process with cocotb's AXI RAM: 2,560 frames on 2 processes took 214 s
 
 
 def shared_kernel_build(sim: str, build_root: Path = ROOT / "sim_build") -> Path:
@@ -57,19 +58,19 @@ def default_workers() -> int:
 
 
 def balanced_parts(job: KernelJob, parts: int) -> list[np.ndarray]:
-    """Unit indices split into up to `parts` groups of about equal simulated cycles (largest first, each
-    to the least loaded group), from the cycle model's interval of each unit's compressed outputs; one
+    """Run indices split into up to `parts` groups of about equal simulated cycles (largest first, each
+    to the least loaded group), from the cycle model's interval of each run's compressed outputs; one
     group for a job under SPLIT_CYCLES."""
-    cost = [job.n_frames * frame_interval(N_OUTPUTS - int(config_from_image(image).effective_mask.sum()))
-            for image in job.images]  # fmt: skip
+    cost = [int(n) * frame_interval(N_OUTPUTS - int(config_from_image(image).effective_mask.sum()))
+            for image, n in zip(job.images, job.n_frames)]  # fmt: skip
     parts = 1 if sum(cost) < SPLIT_CYCLES else min(parts, len(cost))
     groups: list[list[int]] = [[] for _ in range(parts)]
     loads = [0] * len(groups)
-    for unit in sorted(range(len(cost)), key=lambda u: -cost[u]):
+    for run in sorted(range(len(cost)), key=lambda r: -cost[r]):
         g = loads.index(min(loads))
-        groups[g].append(unit)
-        loads[g] += cost[unit]
-    return [np.array(sorted(g)) for g in groups]
+        groups[g].append(run)
+        loads[g] += cost[run]
+    return [np.array(sorted(g), dtype=np.int64) for g in groups if g]
 
 
 def run_part(sim: str, build_dir: Path, job_file: Path, result_file: Path, log: Path | None) -> None:
@@ -111,19 +112,26 @@ class SimBackend:
         self.work.mkdir(parents=True, exist_ok=True)
         parts = balanced_parts(job, self.workers)
         files = [(self.work / f"job-{k}.npz", self.work / f"result-{k}.npz") for k in range(len(parts))]
-        for units, (job_file, _) in zip(parts, files):
-            KernelJob(job.images[units], job.ifmaps[units]).save(job_file)
+        for runs, (job_file, _) in zip(parts, files):
+            job.subset(runs).save(job_file)
+        estimate = f", about {len(job.ifmaps) / FRAMES_PER_S / len(parts):.0f} s" if self.sim == "verilator" else ""
+        print(f"[sim] {job.runs} runs, {len(job.ifmaps)} frames on the simulated {KERNEL_NAME} ({self.sim}, "
+              f"{len(parts)} process{'es' if len(parts) > 1 else ''}{estimate})", file=sys.stderr)  # fmt: skip
         start = time.perf_counter()
         if len(parts) == 1:
             run_part(self.sim, self.build_dir, *files[0], self.log)
         else:
             self._run_workers(files)
         images, ofmaps = np.empty_like(job.images), np.empty_like(job.ifmaps)
-        ends = np.empty(job.ifmaps.shape[:2], dtype=np.int64)
-        for units, (_, result_file) in zip(parts, files):
-            result = KernelResult.load(result_file)
-            images[units], ofmaps[units], ends[units] = result.images, result.ofmaps, result.frame_end_cycles
-        return DeviceResult(images, ofmaps, time.perf_counter() - start, ends)
+        run_cycles, frame_ends = np.empty(job.runs, np.int64), np.empty(len(job.ifmaps), np.int64)
+        for runs, (_, result_file) in zip(parts, files):
+            result, part = KernelResult.load(result_file), job.subset(runs)
+            for k, r in enumerate(runs):
+                mine, theirs = job.frames(r), part.frames(k)
+                images[r], ofmaps[mine] = result.images[k], result.ofmaps[theirs]
+                run_cycles[r] = result.done_cycles[k] - result.start_cycles[k]
+                frame_ends[mine] = result.frame_end_cycles[theirs] - result.start_cycles[k]
+        return DeviceResult(images, ofmaps, time.perf_counter() - start, run_cycles, frame_ends)
 
     def _run_workers(self, files: list[tuple[Path, Path]]) -> None:
         """One worker process per (job, result) file pair, each with its own build and log, all at once."""

@@ -145,8 +145,11 @@ def run_paths(
         y_float = model.hw_layer(x)
         y_comp = torch.where(mask, mean, y_float)
         predicted_float = torch.zeros(y_comp.shape, dtype=torch.bool)
-        if export.zp_pattern is not None:
-            y_comp, predicted_float = predict_zeros(y_comp, export.zp_pattern, export.zp_max, mask)
+        if export.zp_pattern is not None:  # on the channels whose configuration predicts (ZP_EN)
+            predicting = torch.tensor([bool(c.zp_en) for c in export.configs]).view(1, -1, 1, 1)
+            _, predicted_float = predict_zeros(y_comp, export.zp_pattern, export.zp_max, mask)
+            predicted_float &= predicting
+            y_comp = y_comp.masked_fill(predicted_float, 0)
         ifmaps = quantize_input(x, export.input_scale)
         golden, predicted_golden = golden_layer(export.configs, ifmaps)
         rtl = golden if runner is golden_runner else runner(export.configs, ifmaps.copy())

@@ -46,7 +46,7 @@ import numpy as np
 from model.hw import golden
 from model.hw.spec import BEATS_PER_FRAME, COMPUTE_PIPELINE, MASK_SCAN_STARTUP, N_OUTPUTS
 from model.hw.spec import OUTPUT_LATENCY as OUTPUT_LATENCY  # re-exported with the two below
-from model.hw.spec import ZP_DILATE_CYCLES, ZP_HOT_WAIT
+from model.hw.spec import KERNEL_LOAD_CYCLES, KERNEL_SAVE_CYCLES, ZP_DILATE_CYCLES, ZP_HOT_WAIT
 
 IFMAP_SLOTS = 2  # load stage buffers
 OFMAP_SLOTS = 3  # compute/drain stage buffers
@@ -120,6 +120,23 @@ def back_to_back_gaps(cfg: golden.ConvConfig, ifmaps: Sequence[np.ndarray]) -> l
     """
     lasts = [last for _, last in _frame_times([frame_stage_cycles(cfg, f) for f in ifmaps])]
     return [b - a for a, b in zip(lasts, lasts[1:])]
+
+
+# ---------------------------------------------------------------- one start of the Alveo kernel
+def kernel_run_cycles(cfg: golden.ConvConfig, ifmaps: Sequence[np.ndarray], latency: int) -> int:
+    """Cycles from a `velcro_krnl` start's ap_start handshake to its ap_done: the image load, `ifmaps`
+    as frames fed by a memory of `latency` cycles without pauses, the counters written back."""
+    return kernel_run_cycles_of_stages([frame_stage_cycles(cfg, f) for f in ifmaps], latency)
+
+
+def kernel_run_cycles_of_stages(stages: Sequence[int], latency: int) -> int:
+    """`kernel_run_cycles` of frames with these compute-stage cycles (`frame_stage_cycles`)."""
+    if not stages:
+        raise ValueError("a start without frames has its own cost (rtl/README.md, section 9); give one frame or more")
+    if latency < 0:
+        raise ValueError(f"memory latency must be >= 0 cycles, got {latency}")
+    frames = _frame_times(stages)[-1][1]  # first IFMAP beat -> last OFMAP beat
+    return KERNEL_LOAD_CYCLES + 2 * latency + frames + KERNEL_SAVE_CYCLES + 2 * latency
 
 
 def _frame_times(stages: Sequence[int]) -> list[tuple[int, int]]:

@@ -268,6 +268,13 @@ FRAME_BYTES = H * W  # 4096 bytes per IFMAP and OFMAP, raster order
 # so the counters describe that start alone (FRAMES = n_frames; all 0 when n_frames = 0).
 IMAGE_LOADED = ("CONTROL", "ZP_CONFIG", "W", "BIAS", "MULT", "SHIFT", "MASK", "AVG")
 IMAGE_WRITTEN_BACK = ("FRAMES", "LAST_CYCLES", "LAST_MACS", "LAST_COMPUTED", "LAST_PREDICTED")
+IMAGE_LOADED_WORDS = sum(REG[name].count for name in IMAGE_LOADED)  # 1,166 instance writes, one per cycle
+# Fixed costs of one start with a memory whose read data and write responses come L cycles after
+# the request and no pauses (rtl/README.md, section 9, "Cycle costs"), from the ap_start write's
+# handshake: to the first IFMAP beat KERNEL_LOAD_CYCLES + 2L; from the last OFMAP beat to ap_done
+# KERNEL_SAVE_CYCLES + 2L (model.hw.cycles.kernel_run_cycles adds the frames in between).
+KERNEL_LOAD_CYCLES = IMAGE_LOADED_WORDS + 15
+KERNEL_SAVE_CYCLES = 29
 
 
 @dataclass(frozen=True)

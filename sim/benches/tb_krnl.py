@@ -9,7 +9,7 @@ passed, which is when the instance's stream took it (R and W beats pass straight
 Knobs (environment): VELCRO_SEED, VELCRO_LATENCY (cycles), VELCRO_PAUSE (share of idle cycles per
 channel), VELCRO_DENSITY, VELCRO_FRAMES, VELCRO_ZP (-1 off, else the pattern), VELCRO_RESULTS (a
 JSON-lines file the measured intervals are appended to), and for `test_host_job` VELCRO_JOB and
-VELCRO_RESULT (sim/harness/kernel_job.py).
+VELCRO_RESULT (model/hw/job.py).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiResp
 
 from model.hw import cycles, golden, image, spec
 from sim.benches.common import CLOCK_PS, env_float, env_int
-from sim.harness.kernel_job import KernelJob, KernelResult
+from model.hw.job import KernelJob, KernelResult
 
 KREG, A = spec.KREG, spec.kernel_addr
 AP = {f.name: f.mask for f in KREG["AP_CTRL"].fields}
@@ -41,14 +41,14 @@ LAST_BEAT = spec.FRAME_BYTES - BEAT  # offset of a frame's last beat
 RESET_CYCLES = 5
 RAM_BYTES = 1 << 48  # sparse; AxiRam's default of 2**64 bytes overflows len()
 LOAD_CYCLES = 1300  # more than the load ever takes with no pauses (rtl/README.md, section 9)
-LOADED_WORDS = sum(spec.REG[name].count for name in spec.IMAGE_LOADED)  # one instance write per cycle
+LOADED_WORDS = spec.IMAGE_LOADED_WORDS  # one instance write per cycle
 
 
 def start_costs(latency: int) -> dict[str, int]:
     """The kernel's fixed costs with a memory of `latency` cycles and no pauses, in cycles from the
     ap_start write's handshake (rtl/README.md, section 9, "Cycle costs")."""
-    return {"first IFMAP request": LOADED_WORDS + 13 + latency, "first IFMAP beat": LOADED_WORDS + 15 + 2 * latency,
-            "last OFMAP beat to ap_done": 29 + 2 * latency}  # fmt: skip
+    return {"first IFMAP request": LOADED_WORDS + 13 + latency, "first IFMAP beat": spec.KERNEL_LOAD_CYCLES + 2 * latency,
+            "last OFMAP beat to ap_done": spec.KERNEL_SAVE_CYCLES + 2 * latency}  # fmt: skip
 
 
 class MemoryLatency:
@@ -572,23 +572,23 @@ async def test_memory_fed_interval(dut):
 
 @cocotb.test(skip="VELCRO_JOB" not in os.environ)
 async def test_host_job(dut):
-    """The host's sim backend: run VELCRO_JOB's compute units one after another, each from reset,
-    check every OFMAP against the golden model of its image, write VELCRO_RESULT."""
+    """The host's sim backend: run VELCRO_JOB's runs one after another, each from reset as every
+    start is, check every OFMAP against the golden model of its image, write VELCRO_RESULT."""
     job = KernelJob.load(os.environ["VELCRO_JOB"])
     tb = KrnlTB(dut, latency=env_int("VELCRO_LATENCY", 64), pause=env_float("VELCRO_PAUSE", 0.0))
-    units, n = job.images.shape[0], job.n_frames
-    images, ofmaps = np.zeros_like(job.images), np.zeros((units, n, spec.H, spec.W), np.uint8)
-    ends, starts, dones = np.zeros((units, n), np.int64), np.zeros(units, np.int64), np.zeros(units, np.int64)
+    images, ofmaps = np.zeros_like(job.images), np.zeros_like(job.ifmaps)
+    ends = np.zeros(len(job.ifmaps), np.int64)
+    starts, dones = np.zeros(job.runs, np.int64), np.zeros(job.runs, np.int64)
     base = 1 << 32
-    span = -(-(spec.IMAGE_BYTES + 2 * n * spec.FRAME_BYTES) // spec.GMEM_BURST_BOUNDARY) * spec.GMEM_BURST_BOUNDARY
-    for u in range(units):
-        cfg_addr = base + u * span
-        bufs = Buffers(cfg_addr, cfg_addr + spec.IMAGE_BYTES, cfg_addr + spec.IMAGE_BYTES + n * spec.FRAME_BYTES, n)
+    for r in range(job.runs):
+        n, frames = int(job.n_frames[r]), job.frames(r)
+        bufs = Buffers(base, base + spec.IMAGE_BYTES, base + spec.IMAGE_BYTES + n * spec.FRAME_BYTES, n)
         await tb.reset()
-        tb.place(bufs, job.images[u], job.ifmaps[u])
+        tb.place(bufs, job.images[r], job.ifmaps[frames])
+        tb.ram.write(bufs.ofmap, bytes(n * spec.FRAME_BYTES))  # no OFMAP of an earlier run left to pass for this one's
         run = await tb.run(bufs)
-        check_ofmaps(image.config_from_image(job.images[u]), job.ifmaps[u], run.ofmaps, f"unit {u}, ")
-        assert await tb.read("ERROR") == 0, f"unit {u}: ERROR set"
-        images[u], ofmaps[u], starts[u], dones[u] = run.image, run.ofmaps, run.start, run.done
-        ends[u] = [end for _, end in tb.frame_times(bufs)]
+        check_ofmaps(image.config_from_image(job.images[r]), job.ifmaps[frames], run.ofmaps, f"run {r}, ")
+        assert await tb.read("ERROR") == 0, f"run {r}: ERROR set"
+        images[r], ofmaps[frames], starts[r], dones[r] = run.image, run.ofmaps, run.start, run.done
+        ends[frames] = [end for _, end in tb.frame_times(bufs)]
     KernelResult(images, ofmaps, ends, starts, dones).save(os.environ["VELCRO_RESULT"])

@@ -14,8 +14,10 @@ unit's interval is its last gap, and as the 16 units of a layer work side by sid
 slowest sets the layer's interval. The ideal (the same work
 spread evenly) comes from model.deploy's top_speedup, the one formula the model uses too. The energy
 proxy of the 16 units is each one's frame events (model/hw/energy.py, the event model the C sweep
-validated against waveforms) plus static power over the layer's interval. sim/reporting/end_to_end.py
-writes the Markdown section.
+validated against waveforms) plus static power over the layer's interval. Each row is also put on the
+units' timeline with the host's dispatch latency (`scheduled`): as it ran, and as the scheduler
+(host/schedule.py) plans it, timed by the cycle model that each of the row's simulated runs matched.
+sim/reporting/end_to_end.py writes the Markdown section.
 
 `run_prediction_hil` runs the same layer with zero-value prediction (sim/flows/prediction.py names
 the modes) through the host in the same way, every output and every gap between frame ends checked
@@ -30,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from host.api import LayerRun, quantized_ifmaps, run_layers
+from host.api import LayerRun, ScheduleOptions, plan_layer, quantized_ifmaps, run_layers, schedule_summary, tuning_ifmaps
 from host.backends.sim import SimBackend
 from model.deploy import e2e
 from model.deploy.masks import top_speedup
@@ -84,6 +86,7 @@ def run_end_to_end(sim: str, table: EnergyTable, clock_mhz: float, context=None)
             "speedup": speed["baseline_interval"] / top_interval,
             "ideal_speedup": speed["ideal_speedup"],
             "top_energy_per_image_nj": energy / 1e3,
+            "schedule": scheduled(run, export, ctx, clock_mhz),
         })  # fmt: skip
     base_energy = INSTANCES * table.frame_energy_pj(frame_events(ctx.export(0.0).configs[0].mask),
                                                     cycles.frame_interval(N_OUTPUTS), clock_mhz)["total"] / 1e3  # fmt: skip
@@ -104,6 +107,27 @@ def check_gaps(run: LayerRun) -> list[list[int]]:
             raise RuntimeError(f"unit {i}: gaps between frame ends {gaps} differ from the cycle model {model}")
         model_gaps.append(model)
     return model_gaps
+
+
+SCHEDULE_KEYS = ("makespan_cycles_per_image", "speedup", "lower_bound_speedup", "over_lower_bound", "images_per_s")
+
+
+def scheduled(run: LayerRun, export, ctx, clock_mhz: float) -> dict:
+    """The row's layer on the timeline, as it ran (one channel per unit) and as the scheduler plans it
+    (host/schedule.py, `split`), with the host's dispatch latency. The fixed mapping's 16 simulated runs
+    must each take the cycle model's cycles (`kernel_run_cycles`), which then times the split plan."""
+    fixed_options = ScheduleOptions(plan="fixed", clock_mhz=clock_mhz)
+    fixed = schedule_summary(run.plan, run.configs, run.ifmaps, fixed_options, run.run_cycles)
+    if fixed["cycle_model_exact_runs"] != len(run.plan.jobs):
+        raise RuntimeError(f"{len(run.plan.jobs) - fixed['cycle_model_exact_runs']} simulated runs differ from the "
+                           "cycle model's kernel_run_cycles")  # fmt: skip
+    options = ScheduleOptions(plan="split", clock_mhz=clock_mhz)
+    tuning = tuning_ifmaps(export, ctx.model) if any(c.zp_en for c in run.configs) else None
+    plan = plan_layer(run.configs, run.ifmaps, options, tuning)
+    split = schedule_summary(plan, run.configs, run.ifmaps, options)
+    return {"dispatch_us": options.dispatch_us, "fixed": {k: fixed[k] for k in SCHEDULE_KEYS},
+            "split": {k: split[k] for k in SCHEDULE_KEYS} | {"runs": len(plan.jobs),
+                                                             "constant_channels": plan.constant_channels}}  # fmt: skip
 
 
 def frame_results(run: LayerRun) -> list[list[golden.FrameResult]]:
@@ -141,6 +165,7 @@ def run_prediction_hil(sim: str, ctx, threshold: float, table: EnergyTable, cloc
             "predicted_share": int(predicted.sum()) / outputs,
             "compressed_share": float(export.saving_ratio),
             **prediction.top_measures(export.configs, results, run.gaps(), model_gaps, table, clock_mhz),
+            "schedule": scheduled(run, export, ctx, clock_mhz),
         })  # fmt: skip
     base = rows[0]
     for row in rows:

@@ -7,7 +7,8 @@
    proxy and toggles -> reports/summary.md, sweep.json and PNG plots;
 3. hardware in the loop (sim/flows/end_to_end.py): the default CNN's depthwise layer computed by the
    simulated Alveo kernel, one compute unit per channel, through the host (host/, the sim backend):
-   accuracy of four paths, throughput and energy per threshold;
+   accuracy of four paths, throughput and energy per threshold, and the layer as the scheduler
+   (host/schedule.py) plans it, beside the bound;
 4. zero-value prediction (sim/flows/prediction.py): the hardware layer with real activations with
    VELCRO alone, prediction alone and both, on the kernel (hardware in the loop: outputs, accuracy,
    MACs skipped, throughput) and on one instance with a waveform

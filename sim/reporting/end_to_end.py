@@ -28,6 +28,7 @@ def markdown(rep: dict) -> str:
             f"| {r['top_images_per_s']:,.0f} | {r['speedup']:.2f} | {r['ideal_speedup']:.2f} "
             f"| {r['top_energy_per_image_nj']:.0f} | {min(d):.2f}-{max(d):.2f} |"
         )
+    lines += ["", *schedule_table(rep["rows"], lambda r: f"T = {r['threshold']:.2f}, {r['allocation']}")]
     lines += [
         "",
         "Layer interval: cycles per image of the slowest of the 16 units (each unit's last gap between frame ends), "
@@ -41,3 +42,26 @@ def markdown(rep: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def schedule_table(rows: list[dict], label) -> list[str]:
+    """The rows' layer on the units' timeline: fixed mapping and the scheduler's split plan (host/schedule.py)."""
+    dispatch = rows[0]["schedule"]["dispatch_us"]
+    lines = [
+        f"On the units' timeline, with a host dispatch latency of {dispatch:g} µs per run (XRT, Xilinx/XRT issue "
+        "#8687) and the kernel's start cost: one channel per unit as above (fixed), and as the scheduler plans "
+        "it (split: constant channels served by the host, the others cut at image boundaries so that the units "
+        "end together). Runs timed by the cycle model, which every simulated run above matched. Speedups against "
+        "the uncompressed layer planned the same way; bound: total work / 16 units. With few images the dispatch "
+        "latency dominates; `make benchmark` measures 1,000 images (reports/scheduling.md).",
+        "",
+        "| layer | fixed | split | bound | split over bound | split runs | constant channels |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        fixed, split = r["schedule"]["fixed"], r["schedule"]["split"]
+        bound = "-" if split["lower_bound_speedup"] is None else f"{split['lower_bound_speedup']:.2f}"
+        over = "-" if split["over_lower_bound"] is None else f"{100 * split['over_lower_bound']:+.0f} %"
+        lines.append(f"| {label(r)} | {fixed['speedup']:.2f} | {split['speedup']:.2f} | {bound} | {over} "
+                     f"| {split['runs']} | {', '.join(map(str, split['constant_channels'])) or '-'} |")  # fmt: skip
+    return lines

@@ -1,6 +1,8 @@
 """The zero-value prediction section of reports/summary.md (sim/flows/prediction.py measures it)."""
 from __future__ import annotations
 
+from sim.reporting.end_to_end import schedule_table
+
 MODE_NAMES = {"none": "nothing skipped", "velcro": "VELCRO alone", "prediction": "prediction alone",
               "both": "VELCRO + prediction"}  # fmt: skip
 
@@ -33,6 +35,7 @@ def markdown(rep: dict) -> str:
             f"| {a['int8_golden']:.3f} | {a['rtl']:.3f} | {r['top_interval']:.1f} | {r['model_top_interval']:.1f} "
             f"| {r['top_images_per_s']:,.0f} | {r['top_speedup']:.2f} | {r['top_energy_per_image_nj']:.0f} |"
         )
+    lines += ["", *schedule_table(hil["rows"], lambda r: MODE_NAMES[r["mode"]])]
     lines += [
         "",
         "Layer interval: cycles per image of the slowest unit, from its first to its last frame end "

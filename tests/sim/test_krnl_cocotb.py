@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from model.hw import golden, image, spec
-from sim.harness.kernel_job import KernelJob, KernelResult
+from model.hw import cycles, golden, image, spec
+from model.hw.job import KernelJob, KernelResult
 from sim.harness.runner import SIMULATORS, run_bench
 from tests.sim.test_conv2d_cocotb import case_seed
 
@@ -61,24 +61,39 @@ def test_memory_fed_interval(sim, sim_build_root, tmp_path):
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_host_job(sim, sim_build_root, tmp_path):
-    """The interface the host's sim backend uses: a KernelJob in, a KernelResult out, two units from
-    reset, every OFMAP and counter as the golden model has them."""
+    """The interface the host's sim backend uses: a KernelJob in, a KernelResult out. Three runs of 1, 2
+    and 3 frames (prediction off, on, off; planned on units 4, 9, 4), each from reset: every OFMAP and
+    counter as the golden model has them, and with the bench's memory (latency 64, no pauses) every run's
+    ap_start-to-ap_done cycles and every frame's end exactly as the cycle model counts them."""
     rng = np.random.default_rng(21)
-    cfgs = [golden.random_config(rng, 0.6), golden.random_config(rng, 0.2)]
-    cfgs[1] = golden.ConvConfig(cfgs[1].weights, cfgs[1].bias, cfgs[1].mult, cfgs[1].shift, cfgs[1].mask,
-                                cfgs[1].avg, zp_en=True, zp_pattern=golden.ZP_GRID2, zp_max=30)  # fmt: skip
-    ifmaps = rng.integers(0, 256, (2, 2, spec.H, spec.W), dtype=np.uint8)
+    zp = golden.random_config(rng, 0.2)
+    zp = golden.ConvConfig(zp.weights, zp.bias, zp.mult, zp.shift, zp.mask, zp.avg, zp_en=True,
+                           zp_pattern=golden.ZP_GRID2, zp_max=30)  # fmt: skip
+    cfgs = [golden.random_config(rng, 0.6), zp, golden.random_config(rng, 0.95)]
+    n_frames = [1, 2, 3]
+    ifmaps = rng.integers(0, 256, (sum(n_frames), spec.H, spec.W), dtype=np.uint8)
+    ifmaps[1:3, :, rng.integers(10, 50) :] = 0  # the prediction run's frames: dark on the right
+    ifmaps[2, :40] = 0
+    job = KernelJob(np.stack([image.config_image(c) for c in cfgs]), ifmaps, n_frames, [4, 9, 4])
     job_file, result_file = tmp_path / "job.npz", tmp_path / "result.npz"
-    KernelJob(np.stack([image.config_image(c) for c in cfgs]), ifmaps).save(job_file)
+    job.save(job_file)
     run(sim, sim_build_root, "test_host_job", VELCRO_JOB=job_file, VELCRO_RESULT=result_file)
     result = KernelResult.load(result_file)
-    for u, cfg in enumerate(cfgs):
-        for n in range(2):
-            assert np.array_equal(result.ofmaps[u, n], golden.conv2d(ifmaps[u, n], cfg))
-        last = golden.frame_result(ifmaps[u, -1], cfg)
-        counters = image.written_back(result.images[u])
-        assert (counters["FRAMES"], counters["LAST_COMPUTED"], counters["LAST_PREDICTED"]) == (
-            2, last.computed_outputs, last.predicted_outputs)  # fmt: skip
-        assert result.start_cycles[u] < result.frame_end_cycles[u, 0] < result.frame_end_cycles[u, 1]
-        assert result.frame_end_cycles[u, 1] < result.done_cycles[u]
-    assert result.done_cycles[0] < result.start_cycles[1]
+    assert result.ofmaps.shape == ifmaps.shape and result.frame_end_cycles.shape == (len(ifmaps),)
+    assert result.start_cycles.shape == result.done_cycles.shape == (3,)
+    for r, cfg in enumerate(cfgs):
+        frames = job.frames(r)
+        mine = ifmaps[frames]
+        for n, x in enumerate(mine):
+            assert np.array_equal(result.ofmaps[frames][n], golden.conv2d(x, cfg)), f"run {r}, frame {n}"
+        last = golden.frame_result(mine[-1], cfg)
+        counters = image.written_back(result.images[r])
+        assert (counters["FRAMES"], counters["LAST_COMPUTED"], counters["LAST_PREDICTED"], counters["LAST_MACS"]) == (
+            len(mine), last.computed_outputs, last.predicted_outputs, last.macs)  # fmt: skip
+        start = result.start_cycles[r]
+        assert result.done_cycles[r] - start == cycles.kernel_run_cycles(cfg, mine, 64), f"run {r}"
+        first = spec.KERNEL_LOAD_CYCLES + 2 * 64 + cycles.isolated_latency(cfg, mine[0])
+        model = np.cumsum([first, *cycles.back_to_back_gaps(cfg, list(mine))])
+        assert (result.frame_end_cycles[frames] - start).tolist() == model.tolist(), f"run {r}: frame ends"
+    assert golden.frame_result(ifmaps[2], zp).predicted_outputs > 0, "the prediction run predicted nothing"
+    assert (result.done_cycles[:-1] < result.start_cycles[1:]).all(), "runs one after another"
