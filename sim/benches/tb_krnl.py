@@ -25,7 +25,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.queue import Queue
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, Event, FallingEdge, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiResp
 
@@ -124,9 +124,26 @@ class BusMonitor:
 
     def __init__(self, dut):
         self.dut = dut
-        self.cycle = 0
         self.clear()
+        # While no valid is high there is nothing to sample: the monitor sleeps until one rises or reset
+        # falls (most cycles of a frame's compute, where per-cycle sampling would cost most of the run).
+        self._wake = Event()
+        d = dut
+        for signal in (d.m_axi_gmem_arvalid, d.m_axi_gmem_rvalid, d.m_axi_gmem_awvalid, d.m_axi_gmem_wvalid,
+                       d.m_axi_gmem_bvalid, d.s_axi_control_awvalid, d.s_axi_control_wvalid):  # fmt: skip
+            cocotb.start_soon(self._wake_on(RisingEdge(signal)))
+        cocotb.start_soon(self._wake_on(FallingEdge(d.ap_rst_n)))
         cocotb.start_soon(self._run())
+
+    @property
+    def cycle(self) -> int:
+        """Rising edges of ap_clk so far: they fall on multiples of the period from time 0."""
+        return int(get_sim_time("ps")) // CLOCK_PS
+
+    async def _wake_on(self, edge) -> None:
+        while True:
+            await edge
+            self._wake.set()
 
     def clear(self) -> None:
         self.reads: list[tuple[int, int, int]] = []  # (cycle, addr, beats)
@@ -153,47 +170,73 @@ class BusMonitor:
         return _Burst(addr, beats)
 
     async def _run(self) -> None:
-        d = self.dut
+        clock = RisingEdge(self.dut.ap_clk)
         while True:
-            await RisingEdge(d.ap_clk)
-            self.cycle += 1
-            if not int(d.ap_rst_n.value):
-                self._ar.clear()
-                self._aw.clear()
-                continue
-            if int(d.m_axi_gmem_arvalid.value) and int(d.m_axi_gmem_arready.value):
+            await clock
+            if not self._sample():
+                self._wake.clear()
+                await self._wake.wait()
+
+    def _sample(self) -> bool:
+        """Record this clock edge's handshakes; False when out of reset and no valid is high."""
+        d = self.dut
+        if not int(d.ap_rst_n.value):
+            self._ar.clear()
+            self._aw.clear()
+            return True
+        busy = False
+        if int(d.m_axi_gmem_arvalid.value):
+            busy = True
+            if int(d.m_axi_gmem_arready.value):
                 self._ar.append(self._burst("ar"))
-            if int(d.m_axi_gmem_rvalid.value) and int(d.m_axi_gmem_rready.value):
+        if int(d.m_axi_gmem_rvalid.value):
+            busy = True
+            if int(d.m_axi_gmem_rready.value):
                 assert self._ar, f"cycle {self.cycle}: R beat without a read burst"
                 burst = self._ar[0]
                 self.r_cycle[burst.addr + BEAT * burst.beat] = self.cycle
                 burst.beat += 1
                 if burst.beat == burst.beats:
                     self._ar.popleft()
-            if int(d.m_axi_gmem_awvalid.value) and int(d.m_axi_gmem_awready.value):
+        if int(d.m_axi_gmem_awvalid.value):
+            busy = True
+            if int(d.m_axi_gmem_awready.value):
                 self._aw.append(self._burst("aw"))
-            if int(d.m_axi_gmem_wvalid.value) and int(d.m_axi_gmem_wready.value):
-                assert self._aw, f"cycle {self.cycle}: W beat before its write address"
-                burst = self._aw[0]
-                last = burst.beat == burst.beats - 1
-                assert int(d.m_axi_gmem_wlast.value) == last, (
-                    f"cycle {self.cycle}: WLAST {int(d.m_axi_gmem_wlast.value)} on beat {burst.beat} of a "
-                    f"{burst.beats}-beat burst at 0x{burst.addr:x}"
-                )
-                self.w_cycle[burst.addr + BEAT * burst.beat] = self.cycle
-                burst.beat += 1
-                if last:
-                    self._aw.popleft()
-            if int(d.m_axi_gmem_bvalid.value) and int(d.m_axi_gmem_bready.value):
+        if int(d.m_axi_gmem_wvalid.value):
+            busy = True
+            if int(d.m_axi_gmem_wready.value):
+                self._w_beat()
+        if int(d.m_axi_gmem_bvalid.value):
+            busy = True
+            if int(d.m_axi_gmem_bready.value):
                 self.b_count += 1
-            if int(d.s_axi_control_awvalid.value) and int(d.s_axi_control_awready.value):
+        if int(d.s_axi_control_awvalid.value):
+            busy = True
+            if int(d.s_axi_control_awready.value):
                 self._ctrl_aw.append((self.cycle, int(d.s_axi_control_awaddr.value)))
-            if int(d.s_axi_control_wvalid.value) and int(d.s_axi_control_wready.value):
+        if int(d.s_axi_control_wvalid.value):
+            busy = True
+            if int(d.s_axi_control_wready.value):
                 self._ctrl_w.append((self.cycle, int(d.s_axi_control_wdata.value) & int(d.s_axi_control_wstrb.value)))
-            while self._ctrl_aw and self._ctrl_w:
-                (aw_cycle, addr), (w_cycle, data) = self._ctrl_aw.popleft(), self._ctrl_w.popleft()
-                if addr >> 2 == KREG["AP_CTRL"].word and data & AP["AP_START"]:
-                    self.start_cycles.append(max(aw_cycle, w_cycle))
+        while self._ctrl_aw and self._ctrl_w:
+            (aw_cycle, addr), (w_cycle, data) = self._ctrl_aw.popleft(), self._ctrl_w.popleft()
+            if addr >> 2 == KREG["AP_CTRL"].word and data & AP["AP_START"]:
+                self.start_cycles.append(max(aw_cycle, w_cycle))
+        return busy
+
+    def _w_beat(self) -> None:
+        d = self.dut
+        assert self._aw, f"cycle {self.cycle}: W beat before its write address"
+        burst = self._aw[0]
+        last = burst.beat == burst.beats - 1
+        assert int(d.m_axi_gmem_wlast.value) == last, (
+            f"cycle {self.cycle}: WLAST {int(d.m_axi_gmem_wlast.value)} on beat {burst.beat} of a "
+            f"{burst.beats}-beat burst at 0x{burst.addr:x}"
+        )
+        self.w_cycle[burst.addr + BEAT * burst.beat] = self.cycle
+        burst.beat += 1
+        if last:
+            self._aw.popleft()
 
     @property
     def quiet(self) -> bool:
