@@ -125,13 +125,16 @@ class BusMonitor:
     def __init__(self, dut):
         self.dut = dut
         self.clear()
-        # While no valid is high there is nothing to sample: the monitor sleeps until one rises or reset
-        # falls (most cycles of a frame's compute, where per-cycle sampling would cost most of the run).
+        # A clock edge without a handshake is followed by none until a valid or a ready rises: the
+        # monitor then sleeps until one does or reset falls. That is most cycles of a frame's compute,
+        # where the memory holds R valid against the kernel's back-pressure and per-cycle sampling
+        # would cost most of the run.
         self._wake = Event()
         d = dut
-        for signal in (d.m_axi_gmem_arvalid, d.m_axi_gmem_rvalid, d.m_axi_gmem_awvalid, d.m_axi_gmem_wvalid,
-                       d.m_axi_gmem_bvalid, d.s_axi_control_awvalid, d.s_axi_control_wvalid):  # fmt: skip
-            cocotb.start_soon(self._wake_on(RisingEdge(signal)))
+        for channel in ("m_axi_gmem_ar", "m_axi_gmem_r", "m_axi_gmem_aw", "m_axi_gmem_w", "m_axi_gmem_b",
+                        "s_axi_control_aw", "s_axi_control_w"):  # fmt: skip
+            for handshake in ("valid", "ready"):
+                cocotb.start_soon(self._wake_on(RisingEdge(getattr(d, channel + handshake))))
         cocotb.start_soon(self._wake_on(FallingEdge(d.ap_rst_n)))
         cocotb.start_soon(self._run())
 
@@ -178,46 +181,39 @@ class BusMonitor:
                 await self._wake.wait()
 
     def _sample(self) -> bool:
-        """Record this clock edge's handshakes; False when out of reset and no valid is high."""
+        """Record this clock edge's handshakes; False when out of reset and there was none."""
         d = self.dut
         if not int(d.ap_rst_n.value):
             self._ar.clear()
             self._aw.clear()
             return True
         busy = False
-        if int(d.m_axi_gmem_arvalid.value):
+        if int(d.m_axi_gmem_arvalid.value) and int(d.m_axi_gmem_arready.value):
             busy = True
-            if int(d.m_axi_gmem_arready.value):
-                self._ar.append(self._burst("ar"))
-        if int(d.m_axi_gmem_rvalid.value):
+            self._ar.append(self._burst("ar"))
+        if int(d.m_axi_gmem_rvalid.value) and int(d.m_axi_gmem_rready.value):
             busy = True
-            if int(d.m_axi_gmem_rready.value):
-                assert self._ar, f"cycle {self.cycle}: R beat without a read burst"
-                burst = self._ar[0]
-                self.r_cycle[burst.addr + BEAT * burst.beat] = self.cycle
-                burst.beat += 1
-                if burst.beat == burst.beats:
-                    self._ar.popleft()
-        if int(d.m_axi_gmem_awvalid.value):
+            assert self._ar, f"cycle {self.cycle}: R beat without a read burst"
+            burst = self._ar[0]
+            self.r_cycle[burst.addr + BEAT * burst.beat] = self.cycle
+            burst.beat += 1
+            if burst.beat == burst.beats:
+                self._ar.popleft()
+        if int(d.m_axi_gmem_awvalid.value) and int(d.m_axi_gmem_awready.value):
             busy = True
-            if int(d.m_axi_gmem_awready.value):
-                self._aw.append(self._burst("aw"))
-        if int(d.m_axi_gmem_wvalid.value):
+            self._aw.append(self._burst("aw"))
+        if int(d.m_axi_gmem_wvalid.value) and int(d.m_axi_gmem_wready.value):
             busy = True
-            if int(d.m_axi_gmem_wready.value):
-                self._w_beat()
-        if int(d.m_axi_gmem_bvalid.value):
+            self._w_beat()
+        if int(d.m_axi_gmem_bvalid.value) and int(d.m_axi_gmem_bready.value):
             busy = True
-            if int(d.m_axi_gmem_bready.value):
-                self.b_count += 1
-        if int(d.s_axi_control_awvalid.value):
+            self.b_count += 1
+        if int(d.s_axi_control_awvalid.value) and int(d.s_axi_control_awready.value):
             busy = True
-            if int(d.s_axi_control_awready.value):
-                self._ctrl_aw.append((self.cycle, int(d.s_axi_control_awaddr.value)))
-        if int(d.s_axi_control_wvalid.value):
+            self._ctrl_aw.append((self.cycle, int(d.s_axi_control_awaddr.value)))
+        if int(d.s_axi_control_wvalid.value) and int(d.s_axi_control_wready.value):
             busy = True
-            if int(d.s_axi_control_wready.value):
-                self._ctrl_w.append((self.cycle, int(d.s_axi_control_wdata.value) & int(d.s_axi_control_wstrb.value)))
+            self._ctrl_w.append((self.cycle, int(d.s_axi_control_wdata.value) & int(d.s_axi_control_wstrb.value)))
         while self._ctrl_aw and self._ctrl_w:
             (aw_cycle, addr), (w_cycle, data) = self._ctrl_aw.popleft(), self._ctrl_w.popleft()
             if addr >> 2 == KREG["AP_CTRL"].word and data & AP["AP_START"]:
