@@ -31,7 +31,11 @@ BENCH_MODULE = "sim.benches.tb_krnl"
 BENCH_TEST = "test_host_job"
 # A worker process costs a second or two to start: jobs under about 10 s of simulation run in one.
 SPLIT_CYCLES = 300_000
-FRAMES_PER_S = 6  # per Verilator process with cocotb's AXI RAM: 2,560 frames on 2 processes took 214 s
+# What a run costs to simulate (Verilator, cocotb's AXI RAM), in clock cycles' worth of wall time:
+# every frame's 1,024 memory beats cost about as much as 2,600 cycles, a start (reset, image load)
+# about 3,000 (48 uncompressed frames, 199k cycles: 7.9 s; 48 compressed ones, 27k cycles: 4.8 s).
+SIM_FRAME_CYCLES, SIM_RUN_CYCLES = 2_600, 3_000
+SIM_CYCLES_PER_S = 55_000  # per simulator process
 
 
 def shared_kernel_build(sim: str, build_root: Path = ROOT / "sim_build") -> Path:
@@ -57,12 +61,17 @@ def default_workers() -> int:
     return max(1, min(2, len(os.sched_getaffinity(0))))
 
 
-def balanced_parts(job: KernelJob, parts: int) -> list[np.ndarray]:
-    """Run indices split into up to `parts` groups of about equal simulated cycles (largest first, each
-    to the least loaded group), from the cycle model's interval of each run's compressed outputs; one
-    group for a job under SPLIT_CYCLES."""
-    cost = [int(n) * frame_interval(N_OUTPUTS - int(config_from_image(image).effective_mask.sum()))
+def simulation_cost(job: KernelJob) -> list[int]:
+    """Per run, its simulation's wall time in cycles' worth: its cycles (the cycle model's interval of
+    its compressed outputs per frame), its memory beats and its start."""
+    return [SIM_RUN_CYCLES + int(n) * (SIM_FRAME_CYCLES + frame_interval(N_OUTPUTS - int(config_from_image(image).effective_mask.sum())))
             for image, n in zip(job.images, job.n_frames)]  # fmt: skip
+
+
+def balanced_parts(job: KernelJob, parts: int) -> list[np.ndarray]:
+    """Run indices split into up to `parts` groups of about equal simulation time (largest first, each
+    to the least loaded group, `simulation_cost`); one group for a job under SPLIT_CYCLES."""
+    cost = simulation_cost(job)
     parts = 1 if sum(cost) < SPLIT_CYCLES else min(parts, len(cost))
     groups: list[list[int]] = [[] for _ in range(parts)]
     loads = [0] * len(groups)
@@ -114,7 +123,8 @@ class SimBackend:
         files = [(self.work / f"job-{k}.npz", self.work / f"result-{k}.npz") for k in range(len(parts))]
         for runs, (job_file, _) in zip(parts, files):
             job.subset(runs).save(job_file)
-        estimate = f", about {len(job.ifmaps) / FRAMES_PER_S / len(parts):.0f} s" if self.sim == "verilator" else ""
+        seconds = sum(simulation_cost(job)) / SIM_CYCLES_PER_S / len(parts)
+        estimate = f", about {seconds:.0f} s" if self.sim == "verilator" else ""
         print(f"[sim] {job.runs} runs, {len(job.ifmaps)} frames on the simulated {KERNEL_NAME} ({self.sim}, "
               f"{len(parts)} process{'es' if len(parts) > 1 else ''}{estimate})", file=sys.stderr)  # fmt: skip
         start = time.perf_counter()

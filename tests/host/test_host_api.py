@@ -17,7 +17,7 @@ from host import schedule
 from host.api import (ScheduleOptions, check_counters, layer_job, plan_layer, run_export, run_layers,
                       schedule_summary, uncompressed, with_paying_prediction)  # fmt: skip
 from host.backends import DeviceResult
-from host.backends.sim import SPLIT_CYCLES, balanced_parts
+from host.backends.sim import SPLIT_CYCLES, balanced_parts, simulation_cost
 from model.deploy.export import LayerExport
 from model.deploy.quantize import golden_runner
 from model.errors import VelcroError
@@ -306,8 +306,9 @@ def test_large_jobs_split_evenly_small_ones_do_not(layer):
     parts = balanced_parts(large, 2)
     assert len(parts) == 2 and sorted(np.concatenate(parts).tolist()) == list(range(large.runs))
     assert all(p.tolist() == sorted(p.tolist()) for p in parts)
-    cost = [int(n) * cycles.frame_interval(N_OUTPUTS - int(config_from_image(i).effective_mask.sum()))
-            for i, n in zip(large.images, large.n_frames)]  # fmt: skip
+    cost = simulation_cost(large)
+    assert cost == [3_000 + int(n) * (2_600 + cycles.frame_interval(N_OUTPUTS - int(config_from_image(i).effective_mask.sum())))
+                    for i, n in zip(large.images, large.n_frames)]  # fmt: skip
     loads = [sum(cost[r] for r in p) for p in parts]
     assert sum(loads) > SPLIT_CYCLES and abs(loads[0] - loads[1]) <= max(cost)
     # every part is a job of its own, its runs' frames with them
