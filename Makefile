@@ -25,12 +25,12 @@ FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 help:
 	@echo "make sim          generate the RTL, run the cocotb benches (SIM=icarus|verilator, WAVES=1), write reports/"
 	@echo "make test         the whole pytest suite: unit + cocotb on Icarus and Verilator + the slow flows"
-	@echo "make test-fast    the unit tier (no simulator, nothing over ~20 s): about 3-4 minutes on 2 cores"
+	@echo "make test-fast    the unit tier (no simulator, nothing over ~20 s): under 3 minutes on 2 cores"
 	@echo "make test-cocotb  the velcro_conv2d cocotb benches on Icarus and Verilator (not the slow ones)"
 	@echo "make rtl          regenerate rtl/generated/*.v from the Amaranth sources"
 	@echo "make lint         Verilator lint of the generated Verilog"
 	@echo "make formal       SymbiYosys proofs of the AXI4-Lite, AXI4-Stream and AXI4 interfaces: reports/formal.md"
-	@echo "make benchmark    the zero-aware scheduler on 1,000 test images (BENCH_IMAGES=...): reports/scheduling.md (~20 min)"
+	@echo "make benchmark    the zero-aware scheduler on 1,000 test images (BENCH_IMAGES=...): reports/scheduling.md (~25 min)"
 	@echo "make soak         10,000+ random frames with disturbances through velcro_top on Verilator: reports/soak.md"
 	@echo "make saif         velcro_top switching activity per C as SAIF for Vivado (SAIF_C=\"0 0.3\")"
 	@echo "make algorithm-report | algorithm-bench | algorithm-train | algorithm-train-check | algorithm-test"
@@ -84,7 +84,7 @@ sim: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.run_sim --sim $(SIM) --hil-sim $(HIL_SIM) $(if $(filter 1,$(WAVES)),--waves,)
 
 # The scheduler on BENCH_IMAGES test images (rtl/README.md, section 9; host/schedule.py): reports/scheduling.md.
-# 1,000 images simulate ~10,000 frames on the kernel: about 20 minutes on 2 cores.
+# 1,000 images simulate ~10,000 frames on the kernel: about 25 minutes on 2 cores.
 BENCH_IMAGES ?= 1000
 benchmark: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.flows.scheduling --images $(BENCH_IMAGES)
