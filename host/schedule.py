@@ -112,12 +112,7 @@ def channel_costs(configs: Sequence[golden.ConvConfig], tuning_ifmaps: np.ndarra
     mask alone; with prediction they are averaged over the tuning images (16, K, 64, 64)."""
     costs = []
     for c, cfg in enumerate(configs):
-        if cfg.zp_en:
-            if tuning_ifmaps is None or len(tuning_ifmaps[c]) == 0:
-                raise VelcroError(f"channel {c} predicts zeros: its cycles are estimated from tuning images; give some")
-            stages = [cycles.frame_stage_cycles(cfg, x) for x in tuning_ifmaps[c]]
-        else:
-            stages = [cycles.compute_stage_cycles(cfg.computed_outputs)]
+        stages = tuning_stages(c, cfg, tuning_ifmaps) if cfg.zp_en else [cycles.compute_stage_cycles(cfg.computed_outputs)]
         per_image = float(np.mean([frame_work(s) for s in stages]))
         start = cycles.kernel_run_cycles_of_stages(stages, latency) - len(stages) * per_image
         costs.append(ChannelCost(start, per_image))
@@ -132,12 +127,17 @@ def prediction_pays(configs: Sequence[golden.ConvConfig], tuning_ifmaps: np.ndar
         if not cfg.zp_en:
             pays.append(False)
             continue
-        if tuning_ifmaps is None or len(tuning_ifmaps[c]) == 0:
-            raise VelcroError(f"channel {c} predicts zeros: whether that pays is measured on tuning images; give some")
         without = frame_work(cycles.compute_stage_cycles(dataclasses.replace(cfg, zp_en=False).computed_outputs))
-        with_ = np.mean([frame_work(cycles.frame_stage_cycles(cfg, x)) for x in tuning_ifmaps[c]])
+        with_ = np.mean([frame_work(s) for s in tuning_stages(c, cfg, tuning_ifmaps)])
         pays.append(bool(with_ < without))
     return pays
+
+
+def tuning_stages(channel: int, cfg: golden.ConvConfig, tuning_ifmaps: np.ndarray | None) -> list[int]:
+    """Compute-stage cycles of a prediction channel's tuning images: what its frames cost depends on the data."""
+    if tuning_ifmaps is None or len(tuning_ifmaps[channel]) == 0:
+        raise VelcroError(f"channel {channel} predicts zeros: its cycles are estimated from tuning images; give some")
+    return [cycles.frame_stage_cycles(cfg, x) for x in tuning_ifmaps[channel]]
 
 
 # ---------------------------------------------------------------------- plans
@@ -150,16 +150,17 @@ def make_plan(name: str, configs: Sequence[golden.ConvConfig], images: int, cost
         raise VelcroError(f"a plan needs 1 or more images and units, got {images} images on {units} units")
     if block < 1:
         raise VelcroError(f"--block {block}: give 1 or more images per job")
+    if name == "fixed" and len(configs) > units:
+        raise VelcroError(f"--schedule fixed runs channel c on unit c: {len(configs)} channels need as many units")
+    constant = [] if name == "fixed" else [c for c, cfg in enumerate(configs) if is_constant(cfg)]
+    work = [c for c in range(len(configs)) if c not in constant]
     if name == "fixed":
-        if len(configs) > units:
-            raise VelcroError(f"--schedule fixed runs channel c on unit c: {len(configs)} channels need as many units")
-        jobs, constant = [Job(c, c, 0, images) for c in range(len(configs))], []
+        jobs = [Job(c, c, 0, images) for c in work]
+    elif name == "split":
+        jobs = _split(work, images, costs, units, dispatch_cycles)
     else:
-        constant = [c for c, cfg in enumerate(configs) if is_constant(cfg)]
-        work = [c for c in range(len(configs)) if c not in constant]
-        jobs = (_split(work, images, costs, units, dispatch_cycles) if name == "split"
-                else _lpt(work, images, costs, units, dispatch_cycles, block))  # fmt: skip
-    check_coverage(jobs, [c for c in range(len(configs)) if c not in constant], images, units)
+        jobs = _lpt(work, images, costs, units, dispatch_cycles, block)
+    check_coverage(jobs, work, images, units)
     estimated = [costs[job.channel].run(job.images) for job in jobs]
     return Plan(name, units, images, jobs, constant, dispatch_cycles, estimated)
 

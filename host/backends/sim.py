@@ -121,8 +121,9 @@ class SimBackend:
         self.work.mkdir(parents=True, exist_ok=True)
         parts = balanced_parts(job, self.workers)
         files = [(self.work / f"job-{k}.npz", self.work / f"result-{k}.npz") for k in range(len(parts))]
-        for runs, (job_file, _) in zip(parts, files):
-            job.subset(runs).save(job_file)
+        subsets = [job.subset(runs) for runs in parts]
+        for subset, (job_file, _) in zip(subsets, files):
+            subset.save(job_file)
         seconds = sum(simulation_cost(job)) / SIM_CYCLES_PER_S / len(parts)
         estimate = f", about {seconds:.0f} s" if self.sim == "verilator" else ""
         print(f"[sim] {job.runs} runs, {len(job.ifmaps)} frames on the simulated {KERNEL_NAME} ({self.sim}, "
@@ -134,8 +135,8 @@ class SimBackend:
             self._run_workers(files)
         images, ofmaps = np.empty_like(job.images), np.empty_like(job.ifmaps)
         run_cycles, frame_ends = np.empty(job.runs, np.int64), np.empty(len(job.ifmaps), np.int64)
-        for runs, (_, result_file) in zip(parts, files):
-            result, part = KernelResult.load(result_file), job.subset(runs)
+        for runs, part, (_, result_file) in zip(parts, subsets, files):
+            result = KernelResult.load(result_file)
             for k, r in enumerate(runs):
                 mine, theirs = job.frames(r), part.frames(k)
                 images[r], ofmaps[mine] = result.images[k], result.ofmaps[theirs]

@@ -54,17 +54,21 @@ EXTRA_THRESHOLDS = (0.85,)
 
 
 def mode_export(ctx, threshold: float, velcro: bool, allocation: str, pattern: str | None, prediction: str):
-    """The mode's export and the channels whose prediction the "paying" rule turned off."""
+    """The mode's export, the channels whose prediction the "paying" rule turned off, and the tuning
+    IFMAPs its prediction channels are planned with (None without prediction)."""
     export = ctx.export(threshold if velcro else None, allocation, zp_pattern=pattern, zp_max=0.0)
-    if pattern is None or prediction == "all":
-        return export, []
-    return with_paying_prediction(export, tuning_ifmaps(export, ctx.model))
+    if pattern is None:
+        return export, [], None
+    tuning = tuning_ifmaps(export, ctx.model)
+    if prediction == "all":
+        return export, [], tuning
+    return *with_paying_prediction(export, tuning), tuning
 
 
-def run_mode(ctx, ifmaps: np.ndarray, export, backend: SimBackend, options: ScheduleOptions, whole: bool) -> dict:
+def run_mode(ctx, ifmaps: np.ndarray, export, tuning: np.ndarray | None, backend: SimBackend,
+             options: ScheduleOptions, whole: bool) -> dict:  # fmt: skip
     """One mode: its three plans on the cycle model; simulated, its split plan whole or the
     SUBSET_RUNS shortest runs of its lpt plan (blocks of at most 64 images, so a subset stays short)."""
-    tuning = tuning_ifmaps(export, ctx.model) if any(c.zp_en for c in export.configs) else None
     plans, summaries = {}, {}
     for name in schedule.PLANS:
         plan_options = dataclasses.replace(options, plan=name)
@@ -111,8 +115,8 @@ def run_benchmark(sim: str, images: int, options: ScheduleOptions, threshold: fl
     whole = max(t for t, label, *_ in cases if label == MODES[0][0])
     rows = []
     for t, label, velcro, allocation, pattern, prediction in tqdm(cases, desc="modes", unit="mode"):
-        export, turned_off = mode_export(ctx, t, velcro, allocation, pattern, prediction)
-        row = run_mode(ctx, ifmaps, export, backend, options, whole=(label, t) == (MODES[0][0], whole))
+        export, turned_off, tuning = mode_export(ctx, t, velcro, allocation, pattern, prediction)
+        row = run_mode(ctx, ifmaps, export, tuning, backend, options, whole=(label, t) == (MODES[0][0], whole))
         rows.append({"mode": label, "threshold": t if velcro else None, "allocation": allocation, "zp_pattern": pattern,
                      "prediction": prediction, "prediction_turned_off": turned_off} | row)  # fmt: skip
     return {"task": TASK, "images": images, "simulator": sim, "threshold": threshold, "lossless_scan": scan,
